@@ -1,0 +1,240 @@
+//! The access table: which routes each kind of credential, and each configured caller, can
+//! reach, and why not.
+//!
+//! Every cell is computed by the same function the layer uses on live requests, so the table
+//! cannot disagree with what the service does.
+//!
+//! ```
+//! use http::Method;
+//! use s2s_auth::{Auth, RoutePolicy, StaticToken};
+//!
+//! let auth = Auth::builder("catalog")
+//!     .static_token(StaticToken::new("ci-bot", "a-long-random-token-for-ci"))
+//!     .route("/healthz", [Method::GET], RoutePolicy::unauthenticated())
+//!     .route("/entities", [Method::POST], RoutePolicy::authenticated())
+//!     .build()
+//!     .unwrap();
+//! let table = auth.access_table();
+//! let markdown = table.to_markdown();
+//! assert!(markdown.contains("| `/entities` | POST |"));
+//! let json = table.to_json();
+//! assert_eq!(json["rows"][1]["cells"]["static"]["status"], 403);
+//! ```
+
+use http::Method;
+use serde::Serialize;
+
+use crate::auth::Inner;
+use crate::error::RequestError;
+use crate::policy::{Resolved, authorize};
+use crate::principal::{CredentialKind, Principal, PrincipalType};
+
+/// One cell: whether the column's caller gets through, and if not, with which status and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Cell {
+    /// Whether the request would be let through.
+    pub allowed: bool,
+    /// 200 when allowed, else the refusal's status.
+    pub status: u16,
+    /// The stable reason code (`allowed`, `missing_credentials`, `read_only_credential`, …).
+    pub reason: String,
+    /// The refusal's message, empty when allowed.
+    pub message: String,
+}
+
+/// One row: a route pattern and a method.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Row {
+    /// The route pattern, or `<unlisted>` for the default policy.
+    pub route: String,
+    /// The method, or `* (read)` / `* (write)` for routes whose policy covers every method.
+    pub method: String,
+    /// One cell per column, in column order.
+    pub cells: Vec<(String, Cell)>,
+}
+
+/// The table. Render it with [`AccessTable::to_markdown`] or [`AccessTable::to_json`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessTable {
+    service_id: String,
+    columns: Vec<String>,
+    rows: Vec<Row>,
+}
+
+impl AccessTable {
+    pub(crate) fn new(inner: &Inner) -> Self {
+        // Columns: no credential, each credential kind this service has a verifier for, then
+        // each configured caller with its own restrictions.
+        let mut columns: Vec<(String, Option<Principal>)> =
+            vec![(CredentialKind::None.as_str().to_owned(), None)];
+        if !inner.static_tokens.is_empty() {
+            columns.push((
+                CredentialKind::Static.as_str().to_owned(),
+                Some(
+                    Principal::new(PrincipalType::Service, "external:*", CredentialKind::Static)
+                        .with_read_only(true),
+                ),
+            ));
+        }
+        for token in &inner.static_callers {
+            let principal = token.principal();
+            let mut name = principal.subject().to_owned();
+            let mut n = 2;
+            while columns.iter().any(|(c, _)| *c == name) {
+                name = format!("{} (#{n})", principal.subject());
+                n += 1;
+            }
+            columns.push((name, Some(principal)));
+        }
+
+        let mut rows = Vec::new();
+        let mut push = |route: &str, method_label: String, method: Method, resolved: Resolved<'_>| {
+            let cells = columns
+                .iter()
+                .map(|(name, principal)| {
+                    let cell = evaluate(principal.as_ref(), &method, &resolved, &inner.service_id);
+                    (name.clone(), cell)
+                })
+                .collect();
+            rows.push(Row {
+                route: route.to_owned(),
+                method: method_label,
+                cells,
+            });
+        };
+        for entry in &inner.registry.routes {
+            for (method, policy) in &entry.by_method {
+                let resolved = Resolved::Route {
+                    pattern: &entry.pattern,
+                    policy,
+                };
+                push(&entry.pattern, method.to_string(), method.clone(), resolved);
+            }
+            if let Some(policy) = &entry.any_method {
+                for (label, method) in any_method_rows() {
+                    let resolved = Resolved::Route {
+                        pattern: &entry.pattern,
+                        policy,
+                    };
+                    push(&entry.pattern, label.to_owned(), method, resolved);
+                }
+            }
+        }
+        for (label, method) in any_method_rows() {
+            push(
+                "<unlisted>",
+                label.to_owned(),
+                method,
+                Resolved::Default(inner.registry.default),
+            );
+        }
+        Self {
+            service_id: inner.service_id.clone(),
+            columns: columns.into_iter().map(|(c, _)| c).collect(),
+            rows,
+        }
+    }
+
+    /// The column names: `none`, the credential kinds, then one per configured caller.
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    /// The rows: each listed route and method, then the default policy.
+    pub fn rows(&self) -> &[Row] {
+        &self.rows
+    }
+
+    /// A Markdown table; each cell is `allow` or `<status> <short reason>`.
+    pub fn to_markdown(&self) -> String {
+        let mut out = format!("Access table for service `{}`\n\n", self.service_id);
+        out.push_str("| route | method |");
+        for c in &self.columns {
+            out.push_str(&format!(" {c} |"));
+        }
+        out.push_str("\n|---|---|");
+        for _ in &self.columns {
+            out.push_str("---|");
+        }
+        out.push('\n');
+        for row in &self.rows {
+            out.push_str(&format!("| `{}` | {} |", row.route, row.method));
+            for (_, cell) in &row.cells {
+                if cell.allowed {
+                    out.push_str(" allow |");
+                } else {
+                    out.push_str(&format!(" {} {} |", cell.status, short(&cell.reason)));
+                }
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The table as JSON: `{"serviceId", "columns": [..], "rows": [{"route", "method",
+    /// "cells": {"<column>": {"allowed", "status", "reason", "message"}}}]}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let rows: Vec<_> = self
+            .rows
+            .iter()
+            .map(|row| {
+                let cells: serde_json::Map<_, _> = row
+                    .cells
+                    .iter()
+                    .map(|(c, cell)| (c.clone(), serde_json::json!(cell)))
+                    .collect();
+                serde_json::json!({ "route": row.route, "method": row.method, "cells": cells })
+            })
+            .collect();
+        serde_json::json!({
+            "serviceId": self.service_id,
+            "columns": self.columns,
+            "rows": rows,
+        })
+    }
+}
+
+fn any_method_rows() -> [(&'static str, Method); 2] {
+    [("* (read)", Method::GET), ("* (write)", Method::POST)]
+}
+
+fn evaluate(
+    principal: Option<&Principal>,
+    method: &Method,
+    resolved: &Resolved<'_>,
+    service_id: &str,
+) -> Cell {
+    let outcome = match principal {
+        _ if resolved.is_unauthenticated() => Ok(()),
+        None => Err(RequestError::MissingCredentials),
+        Some(p) => authorize(p, method, resolved, service_id).map_err(RequestError::from),
+    };
+    match outcome {
+        Ok(()) => Cell {
+            allowed: true,
+            status: 200,
+            reason: "allowed".into(),
+            message: String::new(),
+        },
+        Err(e) => Cell {
+            allowed: false,
+            status: e.status().as_u16(),
+            reason: e.code().into(),
+            message: e.to_string(),
+        },
+    }
+}
+
+fn short(reason: &str) -> &str {
+    match reason {
+        "missing_credentials" => "needs credentials",
+        "default_deny" => "deny (default)",
+        "credential_kind_not_allowed" => "kind not allowed",
+        "sensitive_route" => "sensitive",
+        "read_only_credential" => "read-only",
+        "restricted_plugin" => "other plugin",
+        "restricted_permission" => "permission restricted",
+        "restricted_action" => "action restricted",
+        other => other,
+    }
+}

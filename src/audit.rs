@@ -1,0 +1,201 @@
+//! Audit: every decision is an [`AuditEvent`].
+//!
+//! Events always go to `tracing` on the target `s2s_auth::audit` (allows at `INFO`, refusals
+//! at `WARN`), and to every [`AuditSink`] plugged into the [`Auth`](crate::Auth). An event
+//! never holds a token: only its [`Fingerprint`](crate::Fingerprint).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use s2s_auth::{Auth, JsonLinesSink, MemoryAuditSink};
+//!
+//! let memory = Arc::new(MemoryAuditSink::default());
+//! let auth = Auth::builder("catalog")
+//!     .audit_sink(memory.clone())
+//!     .audit_sink(Arc::new(JsonLinesSink::new(std::io::stderr())))
+//!     .build()
+//!     .unwrap();
+//! # let _ = auth;
+//! assert!(memory.events().is_empty());
+//! ```
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::principal::{CredentialKind, PrincipalType};
+use crate::secret::Fingerprint;
+
+/// Whether the request was let through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    /// Let through to the handler.
+    Allow,
+    /// Refused with a 4xx status.
+    Deny,
+}
+
+/// One audited decision.
+///
+/// Serialized (by [`JsonLinesSink`]) with camelCase keys. Fields are public to read; the
+/// struct is `#[non_exhaustive]` because later versions add fields.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct AuditEvent {
+    /// When the decision was made (UTC).
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
+    /// The request's `x-request-id` when it sent a sane one (at most 128 visible ASCII
+    /// characters), otherwise a fresh UUID.
+    pub request_id: String,
+    /// Allow or deny.
+    pub decision: Decision,
+    /// A stable snake_case reason: `allowed`, `unauthenticated_route`, or the code of the
+    /// error ([`RequestError::code`](crate::RequestError::code)).
+    pub reason: String,
+    /// A human sentence (the same as the response's `error_description`); empty on allow.
+    pub message: String,
+    /// The HTTP status the layer answered with, or 200 when it let the request through (the
+    /// handler's own status is not known to the layer at that point).
+    pub status: u16,
+    /// This service's id.
+    pub service_id: String,
+    /// The verified subject, when a credential was verified.
+    pub subject: Option<String>,
+    /// The verified principal's type.
+    pub principal_type: Option<PrincipalType>,
+    /// The kind of the verified credential.
+    pub credential: Option<CredentialKind>,
+    /// The service acting on behalf of the subject, if any. A service acting for itself has
+    /// none, so the two cases are told apart in the log.
+    pub actor: Option<String>,
+    /// The request method.
+    pub method: String,
+    /// The matched route pattern (`/entities/{id}`), or `<unlisted>`.
+    pub route: String,
+    /// The fingerprint of the presented token, when there was one.
+    pub token_fingerprint: Option<Fingerprint>,
+}
+
+/// Somewhere audit events go. Implement it to ship events to your own store.
+///
+/// `record` is called on the request path: keep it quick and never block for long (hand the
+/// event to a channel if the destination is slow).
+pub trait AuditSink: Send + Sync {
+    /// Records one event.
+    fn record(&self, event: &AuditEvent);
+}
+
+impl<T: AuditSink + ?Sized> AuditSink for Arc<T> {
+    fn record(&self, event: &AuditEvent) {
+        (**self).record(event);
+    }
+}
+
+/// Writes each event as one line of JSON.
+pub struct JsonLinesSink<W> {
+    out: Mutex<W>,
+}
+
+impl<W: Write + Send> JsonLinesSink<W> {
+    /// Writes to `out` (a file, stderr, a socket).
+    pub fn new(out: W) -> Self {
+        Self {
+            out: Mutex::new(out),
+        }
+    }
+}
+
+impl<W: Write + Send> AuditSink for JsonLinesSink<W> {
+    fn record(&self, event: &AuditEvent) {
+        let Ok(mut line) = serde_json::to_vec(event) else {
+            return;
+        };
+        line.push(b'\n');
+        let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Err(e) = out.write_all(&line).and_then(|()| out.flush()) {
+            tracing::error!(target: "s2s_auth::audit", error = %e, "audit sink write failed");
+        }
+    }
+}
+
+impl<W> std::fmt::Debug for JsonLinesSink<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JsonLinesSink")
+    }
+}
+
+/// Keeps events in memory: for tests, and for showing decisions in a demo.
+#[derive(Debug, Default)]
+pub struct MemoryAuditSink {
+    events: Mutex<Vec<AuditEvent>>,
+}
+
+impl MemoryAuditSink {
+    /// Every event recorded so far.
+    pub fn events(&self) -> Vec<AuditEvent> {
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The most recent event.
+    pub fn last(&self) -> Option<AuditEvent> {
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .last()
+            .cloned()
+    }
+
+    /// Forgets every event.
+    pub fn clear(&self) {
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
+
+impl AuditSink for MemoryAuditSink {
+    fn record(&self, event: &AuditEvent) {
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(event.clone());
+    }
+}
+
+/// Emits the event on the `s2s_auth::audit` tracing target.
+pub(crate) fn emit_tracing(e: &AuditEvent) {
+    macro_rules! audit_event {
+        ($level:expr) => {
+            tracing::event!(
+                target: "s2s_auth::audit",
+                $level,
+                request_id = %e.request_id,
+                decision = ?e.decision,
+                reason = %e.reason,
+                status = e.status,
+                service_id = %e.service_id,
+                subject = e.subject.as_deref(),
+                principal_type = e.principal_type.map(|t| t.to_string()),
+                credential = e.credential.map(|k| k.as_str()),
+                actor = e.actor.as_deref(),
+                method = %e.method,
+                route = %e.route,
+                token_fingerprint = e.token_fingerprint.map(|f| f.to_string()),
+                "{}",
+                if e.message.is_empty() { "allowed" } else { e.message.as_str() }
+            )
+        };
+    }
+    match e.decision {
+        Decision::Allow => audit_event!(tracing::Level::INFO),
+        Decision::Deny => audit_event!(tracing::Level::WARN),
+    }
+}

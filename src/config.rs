@@ -1,0 +1,543 @@
+//! YAML configuration in Backstage's shape, plus an `s2s` section for this crate.
+//!
+//! ```yaml
+//! s2s:
+//!   serviceId: catalog               # required, ^[a-z0-9_-]+$
+//!   defaultPolicy: authenticated     # or `deny`
+//!   routes:
+//!     - path: /healthz
+//!       unauthenticated: true
+//!     - path: /entities/{id}
+//!       methods: [GET]
+//!       allow: [static, user]
+//!       permission: catalog.entity.read
+//!       action: read
+//!     - path: /entities
+//!       methods: [POST]
+//!       allowStaticWrites: true
+//! backend:
+//!   auth:
+//!     externalAccess:
+//!       - type: static
+//!         options:
+//!           token: ${CI_TOKEN}       # or tokenSha256: <64 hex digits>
+//!           subject: ci-bot
+//!           expiresAt: 2027-01-01T00:00:00Z   # optional, RFC 3339
+//!           allowWrites: false                # optional, default false
+//!         accessRestrictions:
+//!           - plugin: catalog
+//!             permission: [catalog.entity.read]
+//!             permissionAttribute:
+//!               action: [read]
+//! ```
+//!
+//! - `${NAME}` in any string is replaced by the environment variable `NAME` (after parsing,
+//!   so a variable can never inject YAML structure); `$${` stands for a literal `${`. An
+//!   unset variable is an error naming where it was used.
+//! - Unknown keys in `s2s` and in `externalAccess` entries are errors (a misspelt
+//!   `alowWrites` must not silently leave a token read-only, or worse, the other way round).
+//!   Other keys of `backend.auth` are Backstage's and are ignored with a warning.
+//! - Every error names the path of the bad value, and never prints a secret.
+//!
+//! ```
+//! use s2s_auth::Auth;
+//!
+//! let yaml = "
+//! s2s:
+//!   serviceId: catalog
+//! backend:
+//!   auth:
+//!     externalAccess:
+//!       - type: static
+//!         options: { token: short, subject: ci }
+//! ";
+//! let err = Auth::from_yaml_str(yaml).unwrap_err();
+//! assert_eq!(err.path(), Some("backend.auth.externalAccess[0].options.token"));
+//! assert!(!err.to_string().contains("short"));
+//! ```
+
+use std::path::Path;
+
+use http::Method;
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::auth::{Auth, AuthBuilder};
+use crate::error::ConfigError;
+use crate::policy::{DefaultPolicy, RoutePolicy, RouteSpec};
+use crate::principal::CredentialKind;
+use crate::restrictions::{AccessRestriction, AccessRestrictions, Action, RestrictionError};
+use crate::secret::SecretString;
+use crate::static_token::StaticToken;
+
+impl AuthBuilder {
+    /// Reads a YAML configuration, substituting `${VAR}` from the process environment.
+    /// Add audit sinks to the returned builder, then [`build`](AuthBuilder::build) it.
+    pub fn from_yaml_str(yaml: &str) -> Result<Self, ConfigError> {
+        Self::from_yaml_str_with_env(yaml, |name| std::env::var(name).ok())
+    }
+
+    /// Reads a YAML configuration file (see [`AuthBuilder::from_yaml_str`]).
+    pub fn from_yaml_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let yaml = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
+            file: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Self::from_yaml_str(&yaml)
+    }
+
+    /// Reads a YAML configuration, taking `${VAR}` values from `env` (for tests, or for a
+    /// secret manager).
+    pub fn from_yaml_str_with_env(
+        yaml: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut root: Value = serde_saphyr::from_str(yaml).map_err(|e| {
+            let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+            ConfigError::Syntax { line, column }
+        })?;
+        substitute_env(&mut root, String::new(), &env)?;
+        parse_root(&Node::root(&root))
+    }
+}
+
+impl Auth {
+    /// Reads a YAML configuration and builds the [`Auth`] (no extra audit sinks).
+    pub fn from_yaml_str(yaml: &str) -> Result<Auth, ConfigError> {
+        AuthBuilder::from_yaml_str(yaml)?.build()
+    }
+}
+
+/// A value and where it is.
+struct Node<'a> {
+    value: &'a Value,
+    path: String,
+}
+
+impl<'a> Node<'a> {
+    fn root(value: &'a Value) -> Self {
+        Node {
+            value,
+            path: String::new(),
+        }
+    }
+
+    fn err(&self, message: impl Into<String>) -> ConfigError {
+        ConfigError::invalid(self.display_path(), message)
+    }
+
+    fn display_path(&self) -> String {
+        if self.path.is_empty() {
+            "<root>".to_owned()
+        } else {
+            self.path.clone()
+        }
+    }
+
+    fn map(&self) -> Result<&'a Map<String, Value>, ConfigError> {
+        self.value
+            .as_object()
+            .ok_or_else(|| self.err("expected a mapping"))
+    }
+
+    fn key_path(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    /// The child at `key`, if present and not null.
+    fn get(&self, key: &str) -> Result<Option<Node<'a>>, ConfigError> {
+        Ok(self
+            .map()?
+            .get(key)
+            .filter(|v| !v.is_null())
+            .map(|value| Node {
+                value,
+                path: self.key_path(key),
+            }))
+    }
+
+    fn required(&self, key: &str) -> Result<Node<'a>, ConfigError> {
+        self.get(key)?
+            .ok_or_else(|| ConfigError::invalid(self.key_path(key), "required"))
+    }
+
+    /// Refuses keys other than `allowed`.
+    fn only_keys(&self, allowed: &[&str]) -> Result<(), ConfigError> {
+        for key in self.map()?.keys() {
+            if !allowed.contains(&key.as_str()) {
+                return Err(ConfigError::invalid(
+                    self.key_path(key),
+                    format!("unknown key (expected one of: {})", allowed.join(", ")),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn str(&self) -> Result<&'a str, ConfigError> {
+        self.value
+            .as_str()
+            .ok_or_else(|| self.err("expected a string (quote it if it looks like a number)"))
+    }
+
+    fn bool(&self) -> Result<bool, ConfigError> {
+        self.value
+            .as_bool()
+            .ok_or_else(|| self.err("expected true or false"))
+    }
+
+    fn list(&self) -> Result<Vec<Node<'a>>, ConfigError> {
+        let items = self
+            .value
+            .as_array()
+            .ok_or_else(|| self.err("expected a list"))?;
+        Ok(items
+            .iter()
+            .enumerate()
+            .map(|(i, value)| Node {
+                value,
+                path: format!("{}[{i}]", self.path),
+            })
+            .collect())
+    }
+
+    /// A string or a list of strings (Backstage allows both for several options).
+    fn str_or_list(&self) -> Result<Vec<(&'a str, String)>, ConfigError> {
+        if let Some(s) = self.value.as_str() {
+            return Ok(vec![(s, self.path.clone())]);
+        }
+        let items = self.list()?;
+        if items.is_empty() {
+            return Err(self.err("expected a string or a non-empty list of strings"));
+        }
+        items.iter().map(|n| Ok((n.str()?, n.path.clone()))).collect()
+    }
+}
+
+fn parse_root(root: &Node<'_>) -> Result<AuthBuilder, ConfigError> {
+    if root.value.is_null() {
+        return Err(ConfigError::invalid("s2s.serviceId", "required (the file is empty)"));
+    }
+    root.map()?;
+    let s2s = root.required("s2s")?;
+    s2s.only_keys(&["serviceId", "defaultPolicy", "routes"])?;
+    let service_id = s2s.required("serviceId")?;
+    let id = service_id.str()?;
+    if !crate::is_valid_service_id(id) {
+        return Err(service_id.err("service id must match ^[a-z0-9_-]+$"));
+    }
+    let mut builder = Auth::builder(id);
+    if let Some(node) = s2s.get("defaultPolicy")? {
+        builder = builder.default_policy(match node.str()? {
+            "authenticated" => DefaultPolicy::Authenticated,
+            "deny" => DefaultPolicy::Deny,
+            _ => return Err(node.err("expected `authenticated` or `deny`")),
+        });
+    }
+    if let Some(routes) = s2s.get("routes")? {
+        for route in routes.list()? {
+            builder.routes.push(parse_route(&route)?);
+        }
+    }
+    if let Some(auth) = root.get("backend")?.map(|b| b.get("auth")).transpose()?.flatten() {
+        for key in auth.map()?.keys() {
+            if key != "externalAccess" {
+                tracing::warn!(
+                    target: "s2s_auth::config",
+                    key = %auth.key_path(key),
+                    "configuration key is not used by s2s-auth and is ignored"
+                );
+            }
+        }
+        if let Some(list) = auth.get("externalAccess")? {
+            for entry in list.list()? {
+                builder.static_tokens.push(parse_external_access(&entry)?);
+            }
+        }
+    }
+    Ok(builder)
+}
+
+fn parse_route(node: &Node<'_>) -> Result<RouteSpec, ConfigError> {
+    node.only_keys(&[
+        "path",
+        "methods",
+        "unauthenticated",
+        "allow",
+        "permission",
+        "action",
+        "sensitive",
+        "allowStaticWrites",
+    ])?;
+    let pattern = node.required("path")?.str()?.to_owned();
+    let mut methods = Vec::new();
+    if let Some(list) = node.get("methods")? {
+        for (name, path) in list.str_or_list()? {
+            methods.push(parse_method(name).ok_or_else(|| {
+                ConfigError::invalid(
+                    path,
+                    "unknown method (expected GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS)",
+                )
+            })?);
+        }
+    }
+    let flag = |key: &str| -> Result<bool, ConfigError> {
+        node.get(key)?.map_or(Ok(false), |n| n.bool())
+    };
+    let mut policy = if flag("unauthenticated")? {
+        RoutePolicy::unauthenticated()
+    } else {
+        RoutePolicy::authenticated()
+    };
+    if let Some(allow) = node.get("allow")? {
+        let mut kinds = Vec::new();
+        for item in allow.list()? {
+            let name = item.str()?;
+            kinds.push(
+                CredentialKind::parse(name)
+                    .filter(|k| *k != CredentialKind::None)
+                    .ok_or_else(|| {
+                        item.err("unknown credential kind (expected user, static, jwks, legacy, plugin, obo or service-account)")
+                    })?,
+            );
+        }
+        policy = policy.allow(kinds);
+    }
+    if let Some(p) = node.get("permission")? {
+        policy = policy.permission(p.str()?);
+    }
+    if let Some(a) = node.get("action")? {
+        policy = policy.action(parse_action(&a, a.str()?)?);
+    }
+    policy = policy
+        .sensitive(flag("sensitive")?)
+        .allow_static_writes(flag("allowStaticWrites")?);
+    Ok(RouteSpec {
+        pattern,
+        methods,
+        policy,
+        origin: node.path.clone(),
+    })
+}
+
+fn parse_method(name: &str) -> Option<Method> {
+    [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::OPTIONS,
+    ]
+    .into_iter()
+    .find(|m| m.as_str() == name)
+}
+
+fn parse_action(node: &Node<'_>, name: &str) -> Result<Action, ConfigError> {
+    Action::parse(name).ok_or_else(|| {
+        ConfigError::invalid(
+            node.path.clone(),
+            "unknown action (expected create, read, update or delete)",
+        )
+    })
+}
+
+fn parse_external_access(entry: &Node<'_>) -> Result<StaticToken, ConfigError> {
+    entry.only_keys(&["type", "options", "accessRestrictions"])?;
+    let kind = entry.required("type")?;
+    match kind.str()? {
+        "static" => {}
+        "jwks" | "legacy" => {
+            return Err(kind.err(
+                "this version of s2s-auth supports only `type: static` external access so far",
+            ));
+        }
+        _ => return Err(kind.err("unknown type (expected static, jwks or legacy)")),
+    }
+    let options = entry.required("options")?;
+    options.only_keys(&["token", "tokenSha256", "subject", "expiresAt", "allowWrites"])?;
+    let subject = options.required("subject")?.str()?;
+    let mut token = match (options.get("token")?, options.get("tokenSha256")?) {
+        (Some(t), None) => StaticToken::new(subject, SecretString::new(t.str()?)),
+        (None, Some(h)) => StaticToken::from_sha256_hex(subject, h.str()?),
+        (Some(_), Some(_)) => {
+            return Err(options.err("give either token or tokenSha256, not both"));
+        }
+        (None, None) => {
+            return Err(ConfigError::invalid(
+                options.key_path("token"),
+                "required (or tokenSha256)",
+            ));
+        }
+    };
+    token.origin = entry.path.clone();
+    if let Some(at) = options.get("expiresAt")? {
+        let when = OffsetDateTime::parse(at.str()?, &Rfc3339)
+            .map_err(|_| at.err("expected an RFC 3339 time, like 2027-01-31T00:00:00Z"))?;
+        token = token.expires_at(when);
+    }
+    if let Some(w) = options.get("allowWrites")? {
+        token = token.allow_writes(w.bool()?);
+    }
+    if let Some(list) = entry.get("accessRestrictions")? {
+        token = token.restrict(parse_restrictions(&list)?);
+    }
+    Ok(token)
+}
+
+fn parse_restrictions(list: &Node<'_>) -> Result<AccessRestrictions, ConfigError> {
+    let items = list.list()?;
+    let mut restrictions = Vec::new();
+    for item in &items {
+        item.only_keys(&["plugin", "permission", "permissionAttribute"])?;
+        let mut r = AccessRestriction::plugin(item.required("plugin")?.str()?);
+        if let Some(p) = item.get("permission")? {
+            r = r.permissions(p.str_or_list()?.into_iter().map(|(s, _)| s));
+        }
+        if let Some(attr) = item.get("permissionAttribute")? {
+            attr.only_keys(&["action"])?;
+            let action = attr.required("action")?;
+            let mut actions = Vec::new();
+            for (name, path) in action.str_or_list()? {
+                actions.push(Action::parse(name).ok_or_else(|| {
+                    ConfigError::invalid(
+                        path,
+                        "unknown action (expected create, read, update or delete)",
+                    )
+                })?);
+            }
+            r = r.actions(actions);
+        }
+        restrictions.push(r);
+    }
+    AccessRestrictions::new(restrictions).map_err(|e| {
+        let at = |i: usize| format!("{}[{i}].plugin", list.path);
+        let find = |p: &str| {
+            items
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| {
+                    n.get("plugin")
+                        .ok()
+                        .flatten()
+                        .and_then(|n| n.value.as_str())
+                        == Some(p)
+                })
+                .map(|(i, _)| i)
+                .last()
+                .unwrap_or(0)
+        };
+        match &e {
+            RestrictionError::DuplicatePlugin(p) | RestrictionError::InvalidPlugin(p) => {
+                ConfigError::invalid(at(find(p)), e.to_string())
+            }
+            RestrictionError::EmptyList(p) => {
+                ConfigError::invalid(format!("{}[{}]", list.path, find(p)), e.to_string())
+            }
+            _ => ConfigError::invalid(list.path.clone(), e.to_string()),
+        }
+    })
+}
+
+/// Replaces `${NAME}` in every string, depth first, keeping track of the path.
+fn substitute_env(
+    value: &mut Value,
+    path: String,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    match value {
+        Value::String(s) if s.contains('$') => {
+            *s = expand(s, &path, env)?;
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                substitute_env(item, format!("{path}[{i}]"), env)?;
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map.iter_mut() {
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                substitute_env(item, child, env)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn expand(s: &str, path: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i..];
+        if let Some(tail) = after.strip_prefix("$${") {
+            out.push_str("${");
+            rest = tail;
+        } else if let Some(tail) = after.strip_prefix("${") {
+            let end = tail.find('}').ok_or_else(|| {
+                ConfigError::invalid(path, "unclosed `${` (write `$${` for a literal `${`)")
+            })?;
+            let name = &tail[..end];
+            let valid = !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !valid {
+                return Err(ConfigError::invalid(
+                    path,
+                    "`${...}` must name an environment variable (letters, digits, `_`)",
+                ));
+            }
+            let value = env(name).ok_or_else(|| ConfigError::MissingEnv {
+                path: path.to_owned(),
+                var: name.to_owned(),
+            })?;
+            out.push_str(&value);
+            rest = &tail[end + 1..];
+        } else {
+            out.push('$');
+            rest = &after[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        (name == "CI_TOKEN").then(|| "from-the-environment".to_owned())
+    }
+
+    #[test]
+    fn expands_env() {
+        assert_eq!(expand("a${CI_TOKEN}b", "p", &env).unwrap(), "afrom-the-environmentb");
+        assert_eq!(expand("$${CI_TOKEN} $5", "p", &env).unwrap(), "${CI_TOKEN} $5");
+        assert!(matches!(
+            expand("${NOPE}", "x.y", &env),
+            Err(ConfigError::MissingEnv { path, var }) if path == "x.y" && var == "NOPE"
+        ));
+        assert!(expand("${", "p", &env).is_err());
+        assert!(expand("${A-B}", "p", &env).is_err());
+    }
+
+    #[test]
+    fn syntax_errors_do_not_quote_the_input() {
+        let err = AuthBuilder::from_yaml_str("s2s: [secret-value-here\n  : : :").unwrap_err();
+        assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");
+        assert!(!err.to_string().contains("secret-value-here"));
+    }
+}

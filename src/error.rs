@@ -1,0 +1,249 @@
+//! Errors, one enum per boundary:
+//!
+//! - [`RequestError`]: why a request was refused (bad header, bad credential, not allowed).
+//!   Mapped to an HTTP response in exactly one place (the `response` module).
+//! - [`VerifyError`]: which check a credential failed (a part of `RequestError`).
+//! - [`Forbidden`]: which policy rule refused a verified caller (a part of `RequestError`).
+//! - [`ConfigError`]: a bad configuration value, with the path of the value.
+//!
+//! No variant carries a token or a secret: messages name the check, never the credential.
+
+use std::fmt;
+
+use http::Method;
+
+use crate::principal::CredentialKind;
+use crate::restrictions::Action;
+
+/// Why a request was refused. Each variant maps to one status (DESIGN.md section 6):
+/// 400 for a malformed request, 401 for missing or invalid credentials, 403 for a valid
+/// caller that may not do this.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// 400: more than one `Authorization` header.
+    #[error("more than one Authorization header")]
+    DuplicateAuthorization,
+    /// 400: the `Authorization` header could not be parsed (for example `Bearer` with no
+    /// token, or a token with spaces in it).
+    #[error("malformed Authorization header: {0}")]
+    MalformedAuthorization(&'static str),
+    /// 400: an access token in the query string. It is never read; the request is refused
+    /// so the caller learns to stop leaking tokens into URLs and logs.
+    #[error("access tokens in the URL query are not accepted; send Authorization: Bearer")]
+    TokenInQuery,
+    /// 401: no credential on a route that needs one.
+    #[error("missing credentials")]
+    MissingCredentials,
+    /// 401: an `Authorization` scheme other than `Bearer`.
+    #[error("unsupported authorization scheme; use Bearer")]
+    UnsupportedScheme,
+    /// 401: the credential failed a check.
+    #[error(transparent)]
+    InvalidToken(#[from] VerifyError),
+    /// 403: the caller is valid but may not do this here.
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
+}
+
+impl RequestError {
+    /// The HTTP status this error maps to.
+    pub fn status(&self) -> http::StatusCode {
+        use http::StatusCode;
+        match self {
+            RequestError::DuplicateAuthorization
+            | RequestError::MalformedAuthorization(_)
+            | RequestError::TokenInQuery => StatusCode::BAD_REQUEST,
+            RequestError::MissingCredentials
+            | RequestError::UnsupportedScheme
+            | RequestError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            RequestError::Forbidden(_) => StatusCode::FORBIDDEN,
+        }
+    }
+
+    /// A stable, snake_case name of the reason, used as the audit event's `reason`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RequestError::DuplicateAuthorization => "duplicate_authorization_header",
+            RequestError::MalformedAuthorization(_) => "malformed_authorization_header",
+            RequestError::TokenInQuery => "token_in_query",
+            RequestError::MissingCredentials => "missing_credentials",
+            RequestError::UnsupportedScheme => "unsupported_scheme",
+            RequestError::InvalidToken(e) => e.code(),
+            RequestError::Forbidden(e) => e.code(),
+        }
+    }
+}
+
+/// Which check a credential failed. Every variant is a 401 `invalid_token`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The token is longer than the limit (8 KiB). Checked before anything else reads it.
+    #[error("token is longer than {limit} bytes")]
+    TooLong {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The token holds a byte outside visible ASCII (`0x21..=0x7e`).
+    #[error("token contains characters outside visible ASCII")]
+    NotVisibleAscii,
+    /// No configured credential matches the token.
+    #[error("token is not recognised")]
+    Unrecognised,
+    /// The token looks like a JWT but no verifier for JWTs is configured.
+    #[error("token is a JWT but no JWT issuer is configured")]
+    NoJwtVerifier,
+    /// The credential has expired.
+    #[error("token has expired")]
+    Expired,
+}
+
+impl VerifyError {
+    /// A stable, snake_case name of the failed check.
+    pub fn code(&self) -> &'static str {
+        match self {
+            VerifyError::TooLong { .. } => "token_too_long",
+            VerifyError::NotVisibleAscii => "token_not_visible_ascii",
+            VerifyError::Unrecognised => "token_unrecognised",
+            VerifyError::NoJwtVerifier => "no_jwt_verifier",
+            VerifyError::Expired => "token_expired",
+        }
+    }
+}
+
+/// Which policy rule refused a verified caller. Every variant is a 403 `insufficient_scope`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Forbidden {
+    /// The route is not listed and the default policy is `deny`.
+    #[error("route is not listed and the default policy is deny")]
+    DefaultDeny,
+    /// The route does not accept this kind of credential.
+    #[error("{kind} credentials are not allowed on this route (allowed: {allowed})")]
+    KindNotAllowed {
+        /// The kind presented.
+        kind: CredentialKind,
+        /// The kinds the route allows, comma-separated.
+        allowed: String,
+    },
+    /// The route is sensitive and the credential was minted for a machine or acts for
+    /// someone else.
+    #[error(
+        "route is sensitive: {kind} credentials and credentials acting on behalf of a user are refused"
+    )]
+    Sensitive {
+        /// The kind presented.
+        kind: CredentialKind,
+    },
+    /// A read-only credential (a static token by default) tried to write.
+    #[error(
+        "{kind} credential is read-only; {method} needs allowWrites on the token or allowStaticWrites on the route"
+    )]
+    ReadOnly {
+        /// The kind presented.
+        kind: CredentialKind,
+        /// The method of the request.
+        method: Method,
+    },
+    /// The credential's access restrictions do not include this service.
+    #[error("credential is restricted to plugins [{allowed}]; this service is `{service}`")]
+    PluginRestricted {
+        /// This service's id.
+        service: String,
+        /// The plugins the credential may call.
+        allowed: String,
+    },
+    /// The credential's access restrictions do not include the route's permission.
+    #[error("credential is restricted to other permissions than {permission}")]
+    PermissionRestricted {
+        /// The route's permission, or `(none declared)`.
+        permission: String,
+    },
+    /// The credential's access restrictions do not include the route's action.
+    #[error("credential is restricted to other actions than `{action}`")]
+    ActionRestricted {
+        /// The route's action.
+        action: Action,
+    },
+}
+
+impl Forbidden {
+    /// A stable, snake_case name of the rule.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Forbidden::DefaultDeny => "default_deny",
+            Forbidden::KindNotAllowed { .. } => "credential_kind_not_allowed",
+            Forbidden::Sensitive { .. } => "sensitive_route",
+            Forbidden::ReadOnly { .. } => "read_only_credential",
+            Forbidden::PluginRestricted { .. } => "restricted_plugin",
+            Forbidden::PermissionRestricted { .. } => "restricted_permission",
+            Forbidden::ActionRestricted { .. } => "restricted_action",
+        }
+    }
+}
+
+/// A bad configuration value. `path` names it the way the YAML does
+/// (`backend.auth.externalAccess[2].options.token`); messages never include a secret.
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A value is missing, has the wrong type, or breaks a rule.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// Where the value is.
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A `${VAR}` reference to an environment variable that is not set.
+    #[error("{path}: environment variable `{var}` is not set")]
+    MissingEnv {
+        /// Where the reference is.
+        path: String,
+        /// The variable's name.
+        var: String,
+    },
+    /// The YAML could not be parsed. Only the position is kept: parser messages can quote
+    /// the input, and the input may hold secrets.
+    #[error("YAML syntax error at line {line}, column {column}")]
+    Syntax {
+        /// 1-based line, 0 when unknown.
+        line: u64,
+        /// 1-based column, 0 when unknown.
+        column: u64,
+    },
+    /// The config file could not be read.
+    #[error("cannot read {file}: {message}")]
+    Io {
+        /// The file.
+        file: String,
+        /// The operating system's message.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The path of the bad value, when there is one.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            ConfigError::Invalid { path, .. } | ConfigError::MissingEnv { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Debug for ConfigError {
+    // Same as Display: the variants hold no secrets, and a readable `{:?}` (as printed by
+    // `main() -> Result`) helps more than a struct dump.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}

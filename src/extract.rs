@@ -1,0 +1,194 @@
+//! Extraction: finding the bearer token in a request, and nothing else.
+//!
+//! Rules (DESIGN.md section 3), each against an attack or a foot-gun:
+//! - only `Authorization: Bearer <token>`; the scheme is case-insensitive (RFC 7235);
+//! - exactly one `Authorization` header: with two, a proxy and the service may each see a
+//!   different one (header smuggling), so the request is refused with 400;
+//! - the token is at most [`MAX_TOKEN_LEN`] bytes, checked before any other work, so an
+//!   oversized token costs nothing to refuse;
+//! - the token is visible ASCII only;
+//! - a token in the query string (`?access_token=`) is never read: URLs end up in proxy
+//!   logs, browser history and `Referer` headers. Such requests are refused with 400 so the
+//!   caller notices.
+
+use http::{HeaderMap, Uri, header};
+
+use crate::error::{RequestError, VerifyError};
+
+/// The longest token accepted, in bytes (8 KiB).
+pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// Finds the bearer token. `Ok(None)` when the request has no `Authorization` header.
+pub(crate) fn bearer_token<'a>(
+    headers: &'a HeaderMap,
+    uri: &Uri,
+) -> Result<Option<&'a str>, RequestError> {
+    if uri.query().is_some_and(query_has_access_token) {
+        return Err(RequestError::TokenInQuery);
+    }
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(RequestError::DuplicateAuthorization);
+    }
+    let bytes = trim_spaces(value.as_bytes());
+    let (scheme, rest) = match bytes.iter().position(|&b| b == b' ') {
+        Some(i) => (&bytes[..i], trim_spaces(&bytes[i..])),
+        None => (bytes, &[][..]),
+    };
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return Err(RequestError::UnsupportedScheme);
+    }
+    if rest.is_empty() {
+        return Err(RequestError::MalformedAuthorization(
+            "Bearer scheme without a token",
+        ));
+    }
+    if rest.len() > MAX_TOKEN_LEN {
+        return Err(VerifyError::TooLong {
+            limit: MAX_TOKEN_LEN,
+        }
+        .into());
+    }
+    if rest.contains(&b' ') {
+        return Err(RequestError::MalformedAuthorization(
+            "token contains a space",
+        ));
+    }
+    if !rest.iter().all(|b| (0x21..=0x7e).contains(b)) {
+        return Err(VerifyError::NotVisibleAscii.into());
+    }
+    // Visible ASCII is valid UTF-8; the fallback is unreachable but keeps this path panic-free.
+    std::str::from_utf8(rest)
+        .map(Some)
+        .map_err(|_| VerifyError::NotVisibleAscii.into())
+}
+
+fn trim_spaces(mut bytes: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = bytes {
+        bytes = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = bytes {
+        bytes = rest;
+    }
+    bytes
+}
+
+/// Whether a query string has an `access_token` parameter, also when its name is
+/// percent-encoded or differently cased.
+fn query_has_access_token(query: &str) -> bool {
+    query.split('&').any(|pair| {
+        let name = pair.split('=').next().unwrap_or("");
+        let decoded = percent_decode(name);
+        decoded.eq_ignore_ascii_case(b"access_token")
+    })
+}
+
+fn percent_decode(s: &str) -> Vec<u8> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' && i + 2 < bytes.len() {
+            let hi = (bytes[i + 1] as char).to_digit(16);
+            let lo = (bytes[i + 2] as char).to_digit(16);
+            if let (Some(hi), Some(lo)) = (hi, lo) {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if b == b'+' { b' ' } else { b });
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(values: &[&[u8]]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(header::AUTHORIZATION, HeaderValue::from_bytes(v).unwrap());
+        }
+        h
+    }
+
+    fn uri(s: &str) -> Uri {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn finds_bearer_tokens_case_insensitively() {
+        for v in [&b"Bearer abcdefgh"[..], b"bearer abcdefgh", b"BEARER   abcdefgh  "] {
+            assert_eq!(
+                bearer_token(&headers(&[v]), &uri("/")),
+                Ok(Some("abcdefgh"))
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_malformed_headers() {
+        let u = uri("/");
+        assert_eq!(bearer_token(&headers(&[]), &u), Ok(None));
+        assert_eq!(
+            bearer_token(&headers(&[b"Basic dXNlcjpwYXNz"]), &u),
+            Err(RequestError::UnsupportedScheme)
+        );
+        assert_eq!(
+            bearer_token(&headers(&[b"Bearer"]), &u),
+            Err(RequestError::MalformedAuthorization(
+                "Bearer scheme without a token"
+            ))
+        );
+        assert!(matches!(
+            bearer_token(&headers(&[b"Bearer a b"]), &u),
+            Err(RequestError::MalformedAuthorization(_))
+        ));
+        assert_eq!(
+            bearer_token(&headers(&[b"Bearer a", b"Bearer b"]), &u),
+            Err(RequestError::DuplicateAuthorization)
+        );
+        assert_eq!(
+            bearer_token(&headers(&[b"Bearer caf\xc3\xa9-token"]), &u),
+            Err(VerifyError::NotVisibleAscii.into())
+        );
+        let long = format!("Bearer {}", "a".repeat(MAX_TOKEN_LEN + 1));
+        assert_eq!(
+            bearer_token(&headers(&[long.as_bytes()]), &u),
+            Err(VerifyError::TooLong {
+                limit: MAX_TOKEN_LEN
+            }
+            .into())
+        );
+    }
+
+    #[test]
+    fn refuses_tokens_in_the_query() {
+        for q in [
+            "/x?access_token=abc",
+            "/x?a=1&ACCESS_TOKEN=abc",
+            "/x?access%5Ftoken=abc",
+            "/x?access_token",
+        ] {
+            assert_eq!(
+                bearer_token(&headers(&[b"Bearer abcdefgh"]), &uri(q)),
+                Err(RequestError::TokenInQuery),
+                "{q}"
+            );
+        }
+        assert_eq!(
+            bearer_token(&headers(&[]), &uri("/x?token=1&access=2")),
+            Ok(None)
+        );
+        assert_eq!(percent_decode("%"), b"%");
+        assert_eq!(percent_decode("a%4"), b"a%4");
+    }
+}

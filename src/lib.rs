@@ -1,0 +1,85 @@
+//! # s2s-auth
+//!
+//! Service-to-service authentication for axum and tower. One layer, and every request
+//! carries a [`Principal`] that says **who** is calling and **through which kind of
+//! credential**, and every route has a [`RoutePolicy`] that says **what that caller may do
+//! there**. Refusals are exact (400, 401, 403 per RFC 6750) and every decision is an
+//! [`AuditEvent`].
+//!
+//! The model is the one Backstage (`backend.auth.externalAccess`) and OpenSearch Security
+//! converged on; configuration uses Backstage's shape.
+//!
+//! ```
+//! use axum::{routing::{get, post}, Router};
+//! use http::Method;
+//! use s2s_auth::{Auth, Principal, RoutePolicy, StaticToken};
+//!
+//! let auth = Auth::builder("catalog")
+//!     .static_token(StaticToken::new("ci-bot", "a-long-random-token-for-ci"))
+//!     .route("/healthz", [Method::GET], RoutePolicy::unauthenticated())
+//!     .build()?;
+//!
+//! let app: Router = Router::new()
+//!     .route("/healthz", get(|| async { "ok" }))
+//!     .route("/entities", get(|p: Principal| async move { format!("hello {}", p.subject()) }))
+//!     .route("/entities", post(|| async { "created" })) // static tokens: 403 (read-only)
+//!     .layer(auth.layer());
+//!
+//! println!("{}", auth.access_table().to_markdown());
+//! # Ok::<(), s2s_auth::ConfigError>(())
+//! ```
+//!
+//! ## Where things are
+//!
+//! | concept | module |
+//! |---|---|
+//! | finding the bearer token | `extract` |
+//! | choosing the one verifier for a token | `classify` |
+//! | static tokens | [`static_token`] |
+//! | the verified caller and its extractor | [`principal`] |
+//! | access restrictions and actions | [`restrictions`] |
+//! | route policies | [`policy`] |
+//! | the access table | [`access_table`] |
+//! | the tower layer | [`layer`] |
+//! | errors, and their one mapping to HTTP | [`error`], `response` |
+//! | audit events and sinks | [`audit`] |
+//! | YAML configuration | [`config`] |
+//! | secrets that never print | [`secret`] |
+
+#![forbid(unsafe_code)]
+#![deny(unreachable_pub)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unused_qualifications,
+    clippy::unwrap_used
+)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod access_table;
+pub mod audit;
+mod auth;
+mod classify;
+pub mod config;
+pub mod error;
+mod extract;
+pub mod layer;
+pub mod policy;
+pub mod principal;
+mod response;
+pub mod restrictions;
+pub mod secret;
+pub mod static_token;
+
+pub use access_table::AccessTable;
+pub use audit::{AuditEvent, AuditSink, Decision, JsonLinesSink, MemoryAuditSink};
+pub use auth::{Auth, AuthBuilder, is_valid_service_id};
+pub use error::{ConfigError, Forbidden, RequestError, VerifyError};
+pub use extract::MAX_TOKEN_LEN;
+pub use layer::{AuthLayer, AuthService, ResponseFuture};
+pub use policy::{DefaultPolicy, RoutePolicy};
+pub use principal::{CredentialKind, MissingPrincipal, Principal, PrincipalType};
+pub use restrictions::{AccessRestriction, AccessRestrictions, Action};
+pub use secret::{Fingerprint, SecretString};
+pub use static_token::StaticToken;

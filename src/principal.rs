@@ -1,0 +1,293 @@
+//! The verified caller: [`Principal`], and its axum extractor.
+//!
+//! The layer puts a `Principal` into the request's extensions once a credential is verified.
+//! Handlers take it as an extractor:
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use s2s_auth::Principal;
+//!
+//! async fn whoami(principal: Principal) -> String {
+//!     format!("{} via {}", principal.subject(), principal.credential())
+//! }
+//!
+//! // On unauthenticated routes there may be nobody: `Option<Principal>` never rejects.
+//! async fn health(principal: Option<Principal>) -> &'static str {
+//!     if principal.is_some() { "ok (authenticated)" } else { "ok" }
+//! }
+//!
+//! let app: Router = Router::new()
+//!     .route("/whoami", get(whoami))
+//!     .route("/healthz", get(health));
+//! ```
+//!
+//! If `Principal` is asked for and the layer put none there (the route is unauthenticated
+//! and the request carried no credential, or the layer is missing), the extractor rejects
+//! with [`MissingPrincipal`]: a 401 with `WWW-Authenticate: Bearer`.
+
+use std::fmt;
+
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::response::{IntoResponse, Response};
+use http::request::Parts;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::restrictions::AccessRestrictions;
+
+/// The kind of credential a caller presented.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum CredentialKind {
+    /// A user's token from the deployment's identity provider.
+    User,
+    /// A static token from `backend.auth.externalAccess` (`type: static`).
+    Static,
+    /// An external JWT verified against a JWKS URL (`type: jwks`).
+    Jwks,
+    /// A Backstage legacy HS256 token (`type: legacy`).
+    Legacy,
+    /// A token one service issued to call another.
+    Plugin,
+    /// A token with which a service acts on behalf of a user.
+    Obo,
+    /// A service-account token.
+    ServiceAccount,
+    /// No credential at all.
+    None,
+}
+
+impl CredentialKind {
+    /// Every kind, in the order the access table shows them.
+    pub const ALL: [CredentialKind; 8] = [
+        CredentialKind::None,
+        CredentialKind::User,
+        CredentialKind::Static,
+        CredentialKind::Jwks,
+        CredentialKind::Legacy,
+        CredentialKind::Plugin,
+        CredentialKind::Obo,
+        CredentialKind::ServiceAccount,
+    ];
+
+    /// The name used in configuration (`allow: [static, user]`) and in audit events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialKind::User => "user",
+            CredentialKind::Static => "static",
+            CredentialKind::Jwks => "jwks",
+            CredentialKind::Legacy => "legacy",
+            CredentialKind::Plugin => "plugin",
+            CredentialKind::Obo => "obo",
+            CredentialKind::ServiceAccount => "service-account",
+            CredentialKind::None => "none",
+        }
+    }
+
+    /// Parses a configuration name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// Whether this crate (or a peer using the same wire format) minted the credential for a
+    /// machine. Such credentials, and any credential acting on behalf of a user, are refused on
+    /// sensitive routes.
+    pub fn is_machine_minted(self) -> bool {
+        matches!(
+            self,
+            CredentialKind::Plugin | CredentialKind::Obo | CredentialKind::ServiceAccount
+        )
+    }
+}
+
+impl fmt::Display for CredentialKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What kind of party the principal is (Backstage's `user` / `service` / `none`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrincipalType {
+    /// A person.
+    User,
+    /// A machine: another service, a CI job, an external system.
+    Service,
+    /// Nobody.
+    None,
+}
+
+impl fmt::Display for PrincipalType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PrincipalType::User => "user",
+            PrincipalType::Service => "service",
+            PrincipalType::None => "none",
+        })
+    }
+}
+
+/// A verified caller.
+///
+/// Serializes (for the examples' echo routes and for your own logs) as
+/// `{"subject", "principalType", "credential", "actor", "restrictions", "expiresAt",
+/// "readOnly"}`; nothing in it is secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Principal {
+    subject: String,
+    principal_type: PrincipalType,
+    credential: CredentialKind,
+    actor: Option<String>,
+    restrictions: Option<AccessRestrictions>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    expires_at: Option<OffsetDateTime>,
+    read_only: bool,
+}
+
+impl Principal {
+    /// A principal of the given type, subject and credential kind, with no actor, no
+    /// restrictions, no expiry, and writes allowed.
+    pub fn new(
+        principal_type: PrincipalType,
+        subject: impl Into<String>,
+        credential: CredentialKind,
+    ) -> Self {
+        Self {
+            subject: subject.into(),
+            principal_type,
+            credential,
+            actor: None,
+            restrictions: None,
+            expires_at: None,
+            read_only: false,
+        }
+    }
+
+    /// Nobody: the principal of an unauthenticated request (subject `none`).
+    pub fn none() -> Self {
+        Self::new(PrincipalType::None, "none", CredentialKind::None)
+    }
+
+    /// Sets the actor: the service acting on behalf of this principal.
+    pub fn with_actor(mut self, actor: impl Into<String>) -> Self {
+        self.actor = Some(actor.into());
+        self
+    }
+
+    /// Sets the access restrictions carried by the credential.
+    pub fn with_restrictions(mut self, restrictions: AccessRestrictions) -> Self {
+        self.restrictions = Some(restrictions);
+        self
+    }
+
+    /// Sets when the credential expires.
+    pub fn with_expiry(mut self, expires_at: OffsetDateTime) -> Self {
+        self.expires_at = Some(expires_at);
+        self
+    }
+
+    /// Marks the credential read-only: writes are refused unless the route allows them.
+    pub fn with_read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// The Backstage-style subject: `user:default/jane`, `plugin:scaffolder`,
+    /// `external:ci-bot`, `service-account:indexer`.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// User, service or nobody.
+    pub fn principal_type(&self) -> PrincipalType {
+        self.principal_type
+    }
+
+    /// The kind of credential that was verified.
+    pub fn credential(&self) -> CredentialKind {
+        self.credential
+    }
+
+    /// The service acting on behalf of this principal, if any.
+    pub fn actor(&self) -> Option<&str> {
+        self.actor.as_deref()
+    }
+
+    /// The access restrictions of the credential, if any.
+    pub fn restrictions(&self) -> Option<&AccessRestrictions> {
+        self.restrictions.as_ref()
+    }
+
+    /// When the credential expires, if it does.
+    pub fn expires_at(&self) -> Option<OffsetDateTime> {
+        self.expires_at
+    }
+
+    /// Whether writes (anything but `GET`, `HEAD`, `OPTIONS`) are refused unless the route
+    /// allows them. Static tokens are read-only unless configured with `allowWrites: true`.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+}
+
+/// The rejection of the [`Principal`] extractor when the request carries no principal.
+///
+/// Responds 401 with `WWW-Authenticate: Bearer` and a Backstage-shaped JSON body. Seeing it
+/// usually means the route is declared `unauthenticated` (take `Option<Principal>` there) or
+/// the router is not wrapped in [`AuthLayer`](crate::AuthLayer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MissingPrincipal;
+
+impl fmt::Display for MissingPrincipal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("this route needs an authenticated caller")
+    }
+}
+
+impl std::error::Error for MissingPrincipal {}
+
+impl IntoResponse for MissingPrincipal {
+    fn into_response(self) -> Response {
+        let body = crate::response::error_body(
+            "AuthenticationError",
+            &self.to_string(),
+            None,
+            http::StatusCode::UNAUTHORIZED,
+        );
+        (
+            http::StatusCode::UNAUTHORIZED,
+            [
+                (http::header::WWW_AUTHENTICATE, "Bearer"),
+                (http::header::CONTENT_TYPE, "application/json"),
+            ],
+            body,
+        )
+            .into_response()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = MissingPrincipal;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or(MissingPrincipal)
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<Principal>().cloned())
+    }
+}

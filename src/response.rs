@@ -1,0 +1,143 @@
+//! The one place where a [`RequestError`] becomes an HTTP response (RFC 6750 and Backstage's
+//! error body).
+
+use http::{HeaderValue, Method, Response, StatusCode, header};
+use serde::Serialize;
+
+use crate::error::RequestError;
+
+/// Builds the refusal for `error` on a service whose realm is `realm`.
+///
+/// `path` is the request's path without its query: the query may hold a token (that is one
+/// of the refusals), so it is never echoed.
+pub(crate) fn refusal(
+    error: &RequestError,
+    realm: &str,
+    method: &Method,
+    path: &str,
+) -> Response<String> {
+    let status = error.status();
+    let message = error.to_string();
+    let code = match error {
+        RequestError::MissingCredentials | RequestError::UnsupportedScheme => None,
+        RequestError::InvalidToken(_) => Some("invalid_token"),
+        RequestError::Forbidden(_) => Some("insufficient_scope"),
+        RequestError::DuplicateAuthorization
+        | RequestError::MalformedAuthorization(_)
+        | RequestError::TokenInQuery => Some("invalid_request"),
+    };
+    // RFC 6750 section 3: no error code when the request simply lacked credentials.
+    let challenge = match code {
+        None => format!("Bearer realm=\"{}\"", quoted(realm)),
+        Some(code) => format!(
+            "Bearer realm=\"{}\", error=\"{code}\", error_description=\"{}\"",
+            quoted(realm),
+            quoted(&message)
+        ),
+    };
+    let name = match status {
+        StatusCode::BAD_REQUEST => "InputError",
+        StatusCode::FORBIDDEN => "NotAllowedError",
+        _ => "AuthenticationError",
+    };
+    let body = error_body(name, &message, Some((method, path)), status);
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    // `quoted` leaves only visible ASCII and spaces, so this cannot fail; fall back to the
+    // bare scheme rather than panic if that ever changes.
+    headers.insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_str(&challenge).unwrap_or(HeaderValue::from_static("Bearer")),
+    );
+    response
+}
+
+/// Backstage's error body: `{"error":{"name","message"},"request":{"method","url"},
+/// "response":{"statusCode"}}`.
+pub(crate) fn error_body(
+    name: &str,
+    message: &str,
+    request: Option<(&Method, &str)>,
+    status: StatusCode,
+) -> String {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        error: ErrorPart<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        request: Option<RequestPart<'a>>,
+        response: ResponsePart,
+    }
+    #[derive(Serialize)]
+    struct ErrorPart<'a> {
+        name: &'a str,
+        message: &'a str,
+    }
+    #[derive(Serialize)]
+    struct RequestPart<'a> {
+        method: &'a str,
+        url: &'a str,
+    }
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct ResponsePart {
+        status_code: u16,
+    }
+    let body = Body {
+        error: ErrorPart { name, message },
+        request: request.map(|(method, url)| RequestPart {
+            method: method.as_str(),
+            url,
+        }),
+        response: ResponsePart {
+            status_code: status.as_u16(),
+        },
+    };
+    serde_json::to_string(&body).unwrap_or_else(|_| String::from("{}"))
+}
+
+/// Makes text safe inside an RFC 6750 quoted string: `"` and `\` and anything outside
+/// visible ASCII and space become `'` or `?`.
+fn quoted(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '"' | '\\' => '\'',
+            ' '..='~' => c,
+            _ => '?',
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::VerifyError;
+
+    #[test]
+    fn invalid_token_challenge() {
+        let r = refusal(
+            &RequestError::InvalidToken(VerifyError::Expired),
+            "catalog",
+            &Method::GET,
+            "/x",
+        );
+        assert_eq!(r.status(), 401);
+        assert_eq!(
+            r.headers()[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"catalog\", error=\"invalid_token\", error_description=\"token has expired\""
+        );
+        let body: serde_json::Value = serde_json::from_str(r.body()).unwrap();
+        assert_eq!(body["error"]["name"], "AuthenticationError");
+        assert_eq!(body["request"]["url"], "/x");
+        assert_eq!(body["response"]["statusCode"], 401);
+    }
+
+    #[test]
+    fn quoting_strips_quotes_and_non_ascii() {
+        assert_eq!(quoted("a\"b\\c\u{e9}"), "a'b'c?");
+    }
+}
