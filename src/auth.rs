@@ -102,6 +102,34 @@ impl Auth {
         AccessTable::new(&self.inner)
     }
 
+    /// Every declared route: its pattern, its method (`None` for the policy that covers the
+    /// methods not listed separately) and its policy, in declaration order.
+    ///
+    /// ```
+    /// use http::Method;
+    /// use s2s_auth::{Auth, RoutePolicy};
+    ///
+    /// let auth = Auth::builder("catalog")
+    ///     .route("/healthz", [Method::GET], RoutePolicy::unauthenticated())
+    ///     .build()
+    ///     .unwrap();
+    /// let routes = auth.routes();
+    /// assert_eq!(routes[0].0, "/healthz");
+    /// assert_eq!(routes[0].1, Some(&Method::GET));
+    /// ```
+    pub fn routes(&self) -> Vec<(&str, Option<&Method>, &RoutePolicy)> {
+        let mut out = Vec::new();
+        for entry in &self.inner.registry.routes {
+            for (method, policy) in &entry.by_method {
+                out.push((entry.pattern.as_str(), Some(method), policy));
+            }
+            if let Some(policy) = &entry.any_method {
+                out.push((entry.pattern.as_str(), None, policy));
+            }
+        }
+        out
+    }
+
     /// Decides one request: `Ok` with the principal to inject (none on an unauthenticated
     /// route called without a valid credential), or the refusal to send. Audits either way.
     pub(crate) fn decide(

@@ -1,0 +1,110 @@
+//! Try a configuration before it guards a real service.
+//!
+//! ```text
+//! CI_TOKEN=ci-token-123456 DEPLOY_TOKEN=deploy-token-123456 SYNC_TOKEN=sync-token-123456 \
+//!   cargo run --example serve -- --config examples/auth.yaml --listen 127.0.0.1:7007
+//! curl -i -H 'Authorization: Bearer ci-token-123456' http://127.0.0.1:7007/entities
+//! ```
+//!
+//! Serves every route of the config's `s2s.routes`; each answers 200 with the JSON of the
+//! principal it saw (`subject`, `principalType`, `credential`, `actor`, `restrictions`,
+//! `expiresAt`, `readOnly`). Refusals come from the layer, exactly as in production. At
+//! start it prints the access table; every decision is written to stderr as a JSON line.
+//!
+//! Options: `--config FILE` (required), `--listen ADDR` (default 127.0.0.1:7007),
+//! `--table-only` (print the access table as Markdown and JSON, then exit).
+
+use std::collections::BTreeSet;
+use std::process::ExitCode;
+
+use axum::routing::any;
+use axum::{Json, Router};
+use s2s_auth::{AuthBuilder, JsonLinesSink, Principal};
+
+struct Args {
+    config: String,
+    listen: String,
+    table_only: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut config = None;
+    let mut listen = String::from("127.0.0.1:7007");
+    let mut table_only = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--config" => config = Some(args.next().ok_or("--config needs a file")?),
+            "--listen" => listen = args.next().ok_or("--listen needs an address")?,
+            "--table-only" => table_only = true,
+            "-h" | "--help" => {
+                return Err(String::from(
+                    "usage: serve --config FILE [--listen ADDR] [--table-only]",
+                ));
+            }
+            other => return Err(format!("unknown argument `{other}` (try --help)")),
+        }
+    }
+    Ok(Args {
+        config: config.ok_or("--config FILE is required (try examples/auth.yaml)")?,
+        listen,
+        table_only,
+    })
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    let auth = match AuthBuilder::from_yaml_file(&args.config)
+        .and_then(|b| b.audit_sink(JsonLinesSink::new(std::io::stderr())).build())
+    {
+        Ok(auth) => auth,
+        Err(error) => {
+            // The error names the bad value's path and never prints a secret.
+            eprintln!("configuration error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    let table = auth.access_table();
+    println!("{}", table.to_markdown());
+    if args.table_only {
+        println!("{:#}", table.to_json());
+        return ExitCode::SUCCESS;
+    }
+
+    async fn echo(principal: Option<Principal>) -> Json<Principal> {
+        Json(principal.unwrap_or_else(Principal::none))
+    }
+    // Each declared pattern answers every method; the layer applies the declared policies.
+    let patterns: BTreeSet<&str> = auth.routes().into_iter().map(|(p, _, _)| p).collect();
+    let mut app = Router::new();
+    for pattern in patterns {
+        app = app.route(pattern, any(echo));
+    }
+    let app = app.fallback(echo).layer(auth.layer());
+
+    let listener = match tokio::net::TcpListener::bind(&args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("cannot listen on {}: {e}", args.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "serving `{}` on http://{} (audit events on stderr)",
+        auth.service_id(),
+        args.listen
+    );
+    if let Err(e) = axum::serve(listener, app).await {
+        eprintln!("server error: {e}");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
