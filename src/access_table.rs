@@ -67,7 +67,7 @@ impl AccessTable {
         // each configured caller with its own restrictions.
         let mut columns: Vec<(String, Option<Principal>)> =
             vec![(CredentialKind::None.as_str().to_owned(), None)];
-        if !inner.static_tokens.is_empty() {
+        if !inner.verifiers.static_tokens.is_empty() {
             columns.push((
                 CredentialKind::Static.as_str().to_owned(),
                 Some(

@@ -26,14 +26,17 @@ use time::OffsetDateTime;
 
 use crate::access_table::AccessTable;
 use crate::audit::{AuditEvent, AuditSink, Decision, emit_tracing};
-use crate::classify::{TokenClass, classify};
-use crate::error::{ConfigError, RequestError, VerifyError};
+use crate::error::{ConfigError, RequestError};
+use crate::external_jwks::{JwksAccess, UserProvider};
 use crate::extract;
+use crate::jwks::{FetchError, JwksCache, JwksCacheConfig, KeyFetcher};
 use crate::layer::AuthLayer;
-use crate::policy::{DefaultPolicy, PolicyRegistry, RoutePolicy, RouteSpec, authorize};
+use crate::legacy::{LegacySecret, LegacyVerifier};
+use crate::policy::{DefaultPolicy, PolicyRegistry, Resolved, RoutePolicy, RouteSpec, authorize};
 use crate::principal::Principal;
 use crate::secret::Fingerprint;
 use crate::static_token::{StaticToken, StaticTokens};
+use crate::verify::{UntilExp, Verification, Verifiers};
 
 /// The configured authentication of one service. Cheap to clone (one `Arc`).
 ///
@@ -47,7 +50,7 @@ pub struct Auth {
 
 pub(crate) struct Inner {
     pub(crate) service_id: String,
-    pub(crate) static_tokens: StaticTokens,
+    pub(crate) verifiers: Arc<Verifiers>,
     pub(crate) static_callers: Vec<StaticToken>,
     pub(crate) registry: PolicyRegistry,
     sinks: Vec<Arc<dyn AuditSink>>,
@@ -81,9 +84,16 @@ impl Auth {
         AuthBuilder {
             service_id: service_id.into(),
             static_tokens: Vec::new(),
+            jwks_access: Vec::new(),
+            user_providers: Vec::new(),
+            legacy_secrets: Vec::new(),
             routes: Vec::new(),
             default_policy: DefaultPolicy::default(),
             sinks: Vec::new(),
+            jwks_config: JwksCacheConfig::default(),
+            fetcher: None,
+            leeway_secs: DEFAULT_LEEWAY_SECS,
+            verified_cache_capacity: DEFAULT_VERIFIED_CACHE_CAPACITY,
         }
     }
 
@@ -130,14 +140,10 @@ impl Auth {
         out
     }
 
-    /// Decides one request: `Ok` with the principal to inject (none on an unauthenticated
-    /// route called without a valid credential), or the refusal to send. Audits either way.
-    pub(crate) fn decide(
-        &self,
-        method: &Method,
-        uri: &Uri,
-        headers: &HeaderMap,
-    ) -> Result<Option<Principal>, Response<String>> {
+    /// Decides one request: the principal to inject (none on an unauthenticated route called
+    /// without a valid credential) or the refusal to send, now or once a key is fetched.
+    /// Audits either way.
+    pub(crate) fn decide(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Decided {
         let inner = &*self.inner;
         let resolved = inner.registry.resolve(method, uri.path());
         let mut event = AuditEvent {
@@ -156,41 +162,65 @@ impl Auth {
             route: resolved.pattern().to_owned(),
             token_fingerprint: None,
         };
-        let token = extract::bearer_token(headers, uri);
-        if let Ok(Some(token)) = token {
-            event.token_fingerprint = Some(Fingerprint::of(token.as_bytes()));
+        let token = match extract::bearer_token(headers, uri) {
+            Ok(Some(token)) => {
+                event.token_fingerprint = Some(Fingerprint::of(token.as_bytes()));
+                Ok(Some(token))
+            }
+            other => other,
+        };
+        let verification = match token {
+            Ok(Some(token)) => inner.verifiers.verify(token, event.time),
+            Ok(None) => Verification::Done(Err(RequestError::MissingCredentials)),
+            Err(e) => Verification::Done(Err(e)),
+        };
+        match verification {
+            Verification::Done(result) => {
+                Decided::Ready(self.conclude(method, uri.path(), &resolved, event, result))
+            }
+            Verification::Pending(pending) => {
+                let auth = self.clone();
+                let method = method.clone();
+                let path = uri.path().to_owned();
+                Decided::Pending(Box::pin(async move {
+                    let result = pending.await;
+                    let resolved = auth.inner.registry.resolve(&method, &path);
+                    auth.conclude(&method, &path, &resolved, event, result)
+                }))
+            }
         }
+    }
 
+    /// Applies the policy to a verification result, audits, and returns the outcome.
+    fn conclude(
+        &self,
+        method: &Method,
+        path: &str,
+        resolved: &Resolved<'_>,
+        mut event: AuditEvent,
+        verified: Result<Principal, RequestError>,
+    ) -> Result<Option<Principal>, Response<String>> {
+        let inner = &*self.inner;
+        if let Ok(p) = &verified {
+            fill_principal(&mut event, p);
+        }
         if resolved.is_unauthenticated() {
             // Everyone may call this route. A valid credential still yields a principal; a bad
             // one is ignored (a stale token must not break a health check) but audited.
-            let principal = match token {
-                Ok(Some(token)) => match self.verify(token, event.time) {
-                    Ok(p) => Some(p),
-                    Err(e) => {
-                        event.message = format!("credential ignored: {e}");
-                        None
-                    }
-                },
-                Ok(None) => None,
+            let principal = match verified {
+                Ok(p) => Some(p),
+                Err(RequestError::MissingCredentials) => None,
                 Err(e) => {
                     event.message = format!("credential ignored: {e}");
                     None
                 }
             };
-            if let Some(p) = &principal {
-                fill_principal(&mut event, p);
-            }
             event.reason = String::from("unauthenticated_route");
             self.record(&event);
             return Ok(principal);
         }
-
-        let outcome = token.and_then(|token| {
-            let token = token.ok_or(RequestError::MissingCredentials)?;
-            let principal = self.verify(token, event.time)?;
-            fill_principal(&mut event, &principal);
-            authorize(&principal, method, &resolved, &inner.service_id)?;
+        let outcome = verified.and_then(|principal| {
+            authorize(&principal, method, resolved, &inner.service_id)?;
             Ok(principal)
         });
         match outcome {
@@ -209,17 +239,9 @@ impl Auth {
                     &error,
                     &inner.service_id,
                     method,
-                    uri.path(),
+                    path,
                 ))
             }
-        }
-    }
-
-    /// Sends a token to its one verifier (chosen by shape, see the `classify` module).
-    fn verify(&self, token: &str, now: OffsetDateTime) -> Result<Principal, VerifyError> {
-        match classify(token) {
-            TokenClass::Jwt => Err(VerifyError::NoJwtVerifier),
-            TokenClass::Opaque => self.inner.static_tokens.verify(token, now),
         }
     }
 
@@ -230,6 +252,23 @@ impl Auth {
         }
     }
 }
+
+/// The outcome of [`Auth::decide`].
+pub(crate) enum Decided {
+    Ready(Result<Option<Principal>, Response<String>>),
+    Pending(PendingDecision),
+}
+
+/// A decision waiting for a key fetch.
+pub(crate) type PendingDecision = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Option<Principal>, Response<String>>> + Send>,
+>;
+
+/// The default clock leeway for `exp`, `nbf` and `iat`, in seconds.
+pub const DEFAULT_LEEWAY_SECS: u64 = 30;
+
+/// The default number of verified JWTs remembered.
+pub const DEFAULT_VERIFIED_CACHE_CAPACITY: u64 = 10_000;
 
 fn fill_principal(event: &mut AuditEvent, p: &Principal) {
     event.subject = Some(p.subject().to_owned());
@@ -243,9 +282,16 @@ fn fill_principal(event: &mut AuditEvent, p: &Principal) {
 pub struct AuthBuilder {
     pub(crate) service_id: String,
     pub(crate) static_tokens: Vec<StaticToken>,
+    pub(crate) jwks_access: Vec<JwksAccess>,
+    pub(crate) user_providers: Vec<UserProvider>,
+    pub(crate) legacy_secrets: Vec<LegacySecret>,
     pub(crate) routes: Vec<RouteSpec>,
     pub(crate) default_policy: DefaultPolicy,
     sinks: Vec<Arc<dyn AuditSink>>,
+    pub(crate) jwks_config: JwksCacheConfig,
+    fetcher: Option<Arc<dyn KeyFetcher>>,
+    pub(crate) leeway_secs: u64,
+    verified_cache_capacity: u64,
 }
 
 impl fmt::Debug for AuthBuilder {
@@ -267,6 +313,64 @@ impl AuthBuilder {
             token.origin = format!("static_token[{}]", self.static_tokens.len());
         }
         self.static_tokens.push(token);
+        self
+    }
+
+    /// Adds an external caller whose JWTs are verified against a JWKS (`type: jwks`).
+    pub fn jwks_access(mut self, access: JwksAccess) -> Self {
+        let mut access = access;
+        if access.origin == "jwks_access" {
+            access.origin = format!("jwks_access[{}]", self.jwks_access.len());
+        }
+        self.jwks_access.push(access);
+        self
+    }
+
+    /// Adds an identity provider for user tokens.
+    pub fn user_provider(mut self, provider: UserProvider) -> Self {
+        let mut provider = provider;
+        if provider.origin == "user_provider" {
+            provider.origin = format!("user_provider[{}]", self.user_providers.len());
+        }
+        self.user_providers.push(provider);
+        self
+    }
+
+    /// Adds a legacy HS256 shared secret (`type: legacy`). Secrets are tried in the order
+    /// they are added.
+    pub fn legacy_secret(mut self, secret: LegacySecret) -> Self {
+        let mut secret = secret;
+        if secret.origin == "legacy_secret" {
+            secret.origin = format!("legacy_secret[{}]", self.legacy_secrets.len());
+        }
+        self.legacy_secrets.push(secret);
+        self
+    }
+
+    /// Tunes the JWKS cache (refresh, rate limits, stale keys, timeouts, body cap).
+    pub fn jwks_cache_config(mut self, config: JwksCacheConfig) -> Self {
+        self.jwks_config = config;
+        self
+    }
+
+    /// Fetches JWKS and discovery documents with `fetcher` instead of the built-in HTTP
+    /// client (see [`KeyFetcher`]).
+    pub fn key_fetcher(mut self, fetcher: Arc<dyn KeyFetcher>) -> Self {
+        self.fetcher = Some(fetcher);
+        self
+    }
+
+    /// The clock leeway for `exp`, `nbf` and `iat`. Default 30 s. Larger values let tokens
+    /// live past their expiry by that much.
+    pub fn leeway(mut self, leeway: std::time::Duration) -> Self {
+        self.leeway_secs = leeway.as_secs();
+        self
+    }
+
+    /// How many verified JWTs are remembered (each until its `exp`, and only while its key
+    /// stays in the JWKS). Default 10,000; 0 turns the cache off.
+    pub fn verified_cache_capacity(mut self, capacity: u64) -> Self {
+        self.verified_cache_capacity = capacity;
         self
     }
 
@@ -311,10 +415,38 @@ impl AuthBuilder {
         }
         let static_tokens = StaticTokens::new(&self.static_tokens)?;
         let registry = PolicyRegistry::new(&self.routes, self.default_policy)?;
+        let mut jwks = Vec::new();
+        for access in self.jwks_access {
+            jwks.push(access.into_verifier()?);
+        }
+        for provider in self.user_providers {
+            jwks.push(provider.into_verifier()?);
+        }
+        let mut legacy = LegacyVerifier::default();
+        for secret in &self.legacy_secrets {
+            legacy.keys.push(secret.compile()?);
+        }
+        let cache = match self.fetcher {
+            Some(fetcher) => JwksCache::new(self.jwks_config, fetcher),
+            None => JwksCache::with_http(self.jwks_config).map_err(|e: FetchError| {
+                ConfigError::invalid("s2s.jwks", format!("cannot build the HTTP client: {e}"))
+            })?,
+        };
+        let verifiers = Verifiers {
+            static_tokens,
+            jwks,
+            legacy,
+            cache: Arc::new(cache),
+            verified: moka::sync::Cache::builder()
+                .max_capacity(self.verified_cache_capacity)
+                .expire_after(UntilExp)
+                .build(),
+            leeway: self.leeway_secs,
+        };
         Ok(Auth {
             inner: Arc::new(Inner {
                 service_id: self.service_id,
-                static_tokens,
+                verifiers: Arc::new(verifiers),
                 static_callers: self.static_tokens,
                 registry,
                 sinks: self.sinks,

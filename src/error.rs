@@ -44,6 +44,13 @@ pub enum RequestError {
     /// 403: the caller is valid but may not do this here.
     #[error(transparent)]
     Forbidden(#[from] Forbidden),
+    /// 503: the key needed to verify the token cannot be had right now (the key source is
+    /// unreachable and nothing usable is cached). Answered with `Retry-After`.
+    #[error("signing keys are unavailable; retry in {retry_after_secs} s")]
+    KeysUnavailable {
+        /// Seconds until a retry may succeed.
+        retry_after_secs: u64,
+    },
 }
 
 impl RequestError {
@@ -58,6 +65,7 @@ impl RequestError {
             | RequestError::UnsupportedScheme
             | RequestError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             RequestError::Forbidden(_) => StatusCode::FORBIDDEN,
+            RequestError::KeysUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -71,6 +79,7 @@ impl RequestError {
             RequestError::UnsupportedScheme => "unsupported_scheme",
             RequestError::InvalidToken(e) => e.code(),
             RequestError::Forbidden(e) => e.code(),
+            RequestError::KeysUnavailable { .. } => "keys_unavailable",
         }
     }
 }
@@ -97,6 +106,64 @@ pub enum VerifyError {
     /// The credential has expired.
     #[error("token has expired")]
     Expired,
+    /// The token is not a well-formed JWT (the detail names which part).
+    #[error("token is malformed: {0}")]
+    Malformed(&'static str),
+    /// `alg: none`: an unsigned token. Never accepted.
+    #[error("unsigned tokens (alg none) are never accepted")]
+    AlgorithmNone,
+    /// The header carries a key or a key URL (`jku`, `x5u`, `jwk`, `x5c`). Keys come only
+    /// from configured sources; such headers are refused, never followed.
+    #[error("token header carries `{0}`; keys are only taken from configured JWKS URLs")]
+    KeyInHeader(&'static str),
+    /// The token's `alg` is not in the verifier's allow-list.
+    #[error("token algorithm is not allowed for this issuer")]
+    AlgorithmNotAllowed,
+    /// The key named by `kid` does not allow the token's `alg` (or its type does not match).
+    #[error("signing key does not allow the token's algorithm")]
+    KeyAlgorithmMismatch,
+    /// The signature does not verify.
+    #[error("signature does not verify")]
+    BadSignature,
+    /// `nbf` is in the future.
+    #[error("token is not valid yet (nbf)")]
+    NotYetValid,
+    /// `iat` is in the future.
+    #[error("token was issued in the future (iat)")]
+    IssuedInFuture,
+    /// `aud` does not name this service (or an accepted audience).
+    #[error("token audience does not match")]
+    WrongAudience,
+    /// `iss` is not an accepted issuer.
+    #[error("token issuer does not match")]
+    WrongIssuer,
+    /// A required claim is missing.
+    #[error("token has no `{0}` claim")]
+    MissingClaim(&'static str),
+    /// No verifier is configured for the token's issuer (decided without any network call).
+    #[error("token issuer is not configured")]
+    UnknownIssuer,
+    /// Several verifiers would accept the token's issuer and audience.
+    #[error("token matches more than one configured issuer and audience")]
+    Ambiguous,
+    /// The key set has no key with the token's `kid`, even after a refresh.
+    #[error("signing key is unknown (kid)")]
+    UnknownKey,
+    /// The token names no `kid` and the key set has several keys for its algorithm.
+    #[error("token has no kid and the key set has several keys")]
+    KidRequired,
+    /// The token's `typ` is not what this kind of credential must carry.
+    #[error("token type (typ) is not accepted here")]
+    WrongType,
+    /// The subject is not what this kind of credential must carry.
+    #[error("token subject is not accepted")]
+    WrongSubject,
+    /// A legacy token carried an `aud` claim (Backstage legacy tokens have none).
+    #[error("legacy tokens must not carry an aud claim")]
+    LegacyWithAudience,
+    /// A kind of token this version does not verify yet.
+    #[error("{0} tokens are not supported by this version")]
+    Unsupported(&'static str),
 }
 
 impl VerifyError {
@@ -108,6 +175,25 @@ impl VerifyError {
             VerifyError::Unrecognised => "token_unrecognised",
             VerifyError::NoJwtVerifier => "no_jwt_verifier",
             VerifyError::Expired => "token_expired",
+            VerifyError::Malformed(_) => "token_malformed",
+            VerifyError::AlgorithmNone => "alg_none",
+            VerifyError::KeyInHeader(_) => "key_in_header",
+            VerifyError::AlgorithmNotAllowed => "alg_not_allowed",
+            VerifyError::KeyAlgorithmMismatch => "key_alg_mismatch",
+            VerifyError::BadSignature => "bad_signature",
+            VerifyError::NotYetValid => "not_yet_valid",
+            VerifyError::IssuedInFuture => "issued_in_future",
+            VerifyError::WrongAudience => "wrong_audience",
+            VerifyError::WrongIssuer => "wrong_issuer",
+            VerifyError::MissingClaim(_) => "missing_claim",
+            VerifyError::UnknownIssuer => "unknown_issuer",
+            VerifyError::Ambiguous => "ambiguous_issuer",
+            VerifyError::UnknownKey => "unknown_key",
+            VerifyError::KidRequired => "kid_required",
+            VerifyError::WrongType => "wrong_type",
+            VerifyError::WrongSubject => "wrong_subject",
+            VerifyError::LegacyWithAudience => "legacy_with_audience",
+            VerifyError::Unsupported(_) => "unsupported_token",
         }
     }
 }

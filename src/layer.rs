@@ -26,7 +26,7 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use crate::auth::Auth;
+use crate::auth::{Auth, Decided, PendingDecision};
 
 /// Wraps a service in [`AuthService`]. Made by [`Auth::layer`].
 #[derive(Clone, Debug)]
@@ -71,22 +71,22 @@ impl<S> AuthService<S> {
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for AuthService<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
     ResBody: From<String>,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResBody>;
+    type Future = ResponseFuture<S, ReqBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        // Deciding is synchronous, so `inner` is called right here, on the instance that
-        // `poll_ready` readied: no clone of `inner` is needed.
         match self.auth.decide(req.method(), req.uri(), req.headers()) {
-            Ok(principal) => {
+            // Decided without I/O (almost always): call `inner` right here, on the instance
+            // that `poll_ready` readied.
+            Decided::Ready(Ok(principal)) => {
                 if let Some(principal) = principal {
                     req.extensions_mut().insert(principal);
                 }
@@ -94,43 +94,87 @@ where
                     future: self.inner.call(req),
                 }
             }
-            Err(refusal) => ResponseFuture::Refused {
+            Decided::Ready(Err(refusal)) => ResponseFuture::Refused {
                 response: Some(refusal.map(ResBody::from)),
             },
+            // A key must be fetched first. The readied `inner` moves into the future and a
+            // clone takes its place (tower's rule: the instance that was polled ready is
+            // the one that must be called).
+            Decided::Pending(decision) => {
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                ResponseFuture::Verifying {
+                    decision,
+                    pending: Some((inner, req)),
+                }
+            }
         }
     }
 }
 
 pin_project! {
-    /// The response future of [`AuthService`]: the inner service's future, or a refusal.
+    /// The response future of [`AuthService`]: a verification waiting for a key, the inner
+    /// service's future, or a refusal.
     #[project = ResponseFutureProj]
     #[allow(missing_docs)] // pin-project-lite cannot carry docs on pinned fields
-
-    pub enum ResponseFuture<F, B> {
+    pub enum ResponseFuture<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        /// Waiting for a key fetch before deciding.
+        Verifying {
+            decision: PendingDecision,
+            pending: Option<(S, Request<ReqBody>)>,
+        },
         /// The request was let through.
         Inner {
             #[pin]
-            future: F,
+            future: S::Future,
         },
         /// The request was refused.
         Refused {
-            response: Option<Response<B>>,
+            response: Option<S::Response>,
         },
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F, B>
+impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody>
 where
-    F: Future<Output = Result<Response<B>, E>>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: From<String>,
 {
-    type Output = Result<Response<B>, E>;
+    type Output = Result<Response<ResBody>, S::Error>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            ResponseFutureProj::Inner { future } => future.poll(cx),
-            ResponseFutureProj::Refused { response } => Poll::Ready(Ok(response
-                .take()
-                .expect("invariant: a ResponseFuture is not polled after it completed"))),
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            match self.as_mut().project() {
+                ResponseFutureProj::Verifying { decision, pending } => {
+                    let outcome = std::task::ready!(decision.as_mut().poll(cx));
+                    let Some((mut inner, mut req)) = pending.take() else {
+                        unreachable!("invariant: a Verifying future holds its request until decided")
+                    };
+                    let next = match outcome {
+                        Ok(principal) => {
+                            if let Some(principal) = principal {
+                                req.extensions_mut().insert(principal);
+                            }
+                            ResponseFuture::Inner {
+                                future: inner.call(req),
+                            }
+                        }
+                        Err(refusal) => ResponseFuture::Refused {
+                            response: Some(refusal.map(ResBody::from)),
+                        },
+                    };
+                    self.set(next);
+                }
+                ResponseFutureProj::Inner { future } => return future.poll(cx),
+                ResponseFutureProj::Refused { response } => {
+                    return Poll::Ready(Ok(response
+                        .take()
+                        .expect("invariant: a ResponseFuture is not polled after it completed")));
+                }
+            }
         }
     }
 }

@@ -63,7 +63,11 @@ mod auth;
 mod classify;
 pub mod config;
 pub mod error;
+pub mod external_jwks;
 mod extract;
+pub mod jwks;
+mod jwt;
+pub mod legacy;
 pub mod layer;
 pub mod policy;
 pub mod principal;
@@ -71,10 +75,17 @@ mod response;
 pub mod restrictions;
 pub mod secret;
 pub mod static_token;
+mod verify;
 
 pub use access_table::AccessTable;
 pub use audit::{AuditEvent, AuditSink, Decision, JsonLinesSink, MemoryAuditSink};
-pub use auth::{Auth, AuthBuilder, is_valid_service_id};
+pub use auth::{
+    Auth, AuthBuilder, DEFAULT_LEEWAY_SECS, DEFAULT_VERIFIED_CACHE_CAPACITY, is_valid_service_id,
+};
+pub use external_jwks::{JwksAccess, UserProvider};
+pub use jwks::{FetchError, FetchedDocument, HttpFetcher, JwksCache, JwksCacheConfig, KeyFetcher};
+pub use jsonwebtoken::Algorithm;
+pub use legacy::LegacySecret;
 pub use error::{ConfigError, Forbidden, RequestError, VerifyError};
 pub use extract::MAX_TOKEN_LEN;
 pub use layer::{AuthLayer, AuthService, ResponseFuture};

@@ -25,6 +25,7 @@ pub(crate) fn refusal(
         RequestError::DuplicateAuthorization
         | RequestError::MalformedAuthorization(_)
         | RequestError::TokenInQuery => Some("invalid_request"),
+        RequestError::KeysUnavailable { .. } => None,
     };
     // RFC 6750 section 3: no error code when the request simply lacked credentials.
     let challenge = match code {
@@ -38,6 +39,7 @@ pub(crate) fn refusal(
     let name = match status {
         StatusCode::BAD_REQUEST => "InputError",
         StatusCode::FORBIDDEN => "NotAllowedError",
+        StatusCode::SERVICE_UNAVAILABLE => "ServiceUnavailableError",
         _ => "AuthenticationError",
     };
     let body = error_body(name, &message, Some((method, path)), status);
@@ -54,6 +56,11 @@ pub(crate) fn refusal(
         header::WWW_AUTHENTICATE,
         HeaderValue::from_str(&challenge).unwrap_or(HeaderValue::from_static("Bearer")),
     );
+    if let RequestError::KeysUnavailable { retry_after_secs } = error {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        // Not a credential problem: no challenge.
+        headers.remove(header::WWW_AUTHENTICATE);
+    }
     response
 }
 

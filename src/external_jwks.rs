@@ -1,0 +1,570 @@
+//! JWKS-verified JWTs: external callers (`type: jwks`) and users (identity providers).
+//!
+//! Both are JWTs signed with keys published at a JWKS URL, so they share one verifier,
+//! [`JwksVerifier`]; what differs is how the principal is made.
+//!
+//! - [`JwksAccess`]: Backstage's `externalAccess` entry of `type: jwks` (options `url`,
+//!   `issuer`, `algorithm`, `audience`, `subjectPrefix`). The caller becomes a `service`
+//!   principal `external:<sub>` or `external:<subjectPrefix>:<sub>`.
+//! - [`UserProvider`]: an identity provider for users, found by OIDC discovery
+//!   (`<issuer>/.well-known/openid-configuration`) or a direct `jwksUrl`. The caller becomes
+//!   a `user` principal whose subject is a user entity ref (`user:default/jane`).
+//!
+//! Secure by default: a `jwks` entry needs both `issuer` and `audience`. Large identity
+//! providers sign every tenant's tokens with the same keys; without an issuer and audience
+//! check, a token minted for someone else's application verifies here.
+//!
+//! ```
+//! use s2s_auth::{Auth, JwksAccess, UserProvider};
+//!
+//! let auth = Auth::builder("catalog")
+//!     .jwks_access(
+//!         JwksAccess::new("https://idp.example.com/.well-known/jwks.json")
+//!             .issuers(["https://idp.example.com"])
+//!             .audiences(["catalog"])
+//!             .subject_prefix("idp"),
+//!     )
+//!     .user_provider(UserProvider::oidc("https://login.example.com").audiences(["catalog"]))
+//!     .build()
+//!     .unwrap();
+//! # let _ = auth;
+//! ```
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::{Algorithm, Validation};
+use serde_json::{Map, Value};
+
+use crate::error::{ConfigError, RequestError, VerifyError};
+use crate::jwks::{JwksCache, KeyError, UsableKey};
+use crate::jwt::{Unverified, check_iat, str_claim};
+use crate::principal::{CredentialKind, Principal, PrincipalType};
+use crate::restrictions::AccessRestrictions;
+
+/// The asymmetric algorithms accepted when an entry lists none.
+pub const DEFAULT_ALGORITHMS: [Algorithm; 9] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+/// The `typ` of Backstage user tokens.
+pub const BACKSTAGE_USER_TYP: &str = "vnd.backstage.user";
+
+/// An external caller whose JWTs are verified against a JWKS URL (`type: jwks`).
+#[derive(Clone, Debug)]
+pub struct JwksAccess {
+    url: String,
+    issuers: Option<Vec<String>>,
+    audiences: Option<Vec<String>>,
+    algorithms: Option<Vec<Algorithm>>,
+    subject_prefix: Option<String>,
+    restrictions: Option<AccessRestrictions>,
+    allow_missing_issuer_or_audience: bool,
+    pub(crate) origin: String,
+}
+
+impl JwksAccess {
+    /// Tokens signed by keys at `url`. Add [`issuers`](Self::issuers) and
+    /// [`audiences`](Self::audiences): without both the entry is refused.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            issuers: None,
+            audiences: None,
+            algorithms: None,
+            subject_prefix: None,
+            restrictions: None,
+            allow_missing_issuer_or_audience: false,
+            origin: String::from("jwks_access"),
+        }
+    }
+
+    /// The accepted `iss` values.
+    pub fn issuers<I: IntoIterator<Item = S>, S: Into<String>>(mut self, issuers: I) -> Self {
+        self.issuers = Some(issuers.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The accepted `aud` values (the token must name at least one).
+    pub fn audiences<I: IntoIterator<Item = S>, S: Into<String>>(mut self, audiences: I) -> Self {
+        self.audiences = Some(audiences.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The accepted algorithms. Default: [`DEFAULT_ALGORITHMS`]. HMAC algorithms are refused
+    /// (a JWKS publishes public keys; a shared secret there would let anyone sign).
+    pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = Some(algorithms.into_iter().collect());
+        self
+    }
+
+    /// The subject becomes `external:<prefix>:<sub>` instead of `external:<sub>`.
+    pub fn subject_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.subject_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Restricts what callers of this entry may do.
+    pub fn restrict(mut self, restrictions: AccessRestrictions) -> Self {
+        self.restrictions = Some(restrictions);
+        self
+    }
+
+    /// Accepts an entry without `issuer` or `audience` (config key
+    /// `dangerouslyAllowMissingIssuerOrAudience`). **Insecure**: any token signed by the
+    /// JWKS's keys verifies, including tokens the provider minted for other applications or
+    /// tenants. Only for a JWKS whose keys sign nothing but tokens meant for you.
+    pub fn dangerously_allow_missing_issuer_or_audience(mut self) -> Self {
+        self.allow_missing_issuer_or_audience = true;
+        self
+    }
+
+    pub(crate) fn into_verifier(self) -> Result<JwksVerifier, ConfigError> {
+        let origin = &self.origin;
+        if !(self.url.starts_with("https://") || self.url.starts_with("http://")) {
+            return Err(ConfigError::invalid(
+                format!("{origin}.options.url"),
+                "url must be an http(s) URL",
+            ));
+        }
+        if (self.issuers.is_none() || self.audiences.is_none())
+            && !self.allow_missing_issuer_or_audience
+        {
+            let missing = if self.issuers.is_none() { "issuer" } else { "audience" };
+            return Err(ConfigError::invalid(
+                format!("{origin}.options.{missing}"),
+                "required: identity providers sign many applications' tokens with the same keys, \
+                 so without both an issuer and an audience check a token minted for someone else \
+                 verifies here. Set dangerouslyAllowMissingIssuerOrAudience: true only if this \
+                 JWKS signs nothing but tokens meant for this service",
+            ));
+        }
+        let algorithms = check_algorithms(self.algorithms, &format!("{origin}.options.algorithm"))?;
+        Ok(JwksVerifier {
+            source: KeySource::Url(self.url),
+            issuers: self.issuers,
+            audiences: self.audiences,
+            algorithms,
+            restrictions: self.restrictions,
+            mapping: Mapping::External {
+                prefix: self.subject_prefix,
+            },
+            origin: self.origin,
+        })
+    }
+}
+
+/// An identity provider for users.
+#[derive(Clone, Debug)]
+pub struct UserProvider {
+    issuer: String,
+    jwks_url: Option<String>,
+    audiences: Vec<String>,
+    algorithms: Option<Vec<Algorithm>>,
+    subject_claim: String,
+    backstage: bool,
+    pub(crate) origin: String,
+}
+
+impl UserProvider {
+    /// An OpenID Connect provider: keys found by discovery at
+    /// `<issuer>/.well-known/openid-configuration`. Set [`audiences`](Self::audiences).
+    pub fn oidc(issuer: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            jwks_url: None,
+            audiences: Vec::new(),
+            algorithms: None,
+            subject_claim: String::from("sub"),
+            backstage: false,
+            origin: String::from("user_provider"),
+        }
+    }
+
+    /// A Backstage auth backend (`typ: vnd.backstage.user`, `aud: backstage`, the entity
+    /// ref in `sub`), e.g. issuer `http://backstage:7007/api/auth`. Keys are found by
+    /// discovery unless [`jwks_url`](Self::jwks_url) is set.
+    pub fn backstage(issuer: impl Into<String>) -> Self {
+        Self {
+            audiences: vec![String::from("backstage")],
+            backstage: true,
+            ..Self::oidc(issuer)
+        }
+    }
+
+    /// Takes keys from this URL instead of discovery.
+    pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
+        self.jwks_url = Some(url.into());
+        self
+    }
+
+    /// The accepted `aud` values (required for OIDC providers).
+    pub fn audiences<I: IntoIterator<Item = S>, S: Into<String>>(mut self, audiences: I) -> Self {
+        self.audiences = audiences.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The accepted algorithms. Default: [`DEFAULT_ALGORITHMS`].
+    pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = Some(algorithms.into_iter().collect());
+        self
+    }
+
+    /// The claim holding the user's name or entity ref. Default `sub`. A value that is
+    /// already an entity ref (`user:<namespace>/<name>`) is kept; any other value `v`
+    /// becomes `user:default/v`.
+    pub fn subject_claim(mut self, claim: impl Into<String>) -> Self {
+        self.subject_claim = claim.into();
+        self
+    }
+
+    pub(crate) fn into_verifier(self) -> Result<JwksVerifier, ConfigError> {
+        let origin = &self.origin;
+        if !(self.issuer.starts_with("https://") || self.issuer.starts_with("http://")) {
+            return Err(ConfigError::invalid(
+                format!("{origin}.issuer"),
+                "issuer must be an http(s) URL",
+            ));
+        }
+        if self.audiences.is_empty() {
+            return Err(ConfigError::invalid(
+                format!("{origin}.audience"),
+                "required: without an audience check, a token the provider minted for any other \
+                 application verifies here",
+            ));
+        }
+        let algorithms = check_algorithms(self.algorithms, &format!("{origin}.algorithms"))?;
+        let source = match self.jwks_url {
+            Some(url) => KeySource::Url(url),
+            None => KeySource::Discovery(Discovery::new(&self.issuer)),
+        };
+        Ok(JwksVerifier {
+            source,
+            issuers: Some(vec![self.issuer]),
+            audiences: Some(self.audiences),
+            algorithms,
+            restrictions: None,
+            mapping: Mapping::User {
+                claim: self.subject_claim,
+                backstage: self.backstage,
+            },
+            origin: self.origin,
+        })
+    }
+}
+
+fn check_algorithms(
+    algorithms: Option<Vec<Algorithm>>,
+    path: &str,
+) -> Result<Vec<Algorithm>, ConfigError> {
+    let algorithms = algorithms.unwrap_or_else(|| DEFAULT_ALGORITHMS.to_vec());
+    if algorithms.is_empty() {
+        return Err(ConfigError::invalid(path, "lists no algorithm"));
+    }
+    if algorithms
+        .iter()
+        .any(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
+    {
+        return Err(ConfigError::invalid(
+            path,
+            "HMAC algorithms are never accepted from a JWKS (a published shared secret lets anyone sign)",
+        ));
+    }
+    Ok(algorithms)
+}
+
+/// Where a verifier's keys come from.
+#[derive(Debug)]
+pub(crate) enum KeySource {
+    Url(String),
+    Discovery(Discovery),
+}
+
+/// OIDC discovery of a `jwks_uri`, once, with a cooldown after failures.
+#[derive(Debug)]
+pub(crate) struct Discovery {
+    issuer: String,
+    document_url: String,
+    resolved: tokio::sync::OnceCell<String>,
+    last_failure: Mutex<Option<Instant>>,
+}
+
+impl Discovery {
+    fn new(issuer: &str) -> Self {
+        Self {
+            issuer: issuer.to_owned(),
+            document_url: format!(
+                "{}/.well-known/openid-configuration",
+                issuer.trim_end_matches('/')
+            ),
+            resolved: tokio::sync::OnceCell::new(),
+            last_failure: Mutex::new(None),
+        }
+    }
+
+    async fn jwks_url(&self, cache: &JwksCache) -> Result<&str, RequestError> {
+        let cooldown = cache.config().unknown_kid_cooldown.max(Duration::from_secs(6));
+        if let Some(at) = *self.last_failure.lock().unwrap_or_else(PoisonError::into_inner) {
+            if self.resolved.get().is_none() && at.elapsed() < cooldown {
+                return Err(RequestError::KeysUnavailable {
+                    retry_after_secs: cooldown.saturating_sub(at.elapsed()).as_secs().max(1),
+                });
+            }
+        }
+        let result = self
+            .resolved
+            .get_or_try_init(|| async {
+                #[derive(serde::Deserialize)]
+                struct Doc {
+                    issuer: String,
+                    jwks_uri: String,
+                }
+                let doc = cache
+                    .fetcher()
+                    .fetch(&self.document_url, cache.config().max_body_bytes)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let doc: Doc = serde_json::from_slice(&doc.body)
+                    .map_err(|_| "discovery document lacks issuer or jwks_uri".to_owned())?;
+                // OIDC Discovery 4.3: the issuer in the document must be the one we asked.
+                if doc.issuer.trim_end_matches('/') != self.issuer.trim_end_matches('/') {
+                    return Err("discovery document names another issuer".to_owned());
+                }
+                Ok::<_, String>(doc.jwks_uri)
+            })
+            .await;
+        match result {
+            Ok(url) => Ok(url.as_str()),
+            Err(error) => {
+                tracing::warn!(target: "s2s_auth::jwks", issuer = %self.issuer, %error, "OIDC discovery failed");
+                *self.last_failure.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Some(Instant::now());
+                Err(RequestError::KeysUnavailable {
+                    retry_after_secs: cooldown.as_secs(),
+                })
+            }
+        }
+    }
+}
+
+/// How a verified token becomes a principal.
+#[derive(Debug)]
+pub(crate) enum Mapping {
+    External { prefix: Option<String> },
+    User { claim: String, backstage: bool },
+}
+
+/// One JWKS-backed verifier (an external entry or a user provider).
+#[derive(Debug)]
+pub(crate) struct JwksVerifier {
+    pub(crate) source: KeySource,
+    pub(crate) issuers: Option<Vec<String>>,
+    pub(crate) audiences: Option<Vec<String>>,
+    pub(crate) algorithms: Vec<Algorithm>,
+    pub(crate) restrictions: Option<AccessRestrictions>,
+    pub(crate) mapping: Mapping,
+    pub(crate) origin: String,
+}
+
+impl JwksVerifier {
+    pub(crate) fn credential(&self) -> CredentialKind {
+        match self.mapping {
+            Mapping::External { .. } => CredentialKind::Jwks,
+            Mapping::User { .. } => CredentialKind::User,
+        }
+    }
+
+    pub(crate) fn is_backstage_user(&self) -> bool {
+        matches!(self.mapping, Mapping::User { backstage: true, .. })
+    }
+
+    /// Whether this verifier accepts tokens from `iss` (`None`: issuer-less entries).
+    pub(crate) fn accepts_issuer(&self, iss: Option<&str>) -> bool {
+        match (&self.issuers, iss) {
+            (Some(list), Some(iss)) => list.iter().any(|i| i == iss),
+            (None, _) => true,
+            (Some(_), None) => false,
+        }
+    }
+
+    pub(crate) fn accepts_any_audience(&self, aud: &[String]) -> bool {
+        match &self.audiences {
+            None => true,
+            Some(list) => aud.iter().any(|a| list.contains(a)),
+        }
+    }
+
+    /// Checks that need no key: algorithm allow-list and `typ`.
+    pub(crate) fn precheck(&self, u: &Unverified) -> Result<(), VerifyError> {
+        if !self.algorithms.contains(&u.alg) {
+            return Err(VerifyError::AlgorithmNotAllowed);
+        }
+        let typ = u.typ.as_deref();
+        let backstage_typ = typ.is_some_and(|t| t.starts_with("vnd.backstage."));
+        if self.is_backstage_user() {
+            if typ != Some(BACKSTAGE_USER_TYP) {
+                return Err(VerifyError::WrongType);
+            }
+        } else if backstage_typ {
+            // A Backstage plugin or limited-user token presented as an external/OIDC token.
+            return Err(VerifyError::WrongType);
+        }
+        Ok(())
+    }
+
+    /// The JWKS URL if already known without I/O.
+    pub(crate) fn url_now(&self) -> Option<&str> {
+        match &self.source {
+            KeySource::Url(u) => Some(u),
+            KeySource::Discovery(d) => d.resolved.get().map(String::as_str),
+        }
+    }
+
+    pub(crate) async fn url(&self, cache: &JwksCache) -> Result<&str, RequestError> {
+        match &self.source {
+            KeySource::Url(u) => Ok(u),
+            KeySource::Discovery(d) => d.jwks_url(cache).await,
+        }
+    }
+
+    /// Verifies the signature and claims with `key`, and makes the principal. Returns the
+    /// principal and the token's `exp`.
+    pub(crate) fn finish(
+        &self,
+        token: &str,
+        u: &Unverified,
+        key: &UsableKey,
+        leeway: u64,
+    ) -> Result<(Principal, u64), VerifyError> {
+        let mut validation = Validation::new(u.alg);
+        validation.leeway = leeway;
+        validation.validate_nbf = true;
+        let mut required = vec!["exp", "sub"];
+        match &self.issuers {
+            Some(list) => {
+                validation.set_issuer(list);
+                required.push("iss");
+            }
+            None => validation.iss = None,
+        }
+        match &self.audiences {
+            Some(list) => {
+                validation.set_audience(list);
+                required.push("aud");
+            }
+            None => validation.validate_aud = false,
+        }
+        validation.set_required_spec_claims(&required);
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation)
+            .map_err(|e| crate::jwt::map_error(&e))?;
+        let claims = data.claims;
+        check_iat(&claims, leeway)?;
+        let exp = claims
+            .get("exp")
+            .and_then(Value::as_u64)
+            .ok_or(VerifyError::Malformed("exp is not a number"))?;
+        let principal = match &self.mapping {
+            Mapping::External { prefix } => {
+                let sub = str_claim(&claims, "sub")?;
+                let subject = match prefix {
+                    Some(p) => format!("external:{p}:{sub}"),
+                    None => format!("external:{sub}"),
+                };
+                let mut p = Principal::new(PrincipalType::Service, subject, CredentialKind::Jwks);
+                if let Some(r) = &self.restrictions {
+                    p = p.with_restrictions(r.clone());
+                }
+                p
+            }
+            Mapping::User { claim, .. } => {
+                let value = match claims.get(claim.as_str()) {
+                    Some(Value::String(s)) if !s.is_empty() => s.as_str(),
+                    _ => return Err(VerifyError::MissingClaim("user subject")),
+                };
+                Principal::new(PrincipalType::User, entity_ref(value)?, CredentialKind::User)
+            }
+        };
+        let expiry = time::OffsetDateTime::from_unix_timestamp(exp as i64)
+            .map_err(|_| VerifyError::Malformed("exp is out of range"))?;
+        Ok((principal.with_expiry(expiry), exp))
+    }
+}
+
+/// `user:<ns>/<name>` kept as is; anything else becomes `user:default/<value>`.
+fn entity_ref(value: &str) -> Result<String, VerifyError> {
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(VerifyError::WrongSubject);
+    }
+    if let Some(rest) = value.strip_prefix("user:") {
+        return if rest.contains('/') {
+            Ok(value.to_owned())
+        } else {
+            Ok(format!("user:default/{rest}"))
+        };
+    }
+    if value.contains(':') {
+        // Another kind of entity (group:, component:) is not a user.
+        return Err(VerifyError::WrongSubject);
+    }
+    Ok(format!("user:default/{value}"))
+}
+
+/// Maps a key lookup failure to the request error.
+pub(crate) fn key_error(e: KeyError) -> RequestError {
+    match e {
+        KeyError::UnknownKid => VerifyError::UnknownKey.into(),
+        KeyError::AlgorithmMismatch => VerifyError::KeyAlgorithmMismatch.into(),
+        KeyError::KidRequired => VerifyError::KidRequired.into(),
+        KeyError::Unavailable { retry_after } => RequestError::KeysUnavailable {
+            retry_after_secs: retry_after.as_secs().max(1),
+        },
+    }
+}
+
+/// Shared by the async verification path: the verifiers and the cache, owned.
+pub(crate) type SharedCache = Arc<JwksCache>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entity_refs() {
+        assert_eq!(entity_ref("jane").unwrap(), "user:default/jane");
+        assert_eq!(entity_ref("user:team/jane").unwrap(), "user:team/jane");
+        assert_eq!(entity_ref("user:jane").unwrap(), "user:default/jane");
+        assert!(entity_ref("group:default/admins").is_err());
+        assert!(entity_ref("ja ne").is_err());
+    }
+
+    #[test]
+    fn secure_defaults() {
+        let e = JwksAccess::new("https://idp/jwks").into_verifier().unwrap_err();
+        assert_eq!(e.path(), Some("jwks_access.options.issuer"));
+        let e = JwksAccess::new("https://idp/jwks")
+            .issuers(["i"])
+            .into_verifier()
+            .unwrap_err();
+        assert_eq!(e.path(), Some("jwks_access.options.audience"));
+        assert!(JwksAccess::new("https://idp/jwks")
+            .dangerously_allow_missing_issuer_or_audience()
+            .into_verifier()
+            .is_ok());
+        let e = JwksAccess::new("https://idp/jwks")
+            .issuers(["i"])
+            .audiences(["a"])
+            .algorithms([Algorithm::HS256])
+            .into_verifier()
+            .unwrap_err();
+        assert_eq!(e.path(), Some("jwks_access.options.algorithm"));
+        assert!(UserProvider::oidc("https://idp").into_verifier().is_err());
+    }
+}

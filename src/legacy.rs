@@ -1,0 +1,161 @@
+//! Backstage legacy tokens: HS256 JWTs signed with a shared secret (`type: legacy`, and the
+//! deprecated `backend.auth.keys`).
+//!
+//! Rules, as Backstage mints them: `alg` is HS256 and nothing else, `sub` is
+//! `backstage-server`, there is no `aud`, and `exp` is required. Several secrets may be
+//! configured (rotation): they are tried in order, and the first whose signature verifies
+//! decides; a token failing any other check with that secret is refused with that reason.
+//!
+//! ```
+//! use s2s_auth::{Auth, LegacySecret};
+//!
+//! let auth = Auth::builder("catalog")
+//!     .legacy_secret(LegacySecret::new("c2VjcmV0LXNoYXJlZC13aXRoLWJhY2tzdGFnZQ==", "old-backend"))
+//!     .build()
+//!     .unwrap();
+//! # let _ = auth;
+//! ```
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Map, Value};
+
+use crate::error::{ConfigError, VerifyError};
+use crate::jwt::{Unverified, check_iat, str_claim};
+use crate::principal::{CredentialKind, Principal, PrincipalType};
+use crate::restrictions::AccessRestrictions;
+use crate::secret::SecretString;
+
+/// The subject Backstage legacy tokens carry.
+pub const LEGACY_SUBJECT: &str = "backstage-server";
+
+/// One legacy shared secret (base64, as Backstage configures it).
+#[derive(Clone, Debug)]
+pub struct LegacySecret {
+    secret: SecretString,
+    subject: String,
+    restrictions: Option<AccessRestrictions>,
+    pub(crate) origin: String,
+}
+
+impl LegacySecret {
+    /// A `type: legacy` entry: `secret` is base64; callers become `external:<subject>`.
+    pub fn new(secret_base64: impl Into<SecretString>, subject: impl Into<String>) -> Self {
+        Self {
+            secret: secret_base64.into(),
+            subject: subject.into(),
+            restrictions: None,
+            origin: String::from("legacy_secret"),
+        }
+    }
+
+    /// Restricts what callers with this secret may do.
+    pub fn restrict(mut self, restrictions: AccessRestrictions) -> Self {
+        self.restrictions = Some(restrictions);
+        self
+    }
+
+    pub(crate) fn compile(&self) -> Result<LegacyKey, ConfigError> {
+        let path = format!("{}.options.secret", self.origin);
+        let bytes = STANDARD
+            .decode(self.secret.expose_secret().trim())
+            .map_err(|_| ConfigError::invalid(&path, "secret must be base64"))?;
+        if bytes.len() < 16 {
+            return Err(ConfigError::invalid(
+                &path,
+                "secret must decode to at least 16 bytes (a short HMAC secret can be brute-forced)",
+            ));
+        }
+        if self.subject.is_empty() || self.subject.chars().any(char::is_whitespace) {
+            return Err(ConfigError::invalid(
+                format!("{}.options.subject", self.origin),
+                "subject must be non-empty and contain no whitespace",
+            ));
+        }
+        Ok(LegacyKey {
+            key: DecodingKey::from_secret(&bytes),
+            subject: format!("external:{}", self.subject),
+            restrictions: self.restrictions.clone(),
+        })
+    }
+}
+
+pub(crate) struct LegacyKey {
+    key: DecodingKey,
+    subject: String,
+    restrictions: Option<AccessRestrictions>,
+}
+
+impl std::fmt::Debug for LegacyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LegacyKey")
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+/// All legacy secrets, tried in order.
+#[derive(Debug, Default)]
+pub(crate) struct LegacyVerifier {
+    pub(crate) keys: Vec<LegacyKey>,
+}
+
+impl LegacyVerifier {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub(crate) fn verify(
+        &self,
+        token: &str,
+        u: &Unverified,
+        leeway: u64,
+    ) -> Result<(Principal, u64), VerifyError> {
+        if u.alg != Algorithm::HS256 {
+            return Err(VerifyError::AlgorithmNotAllowed);
+        }
+        if !u.aud.is_empty() {
+            return Err(VerifyError::LegacyWithAudience);
+        }
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = leeway;
+        validation.validate_nbf = true;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        for key in &self.keys {
+            let claims = match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation)
+            {
+                Ok(data) => data.claims,
+                Err(e) => match crate::jwt::map_error(&e) {
+                    VerifyError::BadSignature => continue,
+                    other => return Err(other),
+                },
+            };
+            check_iat(&claims, leeway)?;
+            if claims.contains_key("aud") {
+                return Err(VerifyError::LegacyWithAudience);
+            }
+            if str_claim(&claims, "sub")? != LEGACY_SUBJECT {
+                return Err(VerifyError::WrongSubject);
+            }
+            let exp = claims
+                .get("exp")
+                .and_then(Value::as_u64)
+                .ok_or(VerifyError::Malformed("exp is not a number"))?;
+            let expiry = time::OffsetDateTime::from_unix_timestamp(exp as i64)
+                .map_err(|_| VerifyError::Malformed("exp is out of range"))?;
+            let mut p = Principal::new(
+                PrincipalType::Service,
+                key.subject.clone(),
+                CredentialKind::Legacy,
+            )
+            .with_expiry(expiry);
+            if let Some(r) = &key.restrictions {
+                p = p.with_restrictions(r.clone());
+            }
+            return Ok((p, exp));
+        }
+        Err(VerifyError::BadSignature)
+    }
+}

@@ -1,0 +1,244 @@
+//! Verification: sends each token to exactly one verifier and returns the principal.
+//!
+//! Choosing the verifier (see also the `classify` module):
+//!
+//! 1. an opaque token goes to the static-token table;
+//! 2. a JWT's unverified header and claims are read (refusing `alg: none` and key-carrying
+//!    headers); then, in order:
+//!    - `typ: vnd.backstage.user` goes to the Backstage user providers with that `iss`;
+//!    - a token with an `iss` goes to the one verifier configured for that issuer (and, if
+//!      several share the issuer, that audience). An `iss` nobody configured is refused at
+//!      once, with no network call, unless an issuer-less entry was explicitly allowed;
+//!    - an HS256 token without `iss` goes to the legacy secrets.
+//!
+//! A verifier either returns a principal or the check that failed: nothing is retried with
+//! another verifier.
+//!
+//! The fast path needs no I/O: a token verified before is answered from a bounded cache
+//! (until its `exp`, and only while its key is still in the JWKS), and otherwise the key is
+//! usually cached. Only a missing key makes verification asynchronous.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moka::Expiry;
+use time::OffsetDateTime;
+
+use crate::classify::{TokenClass, classify};
+use crate::error::{RequestError, VerifyError};
+use crate::external_jwks::{BACKSTAGE_USER_TYP, JwksVerifier, key_error};
+use crate::jwks::JwksCache;
+use crate::jwt::{Unverified, inspect};
+use crate::legacy::LegacyVerifier;
+use crate::principal::Principal;
+use crate::secret::sha256;
+use crate::static_token::StaticTokens;
+
+/// A verification still waiting for a key.
+pub(crate) type Pending = Pin<Box<dyn Future<Output = Result<Principal, RequestError>> + Send>>;
+
+/// The result of starting a verification.
+pub(crate) enum Verification {
+    Done(Result<Principal, RequestError>),
+    Pending(Pending),
+}
+
+/// Every verifier of a service.
+pub(crate) struct Verifiers {
+    pub(crate) static_tokens: StaticTokens,
+    pub(crate) jwks: Vec<JwksVerifier>,
+    pub(crate) legacy: LegacyVerifier,
+    pub(crate) cache: Arc<JwksCache>,
+    pub(crate) verified: moka::sync::Cache<[u8; 32], Arc<Cached>>,
+    pub(crate) leeway: u64,
+}
+
+/// A verified token.
+pub(crate) struct Cached {
+    principal: Principal,
+    exp: u64,
+    /// The key that verified it (`None` for legacy secrets, which do not rotate at run time).
+    key: Option<(String, Option<String>)>,
+}
+
+/// Entries live until the token's `exp`.
+pub(crate) struct UntilExp;
+
+impl Expiry<[u8; 32], Arc<Cached>> for UntilExp {
+    fn expire_after_create(
+        &self,
+        _key: &[u8; 32],
+        value: &Arc<Cached>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(Duration::from_secs(value.exp.saturating_sub(now_unix())))
+    }
+}
+
+fn now_unix() -> u64 {
+    jsonwebtoken::get_current_timestamp()
+}
+
+/// Which JWT verifier a token goes to.
+enum Route {
+    Jwks(usize),
+    Legacy,
+}
+
+impl Verifiers {
+    pub(crate) fn has_jwt_verifiers(&self) -> bool {
+        !self.jwks.is_empty() || !self.legacy.is_empty()
+    }
+
+    /// Starts verifying a token.
+    pub(crate) fn verify(self: &Arc<Self>, token: &str, now: OffsetDateTime) -> Verification {
+        match classify(token) {
+            TokenClass::Opaque => {
+                Verification::Done(self.static_tokens.verify(token, now).map_err(Into::into))
+            }
+            TokenClass::Jwt => self.verify_jwt(token),
+        }
+    }
+
+    fn verify_jwt(self: &Arc<Self>, token: &str) -> Verification {
+        use Verification::Done;
+        if !self.has_jwt_verifiers() {
+            return Done(Err(VerifyError::NoJwtVerifier.into()));
+        }
+        let digest = sha256(token.as_bytes());
+        if let Some(hit) = self.verified.get(&digest) {
+            let key_present = match &hit.key {
+                None => true,
+                Some((url, kid)) => self.cache.still_has(url, kid.as_deref()),
+            };
+            if hit.exp > now_unix() && key_present {
+                return Done(Ok(hit.principal.clone()));
+            }
+            self.verified.invalidate(&digest);
+        }
+        let u = match inspect(token) {
+            Ok(u) => u,
+            Err(e) => return Done(Err(e.into())),
+        };
+        let route = match self.route(&u) {
+            Ok(r) => r,
+            Err(e) => return Done(Err(e.into())),
+        };
+        let index = match route {
+            Route::Legacy => {
+                let result = self.legacy.verify(token, &u, self.leeway).map(|(p, exp)| {
+                    self.remember(digest, &p, exp, None);
+                    p
+                });
+                return Done(result.map_err(Into::into));
+            }
+            Route::Jwks(i) => i,
+        };
+        let verifier = &self.jwks[index];
+        if let Err(e) = verifier.precheck(&u) {
+            return Done(Err(e.into()));
+        }
+        if let Some(url) = verifier.url_now() {
+            if let Some(found) = self.cache.cached_key(url, u.kid.as_deref(), u.alg) {
+                return Done(found.map_err(key_error).and_then(|key| {
+                    self.finish(token, &u, index, url, &key, digest)
+                }));
+            }
+        }
+        // The key has to be fetched (or discovery has to run): the only asynchronous path.
+        let this = self.clone();
+        let token = token.to_owned();
+        Verification::Pending(Box::pin(async move {
+            let verifier = &this.jwks[index];
+            let url = verifier.url(&this.cache).await?.to_owned();
+            let key = this
+                .cache
+                .key(&url, u.kid.as_deref(), u.alg)
+                .await
+                .map_err(key_error)?;
+            this.finish(&token, &u, index, &url, &key, digest)
+        }))
+    }
+
+    fn finish(
+        &self,
+        token: &str,
+        u: &Unverified,
+        index: usize,
+        url: &str,
+        key: &crate::jwks::UsableKey,
+        digest: [u8; 32],
+    ) -> Result<Principal, RequestError> {
+        let (principal, exp) = self.jwks[index].finish(token, u, key, self.leeway)?;
+        self.remember(digest, &principal, exp, Some((url.to_owned(), u.kid.clone())));
+        Ok(principal)
+    }
+
+    fn remember(&self, digest: [u8; 32], p: &Principal, exp: u64, key: Option<(String, Option<String>)>) {
+        if exp > now_unix() {
+            self.verified.insert(
+                digest,
+                Arc::new(Cached {
+                    principal: p.clone(),
+                    exp,
+                    key,
+                }),
+            );
+        }
+    }
+
+    /// Chooses the one verifier for a JWT, from its unverified header and claims.
+    fn route(&self, u: &Unverified) -> Result<Route, VerifyError> {
+        match u.typ.as_deref() {
+            Some("vnd.backstage.plugin") => return Err(VerifyError::Unsupported("plugin-to-plugin")),
+            Some("vnd.backstage.limited-user") => return Err(VerifyError::WrongType),
+            _ => {}
+        }
+        let backstage_user = u.typ.as_deref() == Some(BACKSTAGE_USER_TYP);
+        let Some(iss) = u.iss.as_deref() else {
+            if u.alg == jsonwebtoken::Algorithm::HS256 && !self.legacy.is_empty() {
+                return Ok(Route::Legacy);
+            }
+            // Only an entry that explicitly gave up the issuer check takes issuer-less tokens.
+            return self.pick(|v| v.issuers.is_none(), &u.aud).ok_or(VerifyError::MissingClaim("iss"))?;
+        };
+        let by_issuer = |v: &JwksVerifier| {
+            v.issuers.as_ref().is_some_and(|list| list.iter().any(|i| i == iss))
+                && (!backstage_user || v.is_backstage_user())
+        };
+        match self.pick(by_issuer, &u.aud) {
+            Some(route) => route,
+            None => self
+                .pick(|v| v.issuers.is_none() && !backstage_user, &u.aud)
+                .unwrap_or(Err(VerifyError::UnknownIssuer)),
+        }
+    }
+
+    /// The one verifier passing `filter`, narrowed by audience when several do.
+    fn pick(
+        &self,
+        filter: impl Fn(&JwksVerifier) -> bool,
+        aud: &[String],
+    ) -> Option<Result<Route, VerifyError>> {
+        let candidates: Vec<usize> = (0..self.jwks.len()).filter(|&i| filter(&self.jwks[i])).collect();
+        match candidates.as_slice() {
+            [] => None,
+            [one] => Some(Ok(Route::Jwks(*one))),
+            many => {
+                let narrowed: Vec<usize> = many
+                    .iter()
+                    .copied()
+                    .filter(|&i| self.jwks[i].accepts_any_audience(aud))
+                    .collect();
+                Some(match narrowed.as_slice() {
+                    [one] => Ok(Route::Jwks(*one)),
+                    // No audience matches any of them: the first will say "wrong audience".
+                    [] => Ok(Route::Jwks(many[0])),
+                    _ => Err(VerifyError::Ambiguous),
+                })
+            }
+        }
+    }
+}
