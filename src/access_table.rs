@@ -23,9 +23,10 @@
 
 use http::Method;
 use serde::Serialize;
+use time::OffsetDateTime;
 
 use crate::auth::Inner;
-use crate::error::RequestError;
+use crate::error::{RequestError, VerifyError};
 use crate::policy::{Resolved, authorize};
 use crate::principal::{CredentialKind, Principal, PrincipalType};
 
@@ -87,21 +88,31 @@ impl AccessTable {
             columns.push((name, Some(principal)));
         }
 
+        // Expiry is judged once, at the time the table is made: an expired caller's column must
+        // say 401, as the layer does, not what it could reach if it were still valid.
+        let now = OffsetDateTime::now_utc();
         let mut rows = Vec::new();
-        let mut push = |route: &str, method_label: String, method: Method, resolved: Resolved<'_>| {
-            let cells = columns
-                .iter()
-                .map(|(name, principal)| {
-                    let cell = evaluate(principal.as_ref(), &method, &resolved, &inner.service_id);
-                    (name.clone(), cell)
-                })
-                .collect();
-            rows.push(Row {
-                route: route.to_owned(),
-                method: method_label,
-                cells,
-            });
-        };
+        let mut push =
+            |route: &str, method_label: String, method: Method, resolved: Resolved<'_>| {
+                let cells = columns
+                    .iter()
+                    .map(|(name, principal)| {
+                        let cell = evaluate(
+                            principal.as_ref(),
+                            &method,
+                            &resolved,
+                            &inner.service_id,
+                            now,
+                        );
+                        (name.clone(), cell)
+                    })
+                    .collect();
+                rows.push(Row {
+                    route: route.to_owned(),
+                    method: method_label,
+                    cells,
+                });
+            };
         for entry in &inner.registry.routes {
             for (method, policy) in &entry.by_method {
                 let resolved = Resolved::Route {
@@ -203,10 +214,14 @@ fn evaluate(
     method: &Method,
     resolved: &Resolved<'_>,
     service_id: &str,
+    now: OffsetDateTime,
 ) -> Cell {
     let outcome = match principal {
         _ if resolved.is_unauthenticated() => Ok(()),
         None => Err(RequestError::MissingCredentials),
+        Some(p) if p.expires_at().is_some_and(|at| now >= at) => {
+            Err(RequestError::InvalidToken(VerifyError::Expired))
+        }
         Some(p) => authorize(p, method, resolved, service_id).map_err(RequestError::from),
     };
     match outcome {

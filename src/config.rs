@@ -216,13 +216,19 @@ impl<'a> Node<'a> {
         if items.is_empty() {
             return Err(self.err("expected a string or a non-empty list of strings"));
         }
-        items.iter().map(|n| Ok((n.str()?, n.path.clone()))).collect()
+        items
+            .iter()
+            .map(|n| Ok((n.str()?, n.path.clone())))
+            .collect()
     }
 }
 
 fn parse_root(root: &Node<'_>) -> Result<AuthBuilder, ConfigError> {
     if root.value.is_null() {
-        return Err(ConfigError::invalid("s2s.serviceId", "required (the file is empty)"));
+        return Err(ConfigError::invalid(
+            "s2s.serviceId",
+            "required (the file is empty)",
+        ));
     }
     root.map()?;
     let s2s = root.required("s2s")?;
@@ -245,7 +251,12 @@ fn parse_root(root: &Node<'_>) -> Result<AuthBuilder, ConfigError> {
             builder.routes.push(parse_route(&route)?);
         }
     }
-    if let Some(auth) = root.get("backend")?.map(|b| b.get("auth")).transpose()?.flatten() {
+    if let Some(auth) = root
+        .get("backend")?
+        .map(|b| b.get("auth"))
+        .transpose()?
+        .flatten()
+    {
         for key in auth.map()?.keys() {
             if key != "externalAccess" {
                 tracing::warn!(
@@ -287,9 +298,8 @@ fn parse_route(node: &Node<'_>) -> Result<RouteSpec, ConfigError> {
             })?);
         }
     }
-    let flag = |key: &str| -> Result<bool, ConfigError> {
-        node.get(key)?.map_or(Ok(false), |n| n.bool())
-    };
+    let flag =
+        |key: &str| -> Result<bool, ConfigError> { node.get(key)?.map_or(Ok(false), |n| n.bool()) };
     let mut policy = if flag("unauthenticated")? {
         RoutePolicy::unauthenticated()
     } else {
@@ -362,7 +372,13 @@ fn parse_external_access(entry: &Node<'_>) -> Result<StaticToken, ConfigError> {
         _ => return Err(kind.err("unknown type (expected static, jwks or legacy)")),
     }
     let options = entry.required("options")?;
-    options.only_keys(&["token", "tokenSha256", "subject", "expiresAt", "allowWrites"])?;
+    options.only_keys(&[
+        "token",
+        "tokenSha256",
+        "subject",
+        "expiresAt",
+        "allowWrites",
+    ])?;
     let subject = options.required("subject")?.str()?;
     let mut token = match (options.get("token")?, options.get("tokenSha256")?) {
         (Some(t), None) => StaticToken::new(subject, SecretString::new(t.str()?)),
@@ -431,7 +447,7 @@ fn parse_restrictions(list: &Node<'_>) -> Result<AccessRestrictions, ConfigError
                         == Some(p)
                 })
                 .map(|(i, _)| i)
-                .last()
+                .next_back()
                 .unwrap_or(0)
         };
         match &e {
@@ -476,7 +492,11 @@ fn substitute_env(
     Ok(())
 }
 
-fn expand(s: &str, path: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+fn expand(
+    s: &str,
+    path: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(i) = rest.find('$') {
@@ -524,8 +544,14 @@ mod tests {
 
     #[test]
     fn expands_env() {
-        assert_eq!(expand("a${CI_TOKEN}b", "p", &env).unwrap(), "afrom-the-environmentb");
-        assert_eq!(expand("$${CI_TOKEN} $5", "p", &env).unwrap(), "${CI_TOKEN} $5");
+        assert_eq!(
+            expand("a${CI_TOKEN}b", "p", &env).unwrap(),
+            "afrom-the-environmentb"
+        );
+        assert_eq!(
+            expand("$${CI_TOKEN} $5", "p", &env).unwrap(),
+            "${CI_TOKEN} $5"
+        );
         assert!(matches!(
             expand("${NOPE}", "x.y", &env),
             Err(ConfigError::MissingEnv { path, var }) if path == "x.y" && var == "NOPE"

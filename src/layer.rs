@@ -87,8 +87,16 @@ where
         // `poll_ready` readied: no clone of `inner` is needed.
         match self.auth.decide(req.method(), req.uri(), req.headers()) {
             Ok(principal) => {
-                if let Some(principal) = principal {
-                    req.extensions_mut().insert(principal);
+                // Only what this layer verified may reach the handler: a `Principal` that
+                // other code put into the extensions earlier is dropped, so the handler and
+                // the audit event always agree on who is calling.
+                match principal {
+                    Some(principal) => {
+                        req.extensions_mut().insert(principal);
+                    }
+                    None => {
+                        req.extensions_mut().remove::<crate::Principal>();
+                    }
                 }
                 ResponseFuture::Inner {
                     future: self.inner.call(req),
