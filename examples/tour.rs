@@ -85,8 +85,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let deployer = Some(("deployer's token", DEPLOY_TOKEN));
     let restricted = Some(("templates-sync's token", SCAFFOLDER_ONLY_TOKEN));
     let garbage = Some(("a made-up token", "not-a-configured-token"));
+    // (what it shows, method, path, the token as (label, value), the status to expect)
+    type Step<'a> = (&'a str, Method, &'a str, Option<(&'a str, &'a str)>, u16);
     #[rustfmt::skip]
-    let steps: &[(&str, Method, &str, Option<(&str, &str)>, u16)] = &[
+    let steps: &[Step<'_>] = &[
         ("No credentials on a protected route", Method::GET, "/entities", None, 401),
         ("A CI job's static token reads", Method::GET, "/entities", ci, 200),
         ("The same token tries to write: static tokens are read-only", Method::POST, "/entities", ci, 403),

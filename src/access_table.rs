@@ -23,9 +23,10 @@
 
 use http::Method;
 use serde::Serialize;
+use time::OffsetDateTime;
 
 use crate::auth::Inner;
-use crate::error::RequestError;
+use crate::error::{RequestError, VerifyError};
 use crate::policy::{Resolved, authorize};
 use crate::principal::{CredentialKind, Principal, PrincipalType};
 
@@ -76,6 +77,43 @@ impl AccessTable {
                 ),
             ));
         }
+        let verifiers = &inner.verifiers;
+        let has = |kind: CredentialKind| verifiers.jwks.iter().any(|v| v.credential() == kind);
+        if has(CredentialKind::User) {
+            columns.push((
+                CredentialKind::User.as_str().to_owned(),
+                Some(Principal::new(PrincipalType::User, "user:*", CredentialKind::User)),
+            ));
+        }
+        if has(CredentialKind::Jwks) {
+            columns.push((
+                CredentialKind::Jwks.as_str().to_owned(),
+                Some(Principal::new(PrincipalType::Service, "external:*", CredentialKind::Jwks)),
+            ));
+        }
+        if !verifiers.legacy.is_empty() {
+            columns.push((
+                CredentialKind::Legacy.as_str().to_owned(),
+                Some(Principal::new(
+                    PrincipalType::Service,
+                    "external:*",
+                    CredentialKind::Legacy,
+                )),
+            ));
+        }
+        // Restricted JWT callers get a column of their own, named after their config entry.
+        for v in &verifiers.jwks {
+            if let Some(r) = &v.restrictions {
+                let p = Principal::new(PrincipalType::Service, "external:*", v.credential())
+                    .with_restrictions(r.clone());
+                columns.push((format!("{} ({})", v.origin, v.credential()), Some(p)));
+            }
+        }
+        for (origin, r) in verifiers.legacy.restricted() {
+            let p = Principal::new(PrincipalType::Service, "external:*", CredentialKind::Legacy)
+                .with_restrictions(r.clone());
+            columns.push((format!("{origin} (legacy)"), Some(p)));
+        }
         for token in &inner.static_callers {
             let principal = token.principal();
             let mut name = principal.subject().to_owned();
@@ -87,21 +125,31 @@ impl AccessTable {
             columns.push((name, Some(principal)));
         }
 
+        // Expiry is judged once, at the time the table is made: an expired caller's column must
+        // say 401, as the layer does, not what it could reach if it were still valid.
+        let now = OffsetDateTime::now_utc();
         let mut rows = Vec::new();
-        let mut push = |route: &str, method_label: String, method: Method, resolved: Resolved<'_>| {
-            let cells = columns
-                .iter()
-                .map(|(name, principal)| {
-                    let cell = evaluate(principal.as_ref(), &method, &resolved, &inner.service_id);
-                    (name.clone(), cell)
-                })
-                .collect();
-            rows.push(Row {
-                route: route.to_owned(),
-                method: method_label,
-                cells,
-            });
-        };
+        let mut push =
+            |route: &str, method_label: String, method: Method, resolved: Resolved<'_>| {
+                let cells = columns
+                    .iter()
+                    .map(|(name, principal)| {
+                        let cell = evaluate(
+                            principal.as_ref(),
+                            &method,
+                            &resolved,
+                            &inner.service_id,
+                            now,
+                        );
+                        (name.clone(), cell)
+                    })
+                    .collect();
+                rows.push(Row {
+                    route: route.to_owned(),
+                    method: method_label,
+                    cells,
+                });
+            };
         for entry in &inner.registry.routes {
             for (method, policy) in &entry.by_method {
                 let resolved = Resolved::Route {
@@ -203,10 +251,14 @@ fn evaluate(
     method: &Method,
     resolved: &Resolved<'_>,
     service_id: &str,
+    now: OffsetDateTime,
 ) -> Cell {
     let outcome = match principal {
         _ if resolved.is_unauthenticated() => Ok(()),
         None => Err(RequestError::MissingCredentials),
+        Some(p) if p.expires_at().is_some_and(|at| now >= at) => {
+            Err(RequestError::InvalidToken(VerifyError::Expired))
+        }
         Some(p) => authorize(p, method, resolved, service_id).map_err(RequestError::from),
     };
     match outcome {

@@ -18,6 +18,7 @@
 //! ```
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -261,7 +262,7 @@ pub(crate) enum Decided {
 
 /// A decision waiting for a key fetch.
 pub(crate) type PendingDecision = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<Option<Principal>, Response<String>>> + Send>,
+    Box<dyn Future<Output = Result<Option<Principal>, Response<String>>> + Send>,
 >;
 
 /// The default clock leeway for `exp`, `nbf` and `iat`, in seconds.
@@ -480,10 +481,9 @@ impl RequestIds {
             if !bytes.is_empty()
                 && bytes.len() <= 128
                 && bytes.iter().all(|b| (0x21..=0x7e).contains(b))
+                && let Ok(id) = id.to_str()
             {
-                if let Ok(id) = id.to_str() {
-                    return id.to_owned();
-                }
+                return id.to_owned();
             }
         }
         let n = self.counter.fetch_add(1, Ordering::Relaxed);

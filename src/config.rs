@@ -69,7 +69,12 @@ use crate::policy::{DefaultPolicy, RoutePolicy, RouteSpec};
 use crate::principal::CredentialKind;
 use crate::restrictions::{AccessRestriction, AccessRestrictions, Action, RestrictionError};
 use crate::secret::SecretString;
+use crate::external_jwks::{JwksAccess, UserProvider};
+use crate::jwks::JwksCacheConfig;
+use crate::legacy::LegacySecret;
 use crate::static_token::StaticToken;
+use jsonwebtoken::Algorithm;
+use std::time::Duration;
 
 impl AuthBuilder {
     /// Reads a YAML configuration, substituting `${VAR}` from the process environment.
@@ -186,6 +191,14 @@ impl<'a> Node<'a> {
             .ok_or_else(|| self.err("expected a string (quote it if it looks like a number)"))
     }
 
+    /// A whole number within bounds.
+    fn seconds(&self, min: u64, max: u64) -> Result<u64, ConfigError> {
+        self.value
+            .as_u64()
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| self.err(format!("expected a whole number from {min} to {max}")))
+    }
+
     fn bool(&self) -> Result<bool, ConfigError> {
         self.value
             .as_bool()
@@ -216,17 +229,30 @@ impl<'a> Node<'a> {
         if items.is_empty() {
             return Err(self.err("expected a string or a non-empty list of strings"));
         }
-        items.iter().map(|n| Ok((n.str()?, n.path.clone()))).collect()
+        items
+            .iter()
+            .map(|n| Ok((n.str()?, n.path.clone())))
+            .collect()
     }
 }
 
 fn parse_root(root: &Node<'_>) -> Result<AuthBuilder, ConfigError> {
     if root.value.is_null() {
-        return Err(ConfigError::invalid("s2s.serviceId", "required (the file is empty)"));
+        return Err(ConfigError::invalid(
+            "s2s.serviceId",
+            "required (the file is empty)",
+        ));
     }
     root.map()?;
     let s2s = root.required("s2s")?;
-    s2s.only_keys(&["serviceId", "defaultPolicy", "routes"])?;
+    s2s.only_keys(&[
+        "serviceId",
+        "defaultPolicy",
+        "routes",
+        "users",
+        "jwks",
+        "leewaySeconds",
+    ])?;
     let service_id = s2s.required("serviceId")?;
     let id = service_id.str()?;
     if !crate::is_valid_service_id(id) {
@@ -245,9 +271,25 @@ fn parse_root(root: &Node<'_>) -> Result<AuthBuilder, ConfigError> {
             builder.routes.push(parse_route(&route)?);
         }
     }
-    if let Some(auth) = root.get("backend")?.map(|b| b.get("auth")).transpose()?.flatten() {
+    if let Some(users) = s2s.get("users")? {
+        for provider in users.list()? {
+            builder = builder.user_provider(parse_user_provider(&provider)?);
+        }
+    }
+    if let Some(jwks) = s2s.get("jwks")? {
+        builder.jwks_config = parse_jwks_cache(&jwks)?;
+    }
+    if let Some(leeway) = s2s.get("leewaySeconds")? {
+        builder.leeway_secs = leeway.seconds(0, 300)?;
+    }
+    if let Some(auth) = root
+        .get("backend")?
+        .map(|b| b.get("auth"))
+        .transpose()?
+        .flatten()
+    {
         for key in auth.map()?.keys() {
-            if key != "externalAccess" {
+            if key != "externalAccess" && key != "keys" {
                 tracing::warn!(
                     target: "s2s_auth::config",
                     key = %auth.key_path(key),
@@ -257,7 +299,27 @@ fn parse_root(root: &Node<'_>) -> Result<AuthBuilder, ConfigError> {
         }
         if let Some(list) = auth.get("externalAccess")? {
             for entry in list.list()? {
-                builder.static_tokens.push(parse_external_access(&entry)?);
+                builder = match parse_external_access(&entry)? {
+                    External::Static(t) => builder.static_token(t),
+                    External::Jwks(j) => builder.jwks_access(j),
+                    External::Legacy(l) => builder.legacy_secret(l),
+                };
+            }
+        }
+        if let Some(keys) = auth.get("keys")? {
+            tracing::warn!(
+                target: "s2s_auth::config",
+                "backend.auth.keys is deprecated (as in Backstage): use externalAccess entries of type: legacy"
+            );
+            for key in keys.list()? {
+                key.only_keys(&["secret"])?;
+                let secret = key.required("secret")?;
+                let mut legacy =
+                    LegacySecret::new(SecretString::new(secret.str()?), LEGACY_KEYS_SUBJECT);
+                legacy.origin = key.path.clone();
+                // Paths for `keys[i]` entries point at `secret`, not at `options.secret`.
+                legacy.options_prefix = false;
+                builder = builder.legacy_secret(legacy);
             }
         }
     }
@@ -287,9 +349,8 @@ fn parse_route(node: &Node<'_>) -> Result<RouteSpec, ConfigError> {
             })?);
         }
     }
-    let flag = |key: &str| -> Result<bool, ConfigError> {
-        node.get(key)?.map_or(Ok(false), |n| n.bool())
-    };
+    let flag =
+        |key: &str| -> Result<bool, ConfigError> { node.get(key)?.map_or(Ok(false), |n| n.bool()) };
     let mut policy = if flag("unauthenticated")? {
         RoutePolicy::unauthenticated()
     } else {
@@ -349,20 +410,176 @@ fn parse_action(node: &Node<'_>, name: &str) -> Result<Action, ConfigError> {
     })
 }
 
-fn parse_external_access(entry: &Node<'_>) -> Result<StaticToken, ConfigError> {
+/// The subject of callers holding a `backend.auth.keys` secret (Backstage's name for them).
+pub const LEGACY_KEYS_SUBJECT: &str = "backstage-plugins";
+
+enum External {
+    Static(StaticToken),
+    Jwks(JwksAccess),
+    Legacy(LegacySecret),
+}
+
+fn parse_external_access(entry: &Node<'_>) -> Result<External, ConfigError> {
     entry.only_keys(&["type", "options", "accessRestrictions"])?;
     let kind = entry.required("type")?;
+    let restrictions = match entry.get("accessRestrictions")? {
+        Some(list) => Some(parse_restrictions(&list)?),
+        None => None,
+    };
     match kind.str()? {
-        "static" => {}
-        "jwks" | "legacy" => {
-            return Err(kind.err(
-                "this version of s2s-auth supports only `type: static` external access so far",
-            ));
-        }
-        _ => return Err(kind.err("unknown type (expected static, jwks or legacy)")),
+        "static" => parse_static(entry, restrictions).map(External::Static),
+        "jwks" => parse_jwks(entry, restrictions).map(External::Jwks),
+        "legacy" => parse_legacy(entry, restrictions).map(External::Legacy),
+        _ => Err(kind.err("unknown type (expected static, jwks or legacy)")),
     }
+}
+
+fn parse_jwks(
+    entry: &Node<'_>,
+    restrictions: Option<AccessRestrictions>,
+) -> Result<JwksAccess, ConfigError> {
     let options = entry.required("options")?;
-    options.only_keys(&["token", "tokenSha256", "subject", "expiresAt", "allowWrites"])?;
+    options.only_keys(&[
+        "url",
+        "issuer",
+        "algorithm",
+        "audience",
+        "subjectPrefix",
+        "dangerouslyAllowMissingIssuerOrAudience",
+    ])?;
+    let mut access = JwksAccess::new(options.required("url")?.str()?);
+    access.origin = entry.path.clone();
+    if let Some(i) = options.get("issuer")? {
+        access = access.issuers(i.str_or_list()?.into_iter().map(|(s, _)| s));
+    }
+    if let Some(a) = options.get("audience")? {
+        access = access.audiences(a.str_or_list()?.into_iter().map(|(s, _)| s));
+    }
+    if let Some(a) = options.get("algorithm")? {
+        access = access.algorithms(parse_algorithms(&a)?);
+    }
+    if let Some(p) = options.get("subjectPrefix")? {
+        let prefix = p.str()?;
+        if prefix.is_empty() || prefix.chars().any(|c| c.is_whitespace() || c == ':') {
+            return Err(p.err("subjectPrefix must be non-empty, without whitespace or `:`"));
+        }
+        access = access.subject_prefix(prefix);
+    }
+    if let Some(d) = options.get("dangerouslyAllowMissingIssuerOrAudience")?
+        && d.bool()?
+    {
+        access = access.dangerously_allow_missing_issuer_or_audience();
+    }
+    if let Some(r) = restrictions {
+        access = access.restrict(r);
+    }
+    Ok(access)
+}
+
+fn parse_legacy(
+    entry: &Node<'_>,
+    restrictions: Option<AccessRestrictions>,
+) -> Result<LegacySecret, ConfigError> {
+    let options = entry.required("options")?;
+    options.only_keys(&["secret", "subject"])?;
+    let secret = options.required("secret")?.str()?;
+    let subject = options.required("subject")?.str()?;
+    let mut legacy = LegacySecret::new(SecretString::new(secret), subject);
+    legacy.origin = entry.path.clone();
+    if let Some(r) = restrictions {
+        legacy = legacy.restrict(r);
+    }
+    Ok(legacy)
+}
+
+fn parse_algorithms(node: &Node<'_>) -> Result<Vec<Algorithm>, ConfigError> {
+    node.str_or_list()?
+        .into_iter()
+        .map(|(name, path)| {
+            name.parse::<Algorithm>().map_err(|_| {
+                ConfigError::invalid(
+                    path,
+                    "unknown algorithm (expected RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or EdDSA)",
+                )
+            })
+        })
+        .collect()
+}
+
+fn parse_user_provider(node: &Node<'_>) -> Result<UserProvider, ConfigError> {
+    node.only_keys(&[
+        "type",
+        "issuer",
+        "jwksUrl",
+        "audience",
+        "algorithm",
+        "subjectClaim",
+    ])?;
+    let issuer = node.required("issuer")?.str()?;
+    let mut provider = match node.get("type")? {
+        None => UserProvider::oidc(issuer),
+        Some(t) => match t.str()? {
+            "oidc" => UserProvider::oidc(issuer),
+            "backstage" => UserProvider::backstage(issuer),
+            _ => return Err(t.err("unknown type (expected oidc or backstage)")),
+        },
+    };
+    provider.origin = node.path.clone();
+    if let Some(u) = node.get("jwksUrl")? {
+        provider = provider.jwks_url(u.str()?);
+    }
+    if let Some(a) = node.get("audience")? {
+        provider = provider.audiences(a.str_or_list()?.into_iter().map(|(s, _)| s));
+    }
+    if let Some(a) = node.get("algorithm")? {
+        provider = provider.algorithms(parse_algorithms(&a)?);
+    }
+    if let Some(c) = node.get("subjectClaim")? {
+        provider = provider.subject_claim(c.str()?);
+    }
+    Ok(provider)
+}
+
+fn parse_jwks_cache(node: &Node<'_>) -> Result<JwksCacheConfig, ConfigError> {
+    node.only_keys(&[
+        "refreshSeconds",
+        "unknownKidCooldownSeconds",
+        "maxStaleSeconds",
+        "fetchTimeoutSeconds",
+        "maxBodyBytes",
+    ])?;
+    let mut c = JwksCacheConfig::default();
+    if let Some(n) = node.get("refreshSeconds")? {
+        c.refresh_interval = Duration::from_secs(n.seconds(60, 86_400)?);
+    }
+    if let Some(n) = node.get("unknownKidCooldownSeconds")? {
+        c.unknown_kid_cooldown = Duration::from_secs(n.seconds(6, 3_600)?);
+    }
+    if let Some(n) = node.get("maxStaleSeconds")? {
+        c.max_stale = Duration::from_secs(n.seconds(0, 7 * 86_400)?);
+    }
+    if let Some(n) = node.get("fetchTimeoutSeconds")? {
+        c.fetch_timeout = Duration::from_secs(n.seconds(1, 60)?);
+    }
+    if let Some(n) = node.get("maxBodyBytes")? {
+        c.max_body_bytes = usize::try_from(n.seconds(1_024, 16 * 1024 * 1024)?)
+            .map_err(|_| n.err("too large"))?;
+    }
+    Ok(c)
+}
+
+fn parse_static(
+    entry: &Node<'_>,
+    restrictions: Option<AccessRestrictions>,
+) -> Result<StaticToken, ConfigError> {
+    let options = entry.required("options")?;
+    options.only_keys(&[
+        "token",
+        "tokenSha256",
+        "subject",
+        "expiresAt",
+        "allowWrites",
+    ])?;
     let subject = options.required("subject")?.str()?;
     let mut token = match (options.get("token")?, options.get("tokenSha256")?) {
         (Some(t), None) => StaticToken::new(subject, SecretString::new(t.str()?)),
@@ -386,8 +603,8 @@ fn parse_external_access(entry: &Node<'_>) -> Result<StaticToken, ConfigError> {
     if let Some(w) = options.get("allowWrites")? {
         token = token.allow_writes(w.bool()?);
     }
-    if let Some(list) = entry.get("accessRestrictions")? {
-        token = token.restrict(parse_restrictions(&list)?);
+    if let Some(r) = restrictions {
+        token = token.restrict(r);
     }
     Ok(token)
 }
@@ -431,7 +648,7 @@ fn parse_restrictions(list: &Node<'_>) -> Result<AccessRestrictions, ConfigError
                         == Some(p)
                 })
                 .map(|(i, _)| i)
-                .last()
+                .next_back()
                 .unwrap_or(0)
         };
         match &e {
@@ -476,7 +693,11 @@ fn substitute_env(
     Ok(())
 }
 
-fn expand(s: &str, path: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+fn expand(
+    s: &str,
+    path: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(i) = rest.find('$') {
@@ -524,8 +745,14 @@ mod tests {
 
     #[test]
     fn expands_env() {
-        assert_eq!(expand("a${CI_TOKEN}b", "p", &env).unwrap(), "afrom-the-environmentb");
-        assert_eq!(expand("$${CI_TOKEN} $5", "p", &env).unwrap(), "${CI_TOKEN} $5");
+        assert_eq!(
+            expand("a${CI_TOKEN}b", "p", &env).unwrap(),
+            "afrom-the-environmentb"
+        );
+        assert_eq!(
+            expand("$${CI_TOKEN} $5", "p", &env).unwrap(),
+            "${CI_TOKEN} $5"
+        );
         assert!(matches!(
             expand("${NOPE}", "x.y", &env),
             Err(ConfigError::MissingEnv { path, var }) if path == "x.y" && var == "NOPE"

@@ -30,7 +30,7 @@
 //! # let _ = auth;
 //! ```
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, Validation};
@@ -386,15 +386,6 @@ impl JwksVerifier {
         matches!(self.mapping, Mapping::User { backstage: true, .. })
     }
 
-    /// Whether this verifier accepts tokens from `iss` (`None`: issuer-less entries).
-    pub(crate) fn accepts_issuer(&self, iss: Option<&str>) -> bool {
-        match (&self.issuers, iss) {
-            (Some(list), Some(iss)) => list.iter().any(|i| i == iss),
-            (None, _) => true,
-            (Some(_), None) => false,
-        }
-    }
-
     pub(crate) fn accepts_any_audience(&self, aud: &[String]) -> bool {
         match &self.audiences {
             None => true,
@@ -528,9 +519,6 @@ pub(crate) fn key_error(e: KeyError) -> RequestError {
         },
     }
 }
-
-/// Shared by the async verification path: the verifiers and the cache, owned.
-pub(crate) type SharedCache = Arc<JwksCache>;
 
 #[cfg(test)]
 mod tests {

@@ -126,7 +126,11 @@ mod tests {
 
     #[test]
     fn finds_bearer_tokens_case_insensitively() {
-        for v in [&b"Bearer abcdefgh"[..], b"bearer abcdefgh", b"BEARER   abcdefgh  "] {
+        for v in [
+            &b"Bearer abcdefgh"[..],
+            b"bearer abcdefgh",
+            b"BEARER   abcdefgh  ",
+        ] {
             assert_eq!(
                 bearer_token(&headers(&[v]), &uri("/")),
                 Ok(Some("abcdefgh"))

@@ -87,9 +87,7 @@ where
             // Decided without I/O (almost always): call `inner` right here, on the instance
             // that `poll_ready` readied.
             Decided::Ready(Ok(principal)) => {
-                if let Some(principal) = principal {
-                    req.extensions_mut().insert(principal);
-                }
+                set_principal(&mut req, principal);
                 ResponseFuture::Inner {
                     future: self.inner.call(req),
                 }
@@ -155,9 +153,7 @@ where
                     };
                     let next = match outcome {
                         Ok(principal) => {
-                            if let Some(principal) = principal {
-                                req.extensions_mut().insert(principal);
-                            }
+                            set_principal(&mut req, principal);
                             ResponseFuture::Inner {
                                 future: inner.call(req),
                             }
@@ -175,6 +171,20 @@ where
                         .expect("invariant: a ResponseFuture is not polled after it completed")));
                 }
             }
+        }
+    }
+}
+
+/// Puts the verified principal into the request, or removes any there: only what this layer
+/// verified may reach the handler, so the handler and the audit event always agree on who is
+/// calling (a `Principal` inserted by other code upstream is dropped).
+fn set_principal<B>(req: &mut Request<B>, principal: Option<crate::Principal>) {
+    match principal {
+        Some(principal) => {
+            req.extensions_mut().insert(principal);
+        }
+        None => {
+            req.extensions_mut().remove::<crate::Principal>();
         }
     }
 }

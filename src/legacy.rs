@@ -37,6 +37,9 @@ pub struct LegacySecret {
     subject: String,
     restrictions: Option<AccessRestrictions>,
     pub(crate) origin: String,
+    /// Whether error paths read `<origin>.options.secret` (externalAccess) or
+    /// `<origin>.secret` (the deprecated `backend.auth.keys`).
+    pub(crate) options_prefix: bool,
 }
 
 impl LegacySecret {
@@ -47,6 +50,7 @@ impl LegacySecret {
             subject: subject.into(),
             restrictions: None,
             origin: String::from("legacy_secret"),
+            options_prefix: true,
         }
     }
 
@@ -57,7 +61,8 @@ impl LegacySecret {
     }
 
     pub(crate) fn compile(&self) -> Result<LegacyKey, ConfigError> {
-        let path = format!("{}.options.secret", self.origin);
+        let options = if self.options_prefix { ".options" } else { "" };
+        let path = format!("{}{options}.secret", self.origin);
         let bytes = STANDARD
             .decode(self.secret.expose_secret().trim())
             .map_err(|_| ConfigError::invalid(&path, "secret must be base64"))?;
@@ -74,6 +79,7 @@ impl LegacySecret {
             ));
         }
         Ok(LegacyKey {
+            origin: self.origin.clone(),
             key: DecodingKey::from_secret(&bytes),
             subject: format!("external:{}", self.subject),
             restrictions: self.restrictions.clone(),
@@ -82,6 +88,7 @@ impl LegacySecret {
 }
 
 pub(crate) struct LegacyKey {
+    origin: String,
     key: DecodingKey,
     subject: String,
     restrictions: Option<AccessRestrictions>,
@@ -104,6 +111,13 @@ pub(crate) struct LegacyVerifier {
 impl LegacyVerifier {
     pub(crate) fn is_empty(&self) -> bool {
         self.keys.is_empty()
+    }
+
+    /// The config entries that carry access restrictions.
+    pub(crate) fn restricted(&self) -> impl Iterator<Item = (&str, &AccessRestrictions)> {
+        self.keys
+            .iter()
+            .filter_map(|k| Some((k.origin.as_str(), k.restrictions.as_ref()?)))
     }
 
     pub(crate) fn verify(

@@ -236,14 +236,19 @@ impl PolicyRegistry {
             spec.policy.check(&spec.origin)?;
             let path_at = format!("{}.path", spec.origin);
             if !spec.pattern.starts_with('/') {
-                return Err(ConfigError::invalid(path_at, "a route path must start with `/`"));
+                return Err(ConfigError::invalid(
+                    path_at,
+                    "a route path must start with `/`",
+                ));
             }
             let index = match routes.iter().position(|r| r.pattern == spec.pattern) {
                 Some(i) => i,
                 None => {
-                    router.insert(spec.pattern.clone(), routes.len()).map_err(|e| {
-                        ConfigError::invalid(&path_at, format!("route pattern refused: {e}"))
-                    })?;
+                    router
+                        .insert(spec.pattern.clone(), routes.len())
+                        .map_err(|e| {
+                            ConfigError::invalid(&path_at, format!("route pattern refused: {e}"))
+                        })?;
                     routes.push(RouteEntry {
                         pattern: spec.pattern.clone(),
                         by_method: Vec::new(),
@@ -285,9 +290,19 @@ impl PolicyRegistry {
             return Resolved::Default(self.default);
         };
         let entry = &self.routes[*matched.value];
-        let find = |m: &Method| entry.by_method.iter().find(|(em, _)| em == m).map(|(_, p)| p);
+        let find = |m: &Method| {
+            entry
+                .by_method
+                .iter()
+                .find(|(em, _)| em == m)
+                .map(|(_, p)| p)
+        };
         let policy = find(method)
-            .or_else(|| (*method == Method::HEAD).then(|| find(&Method::GET)).flatten())
+            .or_else(|| {
+                (*method == Method::HEAD)
+                    .then(|| find(&Method::GET))
+                    .flatten()
+            })
             .or(entry.any_method.as_ref());
         match policy {
             Some(policy) => Resolved::Route {
@@ -323,17 +338,17 @@ pub(crate) fn authorize(
         return Ok(());
     }
     let kind = principal.credential();
-    if let Some(allowed) = &policy.allow {
-        if !allowed.contains(&kind) {
-            return Err(Forbidden::KindNotAllowed {
-                kind,
-                allowed: allowed
-                    .iter()
-                    .map(|k| k.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            });
-        }
+    if let Some(allowed) = &policy.allow
+        && !allowed.contains(&kind)
+    {
+        return Err(Forbidden::KindNotAllowed {
+            kind,
+            allowed: allowed
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
     }
     if policy.sensitive && (kind.is_machine_minted() || principal.actor().is_some()) {
         return Err(Forbidden::Sensitive { kind });
@@ -405,7 +420,10 @@ mod tests {
             reg.resolve(&Method::POST, "/a/1"),
             Resolved::Route { policy, .. } if policy.is_sensitive()
         ));
-        assert_eq!(reg.resolve(&Method::GET, "/files/x/y").pattern(), "/files/{*rest}");
+        assert_eq!(
+            reg.resolve(&Method::GET, "/files/x/y").pattern(),
+            "/files/{*rest}"
+        );
         assert!(matches!(
             reg.resolve(&Method::GET, "/nope"),
             Resolved::Default(DefaultPolicy::Deny)
@@ -432,15 +450,23 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.path(), Some("s2s.routes[0].path"));
-        assert!(PolicyRegistry::new(
-            &[spec("a", &[], RoutePolicy::default())],
-            DefaultPolicy::Authenticated
-        )
-        .is_err());
-        assert!(PolicyRegistry::new(
-            &[spec("/a", &[], RoutePolicy::unauthenticated().sensitive(true))],
-            DefaultPolicy::Authenticated
-        )
-        .is_err());
+        assert!(
+            PolicyRegistry::new(
+                &[spec("a", &[], RoutePolicy::default())],
+                DefaultPolicy::Authenticated
+            )
+            .is_err()
+        );
+        assert!(
+            PolicyRegistry::new(
+                &[spec(
+                    "/a",
+                    &[],
+                    RoutePolicy::unauthenticated().sensitive(true)
+                )],
+                DefaultPolicy::Authenticated
+            )
+            .is_err()
+        );
     }
 }

@@ -157,8 +157,14 @@ mod tests {
         let s = SecretString::from("hunter2-hunter2");
         assert!(!format!("{s:?}").contains("hunter2"));
         assert!(!format!("{s}").contains("hunter2"));
-        assert_eq!(s.fingerprint(), SecretString::from("hunter2-hunter2").fingerprint());
-        assert_ne!(s.fingerprint(), SecretString::from("hunter3-hunter3").fingerprint());
+        assert_eq!(
+            s.fingerprint(),
+            SecretString::from("hunter2-hunter2").fingerprint()
+        );
+        assert_ne!(
+            s.fingerprint(),
+            SecretString::from("hunter3-hunter3").fingerprint()
+        );
     }
 
     #[test]

@@ -162,7 +162,10 @@ impl StaticToken {
                     ));
                 }
                 if value.chars().any(char::is_whitespace) {
-                    return Err(ConfigError::invalid(path, "token must not contain whitespace"));
+                    return Err(ConfigError::invalid(
+                        path,
+                        "token must not contain whitespace",
+                    ));
                 }
                 if !value.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
                     return Err(ConfigError::invalid(
@@ -240,9 +243,17 @@ impl StaticTokens {
     }
 
     /// Verifies a token: the principal, or why not.
-    pub(crate) fn verify(&self, token: &str, now: OffsetDateTime) -> Result<Principal, VerifyError> {
+    pub(crate) fn verify(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<Principal, VerifyError> {
         let digest = sha256(token.as_bytes());
-        let candidates = self.by_prefix.get(&prefix(&digest)).map(Vec::as_slice).unwrap_or(&[]);
+        let candidates = self
+            .by_prefix
+            .get(&prefix(&digest))
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         // Constant-time comparison of the full digest; see the module docs for why the
         // prefix lookup before it leaks nothing about configured tokens.
         let entry = candidates
@@ -284,7 +295,10 @@ mod tests {
         assert_eq!(p.subject(), "external:ci");
         assert!(p.is_read_only());
         assert!(table.verify("second-token-value", now()).is_ok());
-        assert_eq!(table.verify("third-token", now()), Err(VerifyError::Unrecognised));
+        assert_eq!(
+            table.verify("third-token", now()),
+            Err(VerifyError::Unrecognised)
+        );
     }
 
     #[test]
@@ -303,11 +317,14 @@ mod tests {
 
     #[test]
     fn expiry() {
-        let table = StaticTokens::new(&[
-            StaticToken::new("ci", "expired-token-value").expires_at(now() - Duration::seconds(1))
-        ])
-        .unwrap();
-        assert_eq!(table.verify("expired-token-value", now()), Err(VerifyError::Expired));
+        let table =
+            StaticTokens::new(&[StaticToken::new("ci", "expired-token-value")
+                .expires_at(now() - Duration::seconds(1))])
+            .unwrap();
+        assert_eq!(
+            table.verify("expired-token-value", now()),
+            Err(VerifyError::Expired)
+        );
     }
 
     #[test]

@@ -16,8 +16,12 @@
 //! only a read lock that no fetch ever holds across I/O.
 
 mod fetch;
+#[cfg(feature = "jwks-client-rs")]
+mod jwks_client_rs;
 mod keys;
 
+#[cfg(feature = "jwks-client-rs")]
+pub use jwks_client_rs::JwksClientRsFetcher;
 pub use fetch::{FetchError, FetchFuture, FetchedDocument, HttpFetcher, KeyFetcher};
 pub(crate) use keys::UsableKey;
 
