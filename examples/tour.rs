@@ -6,7 +6,8 @@
 //!
 //! Every credential kind this version verifies is shown allowed and refused, with the exact
 //! status, the `WWW-Authenticate` challenge, the audit event, and at the end the access
-//! table.
+//! table. An identity provider runs in the same process (OIDC discovery and a JWKS on
+//! 127.0.0.1), so nothing leaves the machine.
 
 use std::sync::Arc;
 
@@ -14,17 +15,99 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use http::Method;
 use s2s_auth::{
-    AccessRestriction, AccessRestrictions, Action, Auth, MemoryAuditSink, Principal, RoutePolicy,
-    StaticToken,
+    AccessRestriction, AccessRestrictions, Action, Auth, JwksAccess, LegacySecret, MemoryAuditSink,
+    Principal, RoutePolicy, StaticToken, UserProvider,
 };
 
 const CI_TOKEN: &str = "ci-read-only-7f3a9c1e5b";
 const DEPLOY_TOKEN: &str = "deploy-writer-2b8d4f6a0c";
 const SCAFFOLDER_ONLY_TOKEN: &str = "scaffolder-only-9e1c3a5f7b";
+/// The shared secret of an old Backstage backend (legacy HS256 tokens), base64 as Backstage
+/// configures it. 32 bytes: "tour-legacy-secret-32-bytes-long".
+const LEGACY_SECRET: &str = "dG91ci1sZWdhY3ktc2VjcmV0LTMyLWJ5dGVzLWxvbmc=";
+
+/// A tiny identity provider: an ES256 key, its JWKS, and OIDC discovery.
+mod idp {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+    use axum::{Json, Router, routing::get};
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, jwk::Jwk};
+    use serde_json::{Value, json};
+
+    pub struct Idp {
+        pub issuer: String,
+        key: EncodingKey,
+    }
+
+    impl Idp {
+        /// Starts the provider on 127.0.0.1:0.
+        pub async fn start() -> Result<Idp, Box<dyn std::error::Error>> {
+            let pkcs8 = EcdsaKeyPair::generate_pkcs8(
+                &ECDSA_P256_SHA256_FIXED_SIGNING,
+                &SystemRandom::new(),
+            )
+            .map_err(|_| "cannot generate a key")?;
+            let key = EncodingKey::from_ec_der(pkcs8.as_ref());
+            let mut jwk = Jwk::from_encoding_key(&key, Algorithm::ES256)?;
+            jwk.common.key_id = Some("tour-key-1".into());
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let issuer = format!("http://{}", listener.local_addr()?);
+            let discovery = json!({ "issuer": issuer, "jwks_uri": format!("{issuer}/jwks.json") });
+            let jwks = json!({ "keys": [jwk] });
+            let app = Router::new()
+                .route(
+                    "/.well-known/openid-configuration",
+                    get(move || async move { Json(discovery) }),
+                )
+                .route("/jwks.json", get(move || async move { Json(jwks) }));
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            Ok(Idp { issuer, key })
+        }
+
+        /// A token for `sub`, meant for `aud`, valid for five minutes.
+        pub fn token(&self, sub: &str, aud: &str) -> String {
+            let now = jsonwebtoken::get_current_timestamp();
+            let claims: Value =
+                json!({ "iss": self.issuer, "sub": sub, "aud": aud, "iat": now, "exp": now + 300 });
+            let mut header = Header::new(Algorithm::ES256);
+            header.kid = Some("tour-key-1".into());
+            jsonwebtoken::encode(&header, &claims, &self.key).unwrap_or_default()
+        }
+    }
+
+    /// A Backstage legacy token: HS256, `sub: backstage-server`, no `aud`.
+    pub fn legacy_token(secret_base64: &str) -> String {
+        use base64::Engine as _;
+        let secret = base64::engine::general_purpose::STANDARD
+            .decode(secret_base64)
+            .unwrap_or_default();
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = json!({ "sub": "backstage-server", "iat": now, "exp": now + 300 });
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(&secret),
+        )
+        .unwrap_or_default()
+    }
+
+    /// An unsigned token (`alg: none`), the oldest JWT attack.
+    pub fn unsigned_token(issuer: &str) -> String {
+        use base64::Engine as _;
+        let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let now = jsonwebtoken::get_current_timestamp();
+        format!(
+            "{}.{}.",
+            b64(json!({ "alg": "none", "typ": "JWT" })),
+            b64(json!({ "iss": issuer, "sub": "admin", "aud": "catalog", "exp": now + 300 }))
+        )
+    }
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let audit = Arc::new(MemoryAuditSink::default());
+    let idp = idp::Idp::start().await?;
 
     // The whole configuration of the `catalog` service, in Rust. The same can be said in
     // YAML: see examples/auth.yaml and `cargo run --example serve`.
@@ -41,6 +124,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ])?,
             ),
         )
+        // An external system (a CI pipeline) holding JWTs from the identity provider: its
+        // tokens must name this issuer and audience `catalog`.
+        .jwks_access(
+            JwksAccess::new(format!("{}/jwks.json", idp.issuer))
+                .issuers([idp.issuer.clone()])
+                .audiences(["catalog"])
+                .subject_prefix("idp"),
+        )
+        // People, through the same provider (found by OIDC discovery), with tokens for the
+        // `catalog-ui` audience. Issuer and audience together pick the one verifier.
+        .user_provider(UserProvider::oidc(idp.issuer.clone()).audiences(["catalog-ui"]))
+        // An old Backstage backend still sending legacy HS256 tokens.
+        .legacy_secret(LegacySecret::new(LEGACY_SECRET, "old-backend"))
         .route("/healthz", [Method::GET], RoutePolicy::unauthenticated())
         .route(
             "/entities",
@@ -85,6 +181,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let deployer = Some(("deployer's token", DEPLOY_TOKEN));
     let restricted = Some(("templates-sync's token", SCAFFOLDER_ONLY_TOKEN));
     let garbage = Some(("a made-up token", "not-a-configured-token"));
+    let ci_jwt = idp.token("ci-pipeline", "catalog");
+    let search_jwt = idp.token("ci-pipeline", "search");
+    let user_jwt = idp.token("jane", "catalog-ui");
+    let legacy_jwt = idp::legacy_token(LEGACY_SECRET);
+    let unsigned = idp::unsigned_token(&idp.issuer);
+    let external = Some(("CI pipeline's JWT for catalog", ci_jwt.as_str()));
+    let wrong_audience = Some(("CI pipeline's JWT for search", search_jwt.as_str()));
+    let user = Some(("jane's user token", user_jwt.as_str()));
+    let legacy = Some(("legacy HS256 token", legacy_jwt.as_str()));
+    let unsigned = Some(("unsigned alg:none token", unsigned.as_str()));
     // (what it shows, method, path, the token as (label, value), the status to expect)
     type Step<'a> = (&'a str, Method, &'a str, Option<(&'a str, &'a str)>, u16);
     #[rustfmt::skip]
@@ -97,6 +203,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("An unauthenticated health route, no credentials", Method::GET, "/healthz", None, 200),
         ("A garbage token", Method::GET, "/entities", garbage, 401),
         ("A static token on a users-only, sensitive route", Method::POST, "/admin/tokens", deployer, 403),
+        ("An external system's JWT, verified against the provider's JWKS", Method::GET, "/entities", external, 200),
+        ("The same system's JWT minted for another service (search)", Method::GET, "/entities", wrong_audience, 401),
+        ("A user's token (OIDC discovery, then JWKS)", Method::GET, "/entities", user, 200),
+        ("The user on the users-only, sensitive route", Method::POST, "/admin/tokens", user, 200),
+        ("The external system on the users-only route", Method::POST, "/admin/tokens", external, 403),
+        ("An unsigned token (alg: none) claiming to be admin", Method::GET, "/entities", unsigned, 401),
+        ("A Backstage legacy HS256 token", Method::GET, "/entities", legacy, 200),
     ];
     let mut surprises = Vec::new();
     for (i, (title, method, path, token, expected)) in steps.iter().enumerate() {

@@ -82,13 +82,21 @@ impl AccessTable {
         if has(CredentialKind::User) {
             columns.push((
                 CredentialKind::User.as_str().to_owned(),
-                Some(Principal::new(PrincipalType::User, "user:*", CredentialKind::User)),
+                Some(Principal::new(
+                    PrincipalType::User,
+                    "user:*",
+                    CredentialKind::User,
+                )),
             ));
         }
         if has(CredentialKind::Jwks) {
             columns.push((
                 CredentialKind::Jwks.as_str().to_owned(),
-                Some(Principal::new(PrincipalType::Service, "external:*", CredentialKind::Jwks)),
+                Some(Principal::new(
+                    PrincipalType::Service,
+                    "external:*",
+                    CredentialKind::Jwks,
+                )),
             ));
         }
         if !verifiers.legacy.is_empty() {

@@ -2,7 +2,7 @@
 //!
 //! Events always go to `tracing` on the target `s2s_auth::audit` (allows at `INFO`, refusals
 //! at `WARN`), and to every [`AuditSink`] plugged into the [`Auth`](crate::Auth). An event
-//! never holds a token: only its [`Fingerprint`](crate::Fingerprint).
+//! never holds a token: only its [`Fingerprint`].
 //!
 //! ```
 //! use std::sync::Arc;

@@ -193,6 +193,9 @@ impl Auth {
     }
 
     /// Applies the policy to a verification result, audits, and returns the outcome.
+    // The refusal is built once and moved straight into the response future; boxing it would
+    // add an allocation to every refused request for no gain.
+    #[allow(clippy::result_large_err)]
     fn conclude(
         &self,
         method: &Method,
@@ -261,9 +264,8 @@ pub(crate) enum Decided {
 }
 
 /// A decision waiting for a key fetch.
-pub(crate) type PendingDecision = std::pin::Pin<
-    Box<dyn Future<Output = Result<Option<Principal>, Response<String>>> + Send>,
->;
+pub(crate) type PendingDecision =
+    std::pin::Pin<Box<dyn Future<Output = Result<Option<Principal>, Response<String>>> + Send>>;
 
 /// The default clock leeway for `exp`, `nbf` and `iat`, in seconds.
 pub const DEFAULT_LEEWAY_SECS: u64 = 30;
@@ -438,10 +440,12 @@ impl AuthBuilder {
             jwks,
             legacy,
             cache: Arc::new(cache),
-            verified: moka::sync::Cache::builder()
-                .max_capacity(self.verified_cache_capacity)
-                .expire_after(UntilExp)
-                .build(),
+            verified: (self.verified_cache_capacity > 0).then(|| {
+                moka::sync::Cache::builder()
+                    .max_capacity(self.verified_cache_capacity)
+                    .expire_after(UntilExp)
+                    .build()
+            }),
             leeway: self.leeway_secs,
         };
         Ok(Auth {

@@ -30,7 +30,9 @@ pub(crate) fn classify(token: &str) -> TokenClass {
     }
 }
 
-/// Three non-empty base64url segments, the first beginning with `eyJ` (base64 of `{"`).
+/// Three base64url segments, the first beginning with `eyJ` (base64 of `{"`) and the first two
+/// non-empty. The signature may be empty, so an unsigned (`alg: none`) token reaches the JWT
+/// path and is refused for what it is, not as an unknown static token.
 pub(crate) fn looks_like_jwt(token: &str) -> bool {
     if !token.starts_with("eyJ") {
         return false;
@@ -38,7 +40,7 @@ pub(crate) fn looks_like_jwt(token: &str) -> bool {
     let mut segments = 0;
     for segment in token.split('.') {
         segments += 1;
-        if segment.is_empty()
+        if (segment.is_empty() && segments < 3)
             || !segment
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -56,7 +58,8 @@ mod tests {
     #[test]
     fn shapes() {
         assert_eq!(classify("eyJhbGciOiJI.eyJzdWIiOiIx.c2ln"), TokenClass::Jwt);
-        assert_eq!(classify("eyJhbGciOiJI.eyJzdWIiOiIx."), TokenClass::Opaque);
+        assert_eq!(classify("eyJhbGciOiJI.eyJzdWIiOiIx."), TokenClass::Jwt);
+        assert_eq!(classify("eyJhbGciOiJI..c2ln"), TokenClass::Opaque);
         assert_eq!(classify("eyJa.b.c.d"), TokenClass::Opaque);
         assert_eq!(classify("abc.def.ghi"), TokenClass::Opaque);
         assert_eq!(classify("static-token-123"), TokenClass::Opaque);

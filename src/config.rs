@@ -15,6 +15,20 @@
 //!     - path: /entities
 //!       methods: [POST]
 //!       allowStaticWrites: true
+//!   users:                           # identity providers for user tokens
+//!     - type: oidc                   # or `backstage` (typ vnd.backstage.user, aud backstage)
+//!       issuer: https://login.example.com
+//!       audience: catalog            # required for oidc
+//!       jwksUrl: https://login.example.com/keys   # optional: skips OIDC discovery
+//!       algorithm: [RS256]           # optional; never HMAC
+//!       subjectClaim: sub            # optional; the claim holding the user
+//!   jwks:                            # the JWKS cache; every value optional (defaults shown)
+//!     refreshSeconds: 600
+//!     unknownKidCooldownSeconds: 30
+//!     maxStaleSeconds: 86400
+//!     fetchTimeoutSeconds: 5
+//!     maxBodyBytes: 1048576
+//!   leewaySeconds: 30
 //! backend:
 //!   auth:
 //!     externalAccess:
@@ -29,14 +43,29 @@
 //!             permission: [catalog.entity.read]
 //!             permissionAttribute:
 //!               action: [read]
+//!       - type: jwks
+//!         options:
+//!           url: https://idp.example.com/.well-known/jwks.json
+//!           issuer: https://idp.example.com      # required (string or list)
+//!           audience: catalog                    # required (string or list)
+//!           algorithm: [RS256, ES256]            # optional
+//!           subjectPrefix: idp                   # optional: external:idp:<sub>
+//!           # dangerouslyAllowMissingIssuerOrAudience: true   # the insecure opt-out
+//!       - type: legacy
+//!         options:
+//!           secret: ${LEGACY_SECRET}             # base64, >= 16 bytes decoded
+//!           subject: old-backend
+//!     keys:                                      # deprecated legacy secrets
+//!       - secret: ${BACKEND_SECRET}
 //! ```
 //!
 //! - `${NAME}` in any string is replaced by the environment variable `NAME` (after parsing,
 //!   so a variable can never inject YAML structure); `$${` stands for a literal `${`. An
 //!   unset variable is an error naming where it was used.
-//! - Unknown keys in `s2s` and in `externalAccess` entries are errors (a misspelt
-//!   `alowWrites` must not silently leave a token read-only, or worse, the other way round).
-//!   Other keys of `backend.auth` are Backstage's and are ignored with a warning.
+//! - Unknown keys in `s2s`, in `externalAccess` entries and in `keys` entries are errors (a
+//!   misspelt `alowWrites` must not silently leave a token read-only, or worse, the other way
+//!   round). Other keys of `backend.auth` are Backstage's and are ignored with a warning;
+//!   `backend.auth.keys` is honoured with a deprecation warning, as Backstage does.
 //! - Every error names the path of the bad value, and never prints a secret.
 //!
 //! ```
@@ -65,13 +94,13 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::auth::{Auth, AuthBuilder};
 use crate::error::ConfigError;
+use crate::external_jwks::{JwksAccess, UserProvider};
+use crate::jwks::JwksCacheConfig;
+use crate::legacy::LegacySecret;
 use crate::policy::{DefaultPolicy, RoutePolicy, RouteSpec};
 use crate::principal::CredentialKind;
 use crate::restrictions::{AccessRestriction, AccessRestrictions, Action, RestrictionError};
 use crate::secret::SecretString;
-use crate::external_jwks::{JwksAccess, UserProvider};
-use crate::jwks::JwksCacheConfig;
-use crate::legacy::LegacySecret;
 use crate::static_token::StaticToken;
 use jsonwebtoken::Algorithm;
 use std::time::Duration;
@@ -562,8 +591,8 @@ fn parse_jwks_cache(node: &Node<'_>) -> Result<JwksCacheConfig, ConfigError> {
         c.fetch_timeout = Duration::from_secs(n.seconds(1, 60)?);
     }
     if let Some(n) = node.get("maxBodyBytes")? {
-        c.max_body_bytes = usize::try_from(n.seconds(1_024, 16 * 1024 * 1024)?)
-            .map_err(|_| n.err("too large"))?;
+        c.max_body_bytes =
+            usize::try_from(n.seconds(1_024, 16 * 1024 * 1024)?).map_err(|_| n.err("too large"))?;
     }
     Ok(c)
 }

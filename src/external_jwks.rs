@@ -1,7 +1,7 @@
 //! JWKS-verified JWTs: external callers (`type: jwks`) and users (identity providers).
 //!
 //! Both are JWTs signed with keys published at a JWKS URL, so they share one verifier,
-//! [`JwksVerifier`]; what differs is how the principal is made.
+//! `JwksVerifier`; what differs is how the principal is made.
 //!
 //! - [`JwksAccess`]: Backstage's `externalAccess` entry of `type: jwks` (options `url`,
 //!   `issuer`, `algorithm`, `audience`, `subjectPrefix`). The caller becomes a `service`
@@ -138,7 +138,11 @@ impl JwksAccess {
         if (self.issuers.is_none() || self.audiences.is_none())
             && !self.allow_missing_issuer_or_audience
         {
-            let missing = if self.issuers.is_none() { "issuer" } else { "audience" };
+            let missing = if self.issuers.is_none() {
+                "issuer"
+            } else {
+                "audience"
+            };
             return Err(ConfigError::invalid(
                 format!("{origin}.options.{missing}"),
                 "required: identity providers sign many applications' tokens with the same keys, \
@@ -241,7 +245,7 @@ impl UserProvider {
                  application verifies here",
             ));
         }
-        let algorithms = check_algorithms(self.algorithms, &format!("{origin}.algorithms"))?;
+        let algorithms = check_algorithms(self.algorithms, &format!("{origin}.algorithm"))?;
         let source = match self.jwks_url {
             Some(url) => KeySource::Url(url),
             None => KeySource::Discovery(Discovery::new(&self.issuer)),
@@ -311,13 +315,21 @@ impl Discovery {
     }
 
     async fn jwks_url(&self, cache: &JwksCache) -> Result<&str, RequestError> {
-        let cooldown = cache.config().unknown_kid_cooldown.max(Duration::from_secs(6));
-        if let Some(at) = *self.last_failure.lock().unwrap_or_else(PoisonError::into_inner) {
-            if self.resolved.get().is_none() && at.elapsed() < cooldown {
-                return Err(RequestError::KeysUnavailable {
-                    retry_after_secs: cooldown.saturating_sub(at.elapsed()).as_secs().max(1),
-                });
-            }
+        let cooldown = cache
+            .config()
+            .unknown_kid_cooldown
+            .max(Duration::from_secs(6));
+        let last_failure = *self
+            .last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(at) = last_failure
+            && self.resolved.get().is_none()
+            && at.elapsed() < cooldown
+        {
+            return Err(RequestError::KeysUnavailable {
+                retry_after_secs: cooldown.saturating_sub(at.elapsed()).as_secs().max(1),
+            });
         }
         let result = self
             .resolved
@@ -345,8 +357,10 @@ impl Discovery {
             Ok(url) => Ok(url.as_str()),
             Err(error) => {
                 tracing::warn!(target: "s2s_auth::jwks", issuer = %self.issuer, %error, "OIDC discovery failed");
-                *self.last_failure.lock().unwrap_or_else(PoisonError::into_inner) =
-                    Some(Instant::now());
+                *self
+                    .last_failure
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
                 Err(RequestError::KeysUnavailable {
                     retry_after_secs: cooldown.as_secs(),
                 })
@@ -383,7 +397,13 @@ impl JwksVerifier {
     }
 
     pub(crate) fn is_backstage_user(&self) -> bool {
-        matches!(self.mapping, Mapping::User { backstage: true, .. })
+        matches!(
+            self.mapping,
+            Mapping::User {
+                backstage: true,
+                ..
+            }
+        )
     }
 
     pub(crate) fn accepts_any_audience(&self, aud: &[String]) -> bool {
@@ -475,12 +495,28 @@ impl JwksVerifier {
                 }
                 p
             }
-            Mapping::User { claim, .. } => {
+            Mapping::User { claim, backstage } => {
                 let value = match claims.get(claim.as_str()) {
                     Some(Value::String(s)) if !s.is_empty() => s.as_str(),
                     _ => return Err(VerifyError::MissingClaim("user subject")),
                 };
-                Principal::new(PrincipalType::User, entity_ref(value)?, CredentialKind::User)
+                let p = Principal::new(
+                    PrincipalType::User,
+                    entity_ref(value)?,
+                    CredentialKind::User,
+                );
+                match (backstage, claims.get("ent")) {
+                    (true, Some(Value::Array(refs))) => {
+                        let refs = refs
+                            .iter()
+                            .map(|r| r.as_str().map(str::to_owned))
+                            .collect::<Option<Vec<_>>>()
+                            .ok_or(VerifyError::Malformed("ent holds a non-string"))?;
+                        p.with_ownership_entity_refs(refs)
+                    }
+                    (true, Some(_)) => return Err(VerifyError::Malformed("ent is not a list")),
+                    _ => p,
+                }
             }
         };
         let expiry = time::OffsetDateTime::from_unix_timestamp(exp as i64)
@@ -535,17 +571,21 @@ mod tests {
 
     #[test]
     fn secure_defaults() {
-        let e = JwksAccess::new("https://idp/jwks").into_verifier().unwrap_err();
+        let e = JwksAccess::new("https://idp/jwks")
+            .into_verifier()
+            .unwrap_err();
         assert_eq!(e.path(), Some("jwks_access.options.issuer"));
         let e = JwksAccess::new("https://idp/jwks")
             .issuers(["i"])
             .into_verifier()
             .unwrap_err();
         assert_eq!(e.path(), Some("jwks_access.options.audience"));
-        assert!(JwksAccess::new("https://idp/jwks")
-            .dangerously_allow_missing_issuer_or_audience()
-            .into_verifier()
-            .is_ok());
+        assert!(
+            JwksAccess::new("https://idp/jwks")
+                .dangerously_allow_missing_issuer_or_audience()
+                .into_verifier()
+                .is_ok()
+        );
         let e = JwksAccess::new("https://idp/jwks")
             .issuers(["i"])
             .audiences(["a"])

@@ -105,9 +105,13 @@ fn decode_part<T: serde::de::DeserializeOwned>(
     part: &str,
     what: &'static str,
 ) -> Result<T, VerifyError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| VerifyError::Malformed(if what == "header" { "header is not base64url" } else { "claims are not base64url" }))?;
+    let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| {
+        VerifyError::Malformed(if what == "header" {
+            "header is not base64url"
+        } else {
+            "claims are not base64url"
+        })
+    })?;
     serde_json::from_slice(&bytes).map_err(|_| {
         VerifyError::Malformed(if what == "header" {
             "header is not a JSON object"
@@ -144,7 +148,10 @@ pub(crate) fn map_error(e: &jsonwebtoken::errors::Error) -> VerifyError {
 
 /// Refuses a token whose `iat` is later than now plus the leeway: a clock that far ahead,
 /// or a token minted to start in the future, is not trusted.
-pub(crate) fn check_iat(claims: &serde_json::Map<String, Value>, leeway: u64) -> Result<(), VerifyError> {
+pub(crate) fn check_iat(
+    claims: &serde_json::Map<String, Value>,
+    leeway: u64,
+) -> Result<(), VerifyError> {
     if let Some(iat) = claims.get("iat") {
         let iat = iat
             .as_f64()

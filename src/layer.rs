@@ -149,7 +149,9 @@ where
                 ResponseFutureProj::Verifying { decision, pending } => {
                     let outcome = std::task::ready!(decision.as_mut().poll(cx));
                     let Some((mut inner, mut req)) = pending.take() else {
-                        unreachable!("invariant: a Verifying future holds its request until decided")
+                        unreachable!(
+                            "invariant: a Verifying future holds its request until decided"
+                        )
                     };
                     let next = match outcome {
                         Ok(principal) => {

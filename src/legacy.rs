@@ -138,14 +138,14 @@ impl LegacyVerifier {
         validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp", "sub"]);
         for key in &self.keys {
-            let claims = match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation)
-            {
-                Ok(data) => data.claims,
-                Err(e) => match crate::jwt::map_error(&e) {
-                    VerifyError::BadSignature => continue,
-                    other => return Err(other),
-                },
-            };
+            let claims =
+                match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation) {
+                    Ok(data) => data.claims,
+                    Err(e) => match crate::jwt::map_error(&e) {
+                        VerifyError::BadSignature => continue,
+                        other => return Err(other),
+                    },
+                };
             check_iat(&claims, leeway)?;
             if claims.contains_key("aud") {
                 return Err(VerifyError::LegacyWithAudience);

@@ -35,7 +35,12 @@
 //! |---|---|
 //! | finding the bearer token | `extract` |
 //! | choosing the one verifier for a token | `classify` |
+//! | sending a token to its one verifier, the verified-token cache | `verify` |
 //! | static tokens | [`static_token`] |
+//! | JWKS-verified JWTs: external callers and users | [`external_jwks`] |
+//! | legacy HS256 tokens | [`legacy`] |
+//! | the JWKS cache and its fetchers | [`jwks`] |
+//! | reading a JWT's unverified header and claims | `jwt` |
 //! | the verified caller and its extractor | [`principal`] |
 //! | access restrictions and actions | [`restrictions`] |
 //! | route policies | [`policy`] |
@@ -67,8 +72,8 @@ pub mod external_jwks;
 mod extract;
 pub mod jwks;
 mod jwt;
-pub mod legacy;
 pub mod layer;
+pub mod legacy;
 pub mod policy;
 pub mod principal;
 mod response;
@@ -82,13 +87,13 @@ pub use audit::{AuditEvent, AuditSink, Decision, JsonLinesSink, MemoryAuditSink}
 pub use auth::{
     Auth, AuthBuilder, DEFAULT_LEEWAY_SECS, DEFAULT_VERIFIED_CACHE_CAPACITY, is_valid_service_id,
 };
-pub use external_jwks::{JwksAccess, UserProvider};
-pub use jwks::{FetchError, FetchedDocument, HttpFetcher, JwksCache, JwksCacheConfig, KeyFetcher};
-pub use jsonwebtoken::Algorithm;
-pub use legacy::LegacySecret;
 pub use error::{ConfigError, Forbidden, RequestError, VerifyError};
+pub use external_jwks::{JwksAccess, UserProvider};
 pub use extract::MAX_TOKEN_LEN;
+pub use jsonwebtoken::Algorithm;
+pub use jwks::{FetchError, FetchedDocument, HttpFetcher, JwksCache, JwksCacheConfig, KeyFetcher};
 pub use layer::{AuthLayer, AuthService, ResponseFuture};
+pub use legacy::LegacySecret;
 pub use policy::{DefaultPolicy, RoutePolicy};
 pub use principal::{CredentialKind, MissingPrincipal, Principal, PrincipalType};
 pub use restrictions::{AccessRestriction, AccessRestrictions, Action};

@@ -145,6 +145,8 @@ pub struct Principal {
     #[serde(with = "time::serde::rfc3339::option")]
     expires_at: Option<OffsetDateTime>,
     read_only: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ownership_entity_refs: Vec<String>,
 }
 
 impl Principal {
@@ -163,6 +165,7 @@ impl Principal {
             restrictions: None,
             expires_at: None,
             read_only: false,
+            ownership_entity_refs: Vec::new(),
         }
     }
 
@@ -193,6 +196,18 @@ impl Principal {
     pub fn with_read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
         self
+    }
+
+    /// Sets the entity refs the user owns through (Backstage user tokens' `ent` claim:
+    /// the user and their groups).
+    pub fn with_ownership_entity_refs(mut self, refs: Vec<String>) -> Self {
+        self.ownership_entity_refs = refs;
+        self
+    }
+
+    /// The entity refs the user owns through (empty when the credential says nothing).
+    pub fn ownership_entity_refs(&self) -> &[String] {
+        &self.ownership_entity_refs
     }
 
     /// The Backstage-style subject: `user:default/jane`, `plugin:scaffolder`,

@@ -51,7 +51,8 @@ pub(crate) struct Verifiers {
     pub(crate) jwks: Vec<JwksVerifier>,
     pub(crate) legacy: LegacyVerifier,
     pub(crate) cache: Arc<JwksCache>,
-    pub(crate) verified: moka::sync::Cache<[u8; 32], Arc<Cached>>,
+    /// `None` when the cache is turned off (capacity 0).
+    pub(crate) verified: Option<moka::sync::Cache<[u8; 32], Arc<Cached>>>,
     pub(crate) leeway: u64,
 }
 
@@ -108,7 +109,9 @@ impl Verifiers {
             return Done(Err(VerifyError::NoJwtVerifier.into()));
         }
         let digest = sha256(token.as_bytes());
-        if let Some(hit) = self.verified.get(&digest) {
+        if let Some(verified) = &self.verified
+            && let Some(hit) = verified.get(&digest)
+        {
             let key_present = match &hit.key {
                 None => true,
                 Some((url, kid)) => self.cache.still_has(url, kid.as_deref()),
@@ -116,7 +119,7 @@ impl Verifiers {
             if hit.exp > now_unix() && key_present {
                 return Done(Ok(hit.principal.clone()));
             }
-            self.verified.invalidate(&digest);
+            verified.invalidate(&digest);
         }
         let u = match inspect(token) {
             Ok(u) => u,
@@ -140,12 +143,14 @@ impl Verifiers {
         if let Err(e) = verifier.precheck(&u) {
             return Done(Err(e.into()));
         }
-        if let Some(url) = verifier.url_now() {
-            if let Some(found) = self.cache.cached_key(url, u.kid.as_deref(), u.alg) {
-                return Done(found.map_err(key_error).and_then(|key| {
-                    self.finish(token, &u, index, url, &key, digest)
-                }));
-            }
+        if let Some(url) = verifier.url_now()
+            && let Some(found) = self.cache.cached_key(url, u.kid.as_deref(), u.alg)
+        {
+            return Done(
+                found
+                    .map_err(key_error)
+                    .and_then(|key| self.finish(token, &u, index, url, &key, digest)),
+            );
         }
         // The key has to be fetched (or discovery has to run): the only asynchronous path.
         let this = self.clone();
@@ -172,13 +177,26 @@ impl Verifiers {
         digest: [u8; 32],
     ) -> Result<Principal, RequestError> {
         let (principal, exp) = self.jwks[index].finish(token, u, key, self.leeway)?;
-        self.remember(digest, &principal, exp, Some((url.to_owned(), u.kid.clone())));
+        self.remember(
+            digest,
+            &principal,
+            exp,
+            Some((url.to_owned(), u.kid.clone())),
+        );
         Ok(principal)
     }
 
-    fn remember(&self, digest: [u8; 32], p: &Principal, exp: u64, key: Option<(String, Option<String>)>) {
-        if exp > now_unix() {
-            self.verified.insert(
+    fn remember(
+        &self,
+        digest: [u8; 32],
+        p: &Principal,
+        exp: u64,
+        key: Option<(String, Option<String>)>,
+    ) {
+        if let Some(verified) = &self.verified
+            && exp > now_unix()
+        {
+            verified.insert(
                 digest,
                 Arc::new(Cached {
                     principal: p.clone(),
@@ -192,7 +210,9 @@ impl Verifiers {
     /// Chooses the one verifier for a JWT, from its unverified header and claims.
     fn route(&self, u: &Unverified) -> Result<Route, VerifyError> {
         match u.typ.as_deref() {
-            Some("vnd.backstage.plugin") => return Err(VerifyError::Unsupported("plugin-to-plugin")),
+            Some("vnd.backstage.plugin") => {
+                return Err(VerifyError::Unsupported("plugin-to-plugin"));
+            }
             Some("vnd.backstage.limited-user") => return Err(VerifyError::WrongType),
             _ => {}
         }
@@ -202,18 +222,36 @@ impl Verifiers {
                 return Ok(Route::Legacy);
             }
             // Only an entry that explicitly gave up the issuer check takes issuer-less tokens.
-            return self.pick(|v| v.issuers.is_none(), &u.aud).ok_or(VerifyError::MissingClaim("iss"))?;
+            if let Some(route) = self.pick(|v| v.issuers.is_none(), &u.aud) {
+                return route;
+            }
+            // Issuer-less tokens are otherwise legacy-shaped: the legacy verifier names the
+            // check they fail (another `alg` than HS256).
+            if !self.legacy.is_empty() {
+                return Ok(Route::Legacy);
+            }
+            return Err(VerifyError::MissingClaim("iss"));
         };
         let by_issuer = |v: &JwksVerifier| {
-            v.issuers.as_ref().is_some_and(|list| list.iter().any(|i| i == iss))
+            v.issuers
+                .as_ref()
+                .is_some_and(|list| list.iter().any(|i| i == iss))
                 && (!backstage_user || v.is_backstage_user())
         };
-        match self.pick(by_issuer, &u.aud) {
-            Some(route) => route,
-            None => self
-                .pick(|v| v.issuers.is_none() && !backstage_user, &u.aud)
-                .unwrap_or(Err(VerifyError::UnknownIssuer)),
+        if let Some(route) = self.pick(by_issuer, &u.aud) {
+            return route;
         }
+        let issuer_known = self.jwks.iter().any(|v| {
+            v.issuers
+                .as_ref()
+                .is_some_and(|list| list.iter().any(|i| i == iss))
+        });
+        if backstage_user && issuer_known {
+            // A Backstage user token from an issuer configured for other kinds of tokens.
+            return Err(VerifyError::WrongType);
+        }
+        self.pick(|v| v.issuers.is_none() && !backstage_user, &u.aud)
+            .unwrap_or(Err(VerifyError::UnknownIssuer))
     }
 
     /// The one verifier passing `filter`, narrowed by audience when several do.
@@ -222,7 +260,9 @@ impl Verifiers {
         filter: impl Fn(&JwksVerifier) -> bool,
         aud: &[String],
     ) -> Option<Result<Route, VerifyError>> {
-        let candidates: Vec<usize> = (0..self.jwks.len()).filter(|&i| filter(&self.jwks[i])).collect();
+        let candidates: Vec<usize> = (0..self.jwks.len())
+            .filter(|&i| filter(&self.jwks[i]))
+            .collect();
         match candidates.as_slice() {
             [] => None,
             [one] => Some(Ok(Route::Jwks(*one))),

@@ -26,7 +26,7 @@ fn markdown_lists_routes_and_columns() {
     );
     assert!(
         md.contains(
-            "| route | method | none | static | external:ci-bot | external:ci-bot (#2) | external:hashed-caller |"
+            "| route | method | none | static | legacy | external:ci-bot | external:ci-bot (#2) | external:hashed-caller |"
         ),
         "{md}"
     );
@@ -78,6 +78,7 @@ fn json_has_a_column_per_configured_caller() {
         [
             "none",
             "static",
+            "legacy",
             "external:ci-bot",
             "external:ci-bot (#2)",
             "external:hashed-caller",
@@ -141,9 +142,11 @@ async fn table_agrees_with_live_requests() {
     let h = Harness::standard();
     let table = h.auth.access_table();
     let columns = table.columns().to_vec();
-    // Column order: none, static (a read-only unrestricted static token), then the
-    // configured callers in configuration order.
-    let mut tokens: Vec<Option<&str>> = vec![None, Some(CI_TOKEN)];
+    // Column order: none, static (a read-only unrestricted static token), legacy (a valid
+    // token signed with `backend.auth.keys[0]`), then the configured callers in
+    // configuration order.
+    let legacy = jwt::legacy_token(LEGACY_SECRET, &jwt::legacy_claims());
+    let mut tokens: Vec<Option<&str>> = vec![None, Some(CI_TOKEN), Some(&legacy)];
     tokens.extend(CONFIGURED_TOKENS.iter().map(|t| Some(*t)));
     assert_eq!(columns.len(), tokens.len());
 

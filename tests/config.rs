@@ -284,7 +284,8 @@ fn rejects_same_plugin_twice_in_access_restrictions() {
 
 #[test]
 fn rejects_unknown_external_access_type() {
-    for kind in ["magic", "jwks"] {
+    // `jwks` is a type now; type names are case-sensitive.
+    for kind in ["magic", "JWKS"] {
         let yaml = with_entries(&format!(
             "      - type: {kind}\n        options: {{ token: a-long-enough-token, subject: ci }}\n"
         ));

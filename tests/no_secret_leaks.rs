@@ -8,11 +8,12 @@
 
 mod common;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::body::Body;
 use axum::routing::any;
+use common::jwt::{KeyServer, SigningKey, claims, legacy_claims, legacy_token, now, unsigned};
 use common::*;
 use http::{Method, Request};
 use s2s_auth::{
@@ -28,6 +29,65 @@ fn oversized_token() -> String {
 /// `Basic` credentials carrying a configured token as the password.
 fn basic_credentials() -> String {
     base64(format!("ci-bot:{CI_TOKEN}").as_bytes(), BASE64_STD, true)
+}
+
+/// The decoded legacy secret of the standard configuration (`LEGACY_SECRET` is its base64).
+const LEGACY_SECRET_TEXT: &str = "legacy-shared-secret-never-logged";
+
+/// Legacy tokens signed with the standard configuration's secret (valid, with `aud`, with
+/// another `sub`, expired) and one with an unknown secret. Minted once, so every use sees
+/// the same strings.
+fn legacy_tokens() -> &'static [String] {
+    static TOKENS: OnceLock<Vec<String>> = OnceLock::new();
+    TOKENS.get_or_init(|| {
+        let mut with_aud = legacy_claims();
+        with_aud["aud"] = serde_json::json!("catalog");
+        let mut other_sub = legacy_claims();
+        other_sub["sub"] = serde_json::json!("plugin:catalog");
+        let mut expired = legacy_claims();
+        expired["exp"] = serde_json::json!(now() - 3600);
+        let unknown = base64(b"a-legacy-secret-nobody-configured", BASE64_STD, true);
+        vec![
+            legacy_token(LEGACY_SECRET, &legacy_claims()),
+            legacy_token(LEGACY_SECRET, &with_aud),
+            legacy_token(LEGACY_SECRET, &other_sub),
+            legacy_token(LEGACY_SECRET, &expired),
+            legacy_token(&unknown, &legacy_claims()),
+        ]
+    })
+}
+
+const JWT_ISSUER: &str = "https://idp.example.com";
+
+/// The signing key of the JWKS part of the run.
+fn jwks_key() -> &'static SigningKey {
+    static KEY: OnceLock<SigningKey> = OnceLock::new();
+    KEY.get_or_init(|| SigningKey::es256("ec-1"))
+}
+
+/// JWKS-verified tokens: valid, for another audience, expired, naming an unknown kid,
+/// forged, unsigned, and carrying a `jku`.
+fn jwks_tokens() -> &'static [String] {
+    static TOKENS: OnceLock<Vec<String>> = OnceLock::new();
+    TOKENS.get_or_init(|| {
+        let key = jwks_key();
+        let good = claims(JWT_ISSUER, SERVICE, "ci-bot");
+        let mut expired = good.clone();
+        expired["exp"] = serde_json::json!(now() - 3600);
+        let mut unknown_kid = key.header();
+        unknown_kid.kid = Some("nobody".to_owned());
+        let mut jku = key.header();
+        jku.jku = Some("http://127.0.0.1:9/jwks".to_owned());
+        vec![
+            key.sign(&good),
+            key.sign(&claims(JWT_ISSUER, "search", "ci-bot")),
+            key.sign(&expired),
+            key.sign_with(unknown_kid, &good),
+            SigningKey::es256("ec-1").sign(&good),
+            unsigned(&serde_json::json!({"alg": "none", "kid": "ec-1"}), &good),
+            key.sign_with(jku, &good),
+        ]
+    })
 }
 
 /// One request of the run: method, URI, raw `Authorization` values, `x-request-id`.
@@ -197,6 +257,22 @@ fn cases() -> Vec<Case> {
             None,
         ),
     ];
+    // Legacy tokens (the standard configuration honours `backend.auth.keys`).
+    for token in legacy_tokens() {
+        cases.push((Method::GET, "/entities/42".into(), bearer(token), None));
+    }
+    cases.push((
+        Method::GET,
+        "/debug".into(),
+        bearer(&legacy_tokens()[0]),
+        None,
+    ));
+    cases.push((
+        Method::GET,
+        "/healthz".into(),
+        bearer(&legacy_tokens()[2]),
+        None,
+    ));
     // Read-only on every writing method, and the reading ones.
     for method in [
         Method::POST,
@@ -251,6 +327,17 @@ fn bad_configs() -> Vec<String> {
             sha256_hex(CI_TOKEN)
         ),
         format!("s2s: [{CI_TOKEN}\n  : : {WRITER_TOKEN}"),
+        // Legacy secrets: too short, not base64, and a good one next to a bad entry.
+        "s2s:\n  serviceId: catalog\nbackend:\n  auth:\n    keys:\n      - secret: c2hvcnQtc2VjcmV0\n".to_owned(),
+        format!(
+            "s2s:\n  serviceId: catalog\nbackend:\n  auth:\n    externalAccess:\n      - type: legacy\n        options: {{ secret: '{CI_TOKEN} x', subject: a }}\n"
+        ),
+        format!(
+            "s2s:\n  serviceId: catalog\nbackend:\n  auth:\n    keys:\n      - secret: {LEGACY_SECRET}\n        kid: k\n"
+        ),
+        format!(
+            "s2s:\n  serviceId: catalog\nbackend:\n  auth:\n    keys:\n      - secret: {LEGACY_SECRET}\n    externalAccess:\n      - type: jwks\n        options: {{ url: 'https://idp.example.com/jwks', audience: catalog }}\n"
+        ),
     ]
 }
 
@@ -258,7 +345,10 @@ fn bad_configs() -> Vec<String> {
 fn needles() -> Vec<String> {
     let mut secrets: Vec<String> = CONFIGURED_TOKENS.iter().map(|s| (*s).to_owned()).collect();
     secrets.extend([
-        IGNORED_LEGACY_SECRET.to_owned(),
+        LEGACY_SECRET.to_owned(),
+        LEGACY_SECRET_TEXT.to_owned(),
+        "c2hvcnQtc2VjcmV0".to_owned(),
+        "short-secret".to_owned(),
         UNKNOWN_TOKEN.to_owned(),
         JWT_SHAPED_TOKEN.to_owned(),
         oversized_token(),
@@ -268,6 +358,8 @@ fn needles() -> Vec<String> {
         sha256_hex(CI_TOKEN),
         "Ab3-xy7".to_owned(),
     ]);
+    secrets.extend(legacy_tokens().iter().cloned());
+    secrets.extend(jwks_tokens().iter().cloned());
     let mut needles: Vec<String> = secrets.iter().flat_map(|s| leak_forms(s)).collect();
     needles.sort();
     needles.dedup();
@@ -338,6 +430,13 @@ fn no_token_or_secret_in_logs_audit_responses_or_debug() {
         ] {
             outputs.push(("Debug of StaticToken".into(), format!("{token:?}")));
         }
+        outputs.push((
+            "Debug of LegacySecret".into(),
+            format!(
+                "{:?}",
+                s2s_auth::LegacySecret::new(LEGACY_SECRET, "old-backend")
+            ),
+        ));
         let secret = SecretString::from(CI_TOKEN);
         outputs.push((
             "SecretString".into(),
@@ -366,6 +465,41 @@ fn no_token_or_secret_in_logs_audit_responses_or_debug() {
             for path in ["/entities/42", "/reports"] {
                 let reply = send(&deny_router, bearer(Method::GET, path, CI_TOKEN)).await;
                 outputs.push((format!("response to GET {path} (deny)"), reply.everything()));
+            }
+            // JWKS-verified tokens, against a live key server and against one that is down.
+            let server = KeyServer::start(&[jwks_key()]).await;
+            for (name, url) in [
+                ("up", server.jwks_url()),
+                ("down", "http://127.0.0.1:9/jwks".to_owned()),
+            ] {
+                let jwks_auth = Auth::builder(SERVICE)
+                    .jwks_access(
+                        s2s_auth::JwksAccess::new(url)
+                            .issuers([JWT_ISSUER])
+                            .audiences([SERVICE]),
+                    )
+                    .audit_sink(audit.clone())
+                    .build()
+                    .expect("valid configuration");
+                outputs.push((
+                    format!("Debug of Auth (jwks, {name})"),
+                    format!("{jwks_auth:?}"),
+                ));
+                let jwks_router = echo_router()
+                    .route(
+                        "/debug",
+                        any(|p: Principal| async move { format!("{p:?}") }),
+                    )
+                    .layer(jwks_auth.layer());
+                for token in jwks_tokens() {
+                    for path in ["/debug", "/entities/42"] {
+                        let reply = send(&jwks_router, bearer(Method::GET, path, token)).await;
+                        outputs.push((
+                            format!("response to GET {path} (jwks, {name})"),
+                            reply.everything(),
+                        ));
+                    }
+                }
             }
         });
     });
@@ -401,6 +535,16 @@ fn no_token_or_secret_in_logs_audit_responses_or_debug() {
         "the ignored-key warning:\n{log}"
     );
     assert!(log.contains("external:ci-bot"), "{log}");
+    // ...and the JWT part ran: legacy tokens, JWKS tokens, a key server that is down.
+    for reason in [
+        "legacy_with_audience",
+        "external:backstage-plugins",
+        "wrong_audience",
+        "key_in_header",
+        "keys_unavailable",
+    ] {
+        assert!(log.contains(reason), "{reason} not in the log:\n{log}");
+    }
     outputs.push(("captured logs".into(), log));
 
     let needles = needles();

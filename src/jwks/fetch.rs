@@ -142,10 +142,15 @@ pub(crate) fn parse_max_age(value: &str) -> Option<Duration> {
         {
             return Some(Duration::ZERO);
         }
-        if let Some((name, v)) = directive.split_once('=') {
-            if name.trim().eq_ignore_ascii_case("max-age") {
-                result = v.trim().trim_matches('"').parse::<u64>().ok().map(Duration::from_secs);
-            }
+        if let Some((name, v)) = directive.split_once('=')
+            && name.trim().eq_ignore_ascii_case("max-age")
+        {
+            result = v
+                .trim()
+                .trim_matches('"')
+                .parse::<u64>()
+                .ok()
+                .map(Duration::from_secs);
         }
     }
     result
@@ -157,7 +162,10 @@ mod tests {
 
     #[test]
     fn max_age() {
-        assert_eq!(parse_max_age("public, max-age=600"), Some(Duration::from_secs(600)));
+        assert_eq!(
+            parse_max_age("public, max-age=600"),
+            Some(Duration::from_secs(600))
+        );
         assert_eq!(parse_max_age("no-store"), Some(Duration::ZERO));
         assert_eq!(parse_max_age("max-age=abc"), None);
         assert_eq!(parse_max_age("public"), None);

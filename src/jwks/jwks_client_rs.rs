@@ -105,9 +105,15 @@ impl KeyFetcher for JwksClientRsFetcher {
 /// Rebuilds a JWK document from `jwks_client_rs`'s typed key (it does not serialize).
 fn to_json(key: &JsonWebKey) -> Value {
     let mut v = match key {
-        JsonWebKey::Rsa(k) => json!({ "kty": "RSA", "kid": k.key_id(), "n": k.modulus(), "e": k.exponent() }),
-        JsonWebKey::Ec(k) => json!({ "kty": "EC", "kid": k.key_id(), "crv": k.curve(), "x": k.x(), "y": k.y() }),
-        JsonWebKey::Okp(k) => json!({ "kty": "OKP", "kid": k.key_id(), "crv": k.curve(), "x": k.x() }),
+        JsonWebKey::Rsa(k) => {
+            json!({ "kty": "RSA", "kid": k.key_id(), "n": k.modulus(), "e": k.exponent() })
+        }
+        JsonWebKey::Ec(k) => {
+            json!({ "kty": "EC", "kid": k.key_id(), "crv": k.curve(), "x": k.x(), "y": k.y() })
+        }
+        JsonWebKey::Okp(k) => {
+            json!({ "kty": "OKP", "kid": k.key_id(), "crv": k.curve(), "x": k.x() })
+        }
     };
     if let (Some(alg), Some(obj)) = (key.alg(), v.as_object_mut()) {
         obj.insert("alg".to_owned(), Value::from(alg));

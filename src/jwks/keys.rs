@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 
 /// One verification key.
 pub(crate) struct UsableKey {
@@ -117,14 +117,7 @@ fn usable(value: serde_json::Value) -> Result<UsableKey, &'static str> {
         return Err("`use: enc` key");
     }
     let by_type: Vec<Algorithm> = match &jwk.algorithm {
-        AlgorithmParameters::RSA(_) => vec![
-            Algorithm::RS256,
-            Algorithm::RS384,
-            Algorithm::RS512,
-            Algorithm::PS256,
-            Algorithm::PS384,
-            Algorithm::PS512,
-        ],
+        AlgorithmParameters::RSA(_) => AlgorithmFamily::Rsa.algorithms().to_vec(),
         AlgorithmParameters::EllipticCurve(p) => match p.curve {
             EllipticCurve::P256 => vec![Algorithm::ES256],
             EllipticCurve::P384 => vec![Algorithm::ES384],
@@ -191,12 +184,18 @@ mod tests {
         let set = KeySet::parse(body.as_bytes(), "test").unwrap();
         assert_eq!(set.len(), 1);
         assert_eq!(set.skipped, 6);
-        assert!(matches!(set.find(Some("ec1"), Algorithm::ES256), Lookup::Found(_)));
+        assert!(matches!(
+            set.find(Some("ec1"), Algorithm::ES256),
+            Lookup::Found(_)
+        ));
         assert!(matches!(
             set.find(Some("ec1"), Algorithm::RS256),
             Lookup::AlgorithmMismatch
         ));
-        assert!(matches!(set.find(Some("hmac"), Algorithm::HS256), Lookup::UnknownKid));
+        assert!(matches!(
+            set.find(Some("hmac"), Algorithm::HS256),
+            Lookup::UnknownKid
+        ));
         assert!(matches!(set.find(None, Algorithm::ES256), Lookup::Found(_)));
     }
 

@@ -20,9 +20,9 @@ mod fetch;
 mod jwks_client_rs;
 mod keys;
 
+pub use fetch::{FetchError, FetchFuture, FetchedDocument, HttpFetcher, KeyFetcher};
 #[cfg(feature = "jwks-client-rs")]
 pub use jwks_client_rs::JwksClientRsFetcher;
-pub use fetch::{FetchError, FetchFuture, FetchedDocument, HttpFetcher, KeyFetcher};
 pub(crate) use keys::UsableKey;
 
 use std::collections::HashMap;
@@ -108,6 +108,9 @@ struct UrlState {
     /// When the last forced or failed fetch started (rate limit).
     last_attempt: Mutex<Option<Instant>>,
     refreshing: AtomicBool,
+    /// Whether the latest fetch attempt failed: a `kid` missing from the set we still hold
+    /// is then not known to be unknown, only unavailable (503, not 401).
+    last_fetch_failed: AtomicBool,
 }
 
 impl UrlState {
@@ -248,13 +251,8 @@ impl JwksCache {
             if allowed {
                 self.fetch_into(url, &state).await;
             } else if !state.current().is_some_and(|f| self.usable(&f, now)) {
-                let waited = state
-                    .last_attempt
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .map_or(Duration::ZERO, |at| now.duration_since(at));
                 return Err(KeyError::Unavailable {
-                    retry_after: cooldown.saturating_sub(waited).max(Duration::from_secs(1)),
+                    retry_after: self.retry_after(&state, now),
                 });
             }
         }
@@ -264,12 +262,29 @@ impl JwksCache {
                 Lookup::Found(key) => Ok(key),
                 Lookup::AlgorithmMismatch => Err(KeyError::AlgorithmMismatch),
                 Lookup::KidRequired => Err(KeyError::KidRequired),
+                // The source is failing: the kid may well be a new key we cannot fetch.
+                Lookup::UnknownKid if state.last_fetch_failed.load(Ordering::Acquire) => {
+                    Err(KeyError::Unavailable {
+                        retry_after: self.retry_after(&state, now),
+                    })
+                }
                 Lookup::UnknownKid => Err(KeyError::UnknownKid),
             },
             None => Err(KeyError::Unavailable {
                 retry_after: self.config.unknown_kid_cooldown.max(MIN_COOLDOWN),
             }),
         }
+    }
+
+    /// How long until the rate limit lets `state` be fetched again (at least 1 s).
+    fn retry_after(&self, state: &UrlState, now: Instant) -> Duration {
+        let cooldown = self.config.unknown_kid_cooldown.max(MIN_COOLDOWN);
+        let waited = state
+            .last_attempt
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .map_or(Duration::ZERO, |at| now.duration_since(at));
+        cooldown.saturating_sub(waited).max(Duration::from_secs(1))
     }
 
     /// Fetches and installs a set. On failure the current set stays (stale-on-error).
@@ -285,14 +300,13 @@ impl JwksCache {
                     .map(|keys| (keys, doc.max_age))
                     .map_err(|e| e.to_string())
             });
+        let result_failed = result.is_err();
         match result {
             Ok((keys, max_age)) => {
-                let refresh_after = max_age
-                    .unwrap_or(self.config.refresh_interval)
-                    .clamp(
-                        self.config.min_refresh_interval,
-                        self.config.max_refresh_interval,
-                    );
+                let refresh_after = max_age.unwrap_or(self.config.refresh_interval).clamp(
+                    self.config.min_refresh_interval,
+                    self.config.max_refresh_interval,
+                );
                 tracing::debug!(target: "s2s_auth::jwks", %url, keys = keys.len(), skipped = keys.skipped, "fetched JWKS");
                 *state
                     .current
@@ -307,6 +321,9 @@ impl JwksCache {
                 tracing::warn!(target: "s2s_auth::jwks", %url, %error, "JWKS fetch failed; keeping the keys we have");
             }
         }
+        state
+            .last_fetch_failed
+            .store(result_failed, Ordering::Release);
         state.generation.fetch_add(1, Ordering::AcqRel);
     }
 

@@ -5,6 +5,8 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod jwt;
+
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -45,8 +47,9 @@ pub const UNKNOWN_TOKEN: &str = "nobody-configured-this-token-8e3f";
 pub const JWT_SHAPED_TOKEN: &str =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJjaS1ib3QifQ.c2lnbmF0dXJlLW5vdC1jaGVja2Vk";
 
-/// A legacy HS256 secret under a key s2s-auth ignores (it must not be logged either).
-pub const IGNORED_LEGACY_SECRET: &str = "bGVnYWN5LXNoYXJlZC1zZWNyZXQtbmV2ZXItbG9nZ2Vk";
+/// The legacy HS256 secret of [`STANDARD_YAML`] (deprecated `backend.auth.keys`, honoured:
+/// callers holding it are `external:backstage-plugins`). Base64 of 33 bytes.
+pub const LEGACY_SECRET: &str = "bGVnYWN5LXNoYXJlZC1zZWNyZXQtbmV2ZXItbG9nZ2Vk";
 
 /// Every configured secret of [`STANDARD_YAML`], as the environment gives them.
 pub const CONFIGURED_TOKENS: [&str; 8] = [
@@ -149,7 +152,7 @@ pub fn standard_env(name: &str) -> Option<String> {
         "SCAFFOLDER_ONLY_TOKEN" => SCAFFOLDER_ONLY_TOKEN,
         "READ_ACTION_TOKEN" => READ_ACTION_TOKEN,
         "READ_PERMISSION_TOKEN" => READ_PERMISSION_TOKEN,
-        "LEGACY_SECRET" => IGNORED_LEGACY_SECRET,
+        "LEGACY_SECRET" => LEGACY_SECRET,
         _ => return None,
     };
     Some(value.to_owned())
