@@ -35,7 +35,7 @@ use crate::layer::AuthLayer;
 use crate::legacy::{LegacySecret, LegacyVerifier};
 use crate::policy::{DefaultPolicy, PolicyRegistry, Resolved, RoutePolicy, RouteSpec, authorize};
 use crate::principal::Principal;
-use crate::secret::Fingerprint;
+use crate::secret::{Fingerprint, sha256};
 use crate::static_token::{StaticToken, StaticTokens};
 use crate::verify::{UntilExp, Verification, Verifiers};
 
@@ -163,15 +163,14 @@ impl Auth {
             route: resolved.pattern().to_owned(),
             token_fingerprint: None,
         };
-        let token = match extract::bearer_token(headers, uri) {
+        let verification = match extract::bearer_token(headers, uri) {
             Ok(Some(token)) => {
-                event.token_fingerprint = Some(Fingerprint::of(token.as_bytes()));
-                Ok(Some(token))
+                // Hashed once: the static-token lookup key, the verified-token cache key and
+                // (through one more short hash) the audit fingerprint.
+                let digest = sha256(token.as_bytes());
+                event.token_fingerprint = Some(Fingerprint::of_digest(&digest));
+                inner.verifiers.verify(token, &digest, event.time)
             }
-            other => other,
-        };
-        let verification = match token {
-            Ok(Some(token)) => inner.verifiers.verify(token, event.time),
             Ok(None) => Verification::Done(Err(RequestError::MissingCredentials)),
             Err(e) => Verification::Done(Err(e)),
         };
@@ -420,15 +419,17 @@ impl AuthBuilder {
         let registry = PolicyRegistry::new(&self.routes, self.default_policy)?;
         let mut jwks = Vec::new();
         for access in self.jwks_access {
-            jwks.push(access.into_verifier()?);
+            jwks.push(access.into_verifier(self.leeway_secs)?);
         }
         for provider in self.user_providers {
-            jwks.push(provider.into_verifier()?);
+            jwks.push(provider.into_verifier(self.leeway_secs)?);
         }
-        let mut legacy = LegacyVerifier::default();
-        for secret in &self.legacy_secrets {
-            legacy.keys.push(secret.compile()?);
-        }
+        let legacy_keys = self
+            .legacy_secrets
+            .iter()
+            .map(LegacySecret::compile)
+            .collect::<Result<Vec<_>, _>>()?;
+        let legacy = LegacyVerifier::new(legacy_keys, self.leeway_secs);
         let cache = match self.fetcher {
             Some(fetcher) => JwksCache::new(self.jwks_config, fetcher),
             None => JwksCache::with_http(self.jwks_config).map_err(|e: FetchError| {

@@ -103,12 +103,23 @@ impl std::fmt::Debug for LegacyKey {
 }
 
 /// All legacy secrets, tried in order.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct LegacyVerifier {
     pub(crate) keys: Vec<LegacyKey>,
+    /// Built once (HS256, `exp` and `sub` required, no `aud` check: refused separately).
+    validation: Validation,
 }
 
 impl LegacyVerifier {
+    pub(crate) fn new(keys: Vec<LegacyKey>, leeway: u64) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = leeway;
+        validation.validate_nbf = true;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Self { keys, validation }
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
@@ -132,14 +143,10 @@ impl LegacyVerifier {
         if !u.aud.is_empty() {
             return Err(VerifyError::LegacyWithAudience);
         }
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = leeway;
-        validation.validate_nbf = true;
-        validation.validate_aud = false;
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        let validation = &self.validation;
         for key in &self.keys {
             let claims =
-                match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation) {
+                match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, validation) {
                     Ok(data) => data.claims,
                     Err(e) => match crate::jwt::map_error(&e) {
                         VerifyError::BadSignature => continue,

@@ -16,7 +16,7 @@
 use std::fmt;
 use std::sync::OnceLock;
 
-use aws_lc_rs::{digest, hmac, rand};
+use aws_lc_rs::{digest, rand};
 
 /// A secret string (a token, a shared secret). `Debug` and `Display` print only its
 /// [`Fingerprint`]; the value is reachable through [`SecretString::expose_secret`] alone.
@@ -65,20 +65,31 @@ impl fmt::Display for SecretString {
     }
 }
 
-/// A short identifier of a secret: 12 hex digits of an HMAC-SHA-256 of the secret under a key
-/// drawn at random when the process starts.
+/// A short identifier of a secret: 12 hex digits of `SHA-256(K || SHA-256(secret))`, where `K`
+/// is a 32-byte key drawn at random when the process starts.
 ///
 /// Why keyed: a plain hash prefix of a short static token could be reversed offline by
-/// trying every 8-character string; under a per-process random key it cannot. The cost is
-/// that fingerprints are stable within one process only: correlate across replicas by the
-/// audit event's subject, not by fingerprint.
+/// trying every 8-character string; without `K` it cannot. Why over the digest: the layer
+/// already hashes every token once (the static-token lookup key, the verified-token cache
+/// key), so the fingerprint costs one more short hash instead of a second pass over the
+/// token. The cost of the key is that fingerprints are stable within one process only:
+/// correlate across replicas by the audit event's subject, not by fingerprint.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Fingerprint([u8; 6]);
 
 impl Fingerprint {
     /// The fingerprint of some secret bytes.
     pub fn of(secret: &[u8]) -> Self {
-        let tag = hmac::sign(fingerprint_key(), secret);
+        Self::of_digest(&sha256(secret))
+    }
+
+    /// The fingerprint of a secret whose SHA-256 is `digest` (the same as
+    /// [`Fingerprint::of`] on the secret).
+    pub fn of_digest(digest: &[u8; 32]) -> Self {
+        let mut ctx = digest::Context::new(&digest::SHA256);
+        ctx.update(fingerprint_key());
+        ctx.update(digest);
+        let tag = ctx.finish();
         let mut out = [0u8; 6];
         out.copy_from_slice(&tag.as_ref()[..6]);
         Self(out)
@@ -106,12 +117,12 @@ impl serde::Serialize for Fingerprint {
     }
 }
 
-fn fingerprint_key() -> &'static hmac::Key {
-    static KEY: OnceLock<hmac::Key> = OnceLock::new();
+fn fingerprint_key() -> &'static [u8; 32] {
+    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
     KEY.get_or_init(|| {
         let mut bytes = [0u8; 32];
         rand::fill(&mut bytes).expect("invariant: the operating system's random source works");
-        hmac::Key::new(hmac::HMAC_SHA256, &bytes)
+        bytes
     })
 }
 

@@ -33,7 +33,6 @@ use crate::jwks::JwksCache;
 use crate::jwt::{Unverified, inspect};
 use crate::legacy::LegacyVerifier;
 use crate::principal::Principal;
-use crate::secret::sha256;
 use crate::static_token::StaticTokens;
 
 /// A verification still waiting for a key.
@@ -94,21 +93,26 @@ impl Verifiers {
     }
 
     /// Starts verifying a token.
-    pub(crate) fn verify(self: &Arc<Self>, token: &str, now: OffsetDateTime) -> Verification {
+    /// Starts verifying a token; `digest` is its SHA-256.
+    pub(crate) fn verify(
+        self: &Arc<Self>,
+        token: &str,
+        digest: &[u8; 32],
+        now: OffsetDateTime,
+    ) -> Verification {
         match classify(token) {
             TokenClass::Opaque => {
-                Verification::Done(self.static_tokens.verify(token, now).map_err(Into::into))
+                Verification::Done(self.static_tokens.verify(digest, now).map_err(Into::into))
             }
-            TokenClass::Jwt => self.verify_jwt(token),
+            TokenClass::Jwt => self.verify_jwt(token, *digest),
         }
     }
 
-    fn verify_jwt(self: &Arc<Self>, token: &str) -> Verification {
+    fn verify_jwt(self: &Arc<Self>, token: &str, digest: [u8; 32]) -> Verification {
         use Verification::Done;
         if !self.has_jwt_verifiers() {
             return Done(Err(VerifyError::NoJwtVerifier.into()));
         }
-        let digest = sha256(token.as_bytes());
         if let Some(verified) = &self.verified
             && let Some(hit) = verified.get(&digest)
         {
