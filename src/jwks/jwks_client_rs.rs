@@ -4,10 +4,17 @@
 //! in [`JwksCache`](super::JwksCache), so switching fetchers changes no security property
 //! except these, which come from `jwks_client_rs` itself (read from its source, 0.6.13):
 //!
-//! - the body is read whole: the [`JwksCacheConfig::max_body_bytes`](super::JwksCacheConfig)
-//!   cap is checked only after the download;
-//! - a key set with one key of an unknown `kty` fails as a whole (the built-in fetcher hands
-//!   the raw document to the cache, which skips bad keys one by one);
+//! - the body is read whole, with no size limit: the
+//!   [`JwksCacheConfig::max_body_bytes`](super::JwksCacheConfig) cap can only be checked
+//!   against the key set rebuilt from the parsed keys, so a 2 MiB document padded with
+//!   other members is accepted (measured; the built-in fetcher refuses it unread);
+//! - a key set with one key of an unknown `kty`, or one key without a `kid`, fails as a
+//!   whole (the built-in fetcher hands the raw document to the cache, which skips bad keys
+//!   one by one);
+//! - redirects are followed (the built-in fetcher refuses them);
+//! - `jwks_client_rs` exposes `use` for RSA keys only, so an EC or OKP key marked
+//!   `use: enc` is not skipped; and the server's `Cache-Control: max-age` is not seen, so
+//!   the cache refreshes on its configured interval;
 //! - OIDC discovery documents are not key sets, so they are fetched with the built-in
 //!   [`HttpFetcher`].
 //!
@@ -117,6 +124,17 @@ fn to_json(key: &JsonWebKey) -> Value {
     };
     if let (Some(alg), Some(obj)) = (key.alg(), v.as_object_mut()) {
         obj.insert("alg".to_owned(), Value::from(alg));
+    }
+    // Keep `use: enc` visible so the cache skips encryption keys. `jwks_client_rs` exposes
+    // `use` for RSA keys only, as a type it does not export; its `Debug` form is the variant
+    // name (`Sig`, `Enc`).
+    if let (JsonWebKey::Rsa(k), Some(obj)) = (key, v.as_object_mut())
+        && let Some(key_use) = k.r#use()
+    {
+        obj.insert(
+            "use".to_owned(),
+            Value::from(format!("{key_use:?}").to_ascii_lowercase()),
+        );
     }
     v
 }
