@@ -7,8 +7,9 @@
 //! curl -i -H 'Authorization: Bearer ci-token-123456' http://127.0.0.1:7007/entities
 //! ```
 //!
-//! Serves every route of the config's `s2s.routes`; each answers 200 with the JSON of the
-//! principal it saw (`subject`, `principalType`, `credential`, `actor`, `restrictions`,
+//! Serves every route of the config's `s2s.routes`, and this service's published JWKS at
+//! `/.backstage/auth/v1/jwks.json` when it issues plugin tokens; each route answers 200 with
+//! the JSON of the principal it saw (`subject`, `principalType`, `credential`, `actor`, `restrictions`,
 //! `expiresAt`, `readOnly`). Refusals come from the layer, exactly as in production. At
 //! start it prints the access table; every decision is written to stderr as a JSON line.
 //!
@@ -62,9 +63,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let auth = match AuthBuilder::from_yaml_file(&args.config)
-        .and_then(|b| b.audit_sink(JsonLinesSink::new(std::io::stderr())).build())
-    {
+    let builder = AuthBuilder::from_yaml_file(&args.config)
+        .map(|b| b.audit_sink(JsonLinesSink::new(std::io::stderr())));
+    // build_async opens the key store the config names (SQLite or PostgreSQL), if any.
+    let auth = match async { builder?.build_async().await }.await {
         Ok(auth) => auth,
         Err(error) => {
             // The error names the bad value's path and never prints a secret.
@@ -84,12 +86,21 @@ async fn main() -> ExitCode {
         Json(principal.unwrap_or_else(Principal::none))
     }
     // Each declared pattern answers every method; the layer applies the declared policies.
-    let patterns: BTreeSet<&str> = auth.routes().into_iter().map(|(p, _, _)| p).collect();
+    let patterns: BTreeSet<&str> = auth
+        .routes()
+        .into_iter()
+        .map(|(p, _, _)| p)
+        .filter(|p| *p != s2s_auth::plugin::JWKS_PATH)
+        .collect();
     let mut app = Router::new();
     for pattern in patterns {
         app = app.route(pattern, any(echo));
     }
-    let app = app.fallback(echo).layer(auth.layer());
+    // The published JWKS (`/.backstage/auth/v1/jwks.json`), unauthenticated in the registry.
+    let app = app
+        .merge(auth.jwks_router())
+        .fallback(echo)
+        .layer(auth.layer());
 
     let listener = match tokio::net::TcpListener::bind(&args.listen).await {
         Ok(l) => l,

@@ -15,8 +15,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use http::Method;
 use s2s_auth::{
-    AccessRestriction, AccessRestrictions, Action, Auth, JwksAccess, LegacySecret, MemoryAuditSink,
-    Principal, RoutePolicy, StaticToken, UserProvider,
+    AccessRestriction, AccessRestrictions, Action, Auth, JwksAccess, LegacySecret,
+    MemoryAuditSink, MemoryStore, PluginTokens, Principal, RoutePolicy, StaticDiscovery,
+    StaticToken, UserProvider,
 };
 
 const CI_TOKEN: &str = "ci-read-only-7f3a9c1e5b";
@@ -104,10 +105,37 @@ mod idp {
     }
 }
 
+async fn whoami(principal: Option<Principal>) -> Json<Principal> {
+    Json(principal.unwrap_or_else(Principal::none))
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let audit = Arc::new(MemoryAuditSink::default());
     let idp = idp::Idp::start().await?;
+
+    // Two more services in this process. `scaffolder` issues plugin-to-plugin tokens and
+    // publishes its keys at /.backstage/auth/v1/jwks.json; `search` accepts plugin tokens
+    // too. Discovery (service id -> base URL) tells each where the others are.
+    let scaffolder_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let scaffolder_base = format!("http://{}", scaffolder_listener.local_addr()?);
+    let scaffolder = Auth::builder("scaffolder")
+        .plugin_tokens(PluginTokens::new(Arc::new(MemoryStore::default())))
+        .build()?;
+    let scaffolder_app: Router = scaffolder.jwks_router().layer(scaffolder.layer());
+    tokio::spawn(async move { axum::serve(scaffolder_listener, scaffolder_app).await });
+    let discovery = StaticDiscovery::new([("scaffolder", scaffolder_base.as_str())]);
+
+    let search = Auth::builder("search")
+        .discovery(discovery.clone())
+        .audit_sink(audit.clone())
+        .build()?;
+    let search_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let search_base = format!("http://{}", search_listener.local_addr()?);
+    let search_app = Router::new()
+        .route("/query", get(whoami))
+        .layer(search.layer());
+    tokio::spawn(async move { axum::serve(search_listener, search_app).await });
 
     // The whole configuration of the `catalog` service, in Rust. The same can be said in
     // YAML: see examples/auth.yaml and `cargo run --example serve`.
@@ -137,6 +165,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .user_provider(UserProvider::oidc(idp.issuer.clone()).audiences(["catalog-ui"]))
         // An old Backstage backend still sending legacy HS256 tokens.
         .legacy_secret(LegacySecret::new(LEGACY_SECRET, "old-backend"))
+        // Other services calling with plugin-to-plugin tokens, found through discovery.
+        .discovery(discovery)
         .route("/healthz", [Method::GET], RoutePolicy::unauthenticated())
         .route(
             "/entities",
@@ -162,9 +192,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .audit_sink(audit.clone())
         .build()?;
 
-    async fn whoami(principal: Option<Principal>) -> Json<Principal> {
-        Json(principal.unwrap_or_else(Principal::none))
-    }
     let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/entities", get(whoami).post(whoami))
@@ -191,6 +218,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let user = Some(("jane's user token", user_jwt.as_str()));
     let legacy = Some(("legacy HS256 token", legacy_jwt.as_str()));
     let unsigned = Some(("unsigned alg:none token", unsigned.as_str()));
+    // scaffolder mints a token for calling catalog (a new key is published first).
+    let plugin_jwt = scaffolder.plugin_token("catalog").await?;
+    let plugin = Some((
+        "scaffolder's plugin token for catalog",
+        plugin_jwt.expose_secret(),
+    ));
+    let search_query = format!("{search_base}/query");
     // (what it shows, method, path, the token as (label, value), the status to expect)
     type Step<'a> = (&'a str, Method, &'a str, Option<(&'a str, &'a str)>, u16);
     #[rustfmt::skip]
@@ -210,11 +244,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("The external system on the users-only route", Method::POST, "/admin/tokens", external, 403),
         ("An unsigned token (alg: none) claiming to be admin", Method::GET, "/entities", unsigned, 401),
         ("A Backstage legacy HS256 token", Method::GET, "/entities", legacy, 200),
+        ("scaffolder calls catalog with a plugin token (its JWKS found by discovery)", Method::GET, "/entities", plugin, 200),
+        ("The same token replayed to the search service", Method::GET, search_query.as_str(), plugin, 401),
+        ("scaffolder's plugin token on the users-only, sensitive route", Method::POST, "/admin/tokens", plugin, 403),
     ];
     let mut surprises = Vec::new();
     for (i, (title, method, path, token, expected)) in steps.iter().enumerate() {
         println!("{}. {title}", i + 1);
-        let mut request = client.request(method.clone(), format!("{base}{path}"));
+        // Paths go to catalog; full URLs (the search service) as they are.
+        let url = if path.starts_with("http") {
+            (*path).to_owned()
+        } else {
+            format!("{base}{path}")
+        };
+        let mut request = client.request(method.clone(), url);
         match token {
             Some((label, token)) => {
                 println!("   {method} {path}  Authorization: Bearer <{label}>");

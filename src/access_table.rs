@@ -109,6 +109,16 @@ impl AccessTable {
                 )),
             ));
         }
+        if verifiers.plugin.is_some() {
+            columns.push((
+                CredentialKind::Plugin.as_str().to_owned(),
+                Some(Principal::new(
+                    PrincipalType::Service,
+                    "plugin:*",
+                    CredentialKind::Plugin,
+                )),
+            ));
+        }
         // Restricted JWT callers get a column of their own, named after their config entry.
         for v in &verifiers.jwks {
             if let Some(r) = &v.restrictions {

@@ -33,6 +33,10 @@ use crate::extract;
 use crate::jwks::{FetchError, JwksCache, JwksCacheConfig, KeyFetcher};
 use crate::layer::AuthLayer;
 use crate::legacy::{LegacySecret, LegacyVerifier};
+use crate::plugin::{
+    Discovery, IssueError, JWKS_PATH, KeyManager, PluginTokens, PluginVerifier, issue,
+};
+use crate::secret::SecretString;
 use crate::policy::{DefaultPolicy, PolicyRegistry, Resolved, RoutePolicy, RouteSpec, authorize};
 use crate::principal::Principal;
 use crate::secret::{Fingerprint, sha256};
@@ -52,6 +56,7 @@ pub struct Auth {
 pub(crate) struct Inner {
     pub(crate) service_id: String,
     pub(crate) verifiers: Arc<Verifiers>,
+    keys: Option<Arc<KeyManager>>,
     pub(crate) static_callers: Vec<StaticToken>,
     pub(crate) registry: PolicyRegistry,
     sinks: Vec<Arc<dyn AuditSink>>,
@@ -95,6 +100,9 @@ impl Auth {
             fetcher: None,
             leeway_secs: DEFAULT_LEEWAY_SECS,
             verified_cache_capacity: DEFAULT_VERIFIED_CACHE_CAPACITY,
+            plugin_tokens: None,
+            discovery: None,
+            pending_store: None,
         }
     }
 
@@ -106,6 +114,57 @@ impl Auth {
     /// This service's id.
     pub fn service_id(&self) -> &str {
         &self.inner.service_id
+    }
+
+    /// Mints a plugin-to-plugin token for calling `target` as this service (Backstage wire
+    /// format). Rotates and publishes a new signing key first when one is due; a key is never
+    /// used before its public half is in the store.
+    pub async fn plugin_token(&self, target: &str) -> Result<SecretString, IssueError> {
+        let keys = self.inner.keys.as_ref().ok_or(IssueError::NotConfigured)?;
+        issue(keys, &self.inner.service_id, target, None, None).await
+    }
+
+    /// A router serving this service's published keys at
+    /// `GET /.backstage/auth/v1/jwks.json` (`{"keys": [...]}`, public parts only). Merge it
+    /// into your router before applying [`Auth::layer`]; the route is unauthenticated. It
+    /// answers 503 when the store is unreachable, and an empty set when plugin tokens are
+    /// not configured.
+    pub fn jwks_router<S: Clone + Send + Sync + 'static>(&self) -> axum::Router<S> {
+        let auth = self.clone();
+        axum::Router::new().route(
+            JWKS_PATH,
+            axum::routing::get(move || {
+                let auth = auth.clone();
+                async move { auth.published_jwks().await }
+            }),
+        )
+    }
+
+    async fn published_jwks(&self) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let Some(keys) = &self.inner.keys else {
+            return axum::Json(serde_json::json!({ "keys": [] })).into_response();
+        };
+        let now = crate::plugin::now() as i64;
+        match keys.store().public_keys(&self.inner.service_id, now).await {
+            Ok(records) => {
+                let keys: Vec<_> = records.into_iter().map(|r| r.jwk).collect();
+                (
+                    [(http::header::CACHE_CONTROL, "public, max-age=60")],
+                    axum::Json(serde_json::json!({ "keys": keys })),
+                )
+                    .into_response()
+            }
+            Err(e) => {
+                tracing::warn!(target: "s2s_auth::keys", error = %e, "cannot list published keys");
+                (
+                    http::StatusCode::SERVICE_UNAVAILABLE,
+                    [(http::header::RETRY_AFTER, "5")],
+                    "key store unavailable",
+                )
+                    .into_response()
+            }
+        }
     }
 
     /// Which routes each credential kind and each configured static caller can reach.
@@ -294,6 +353,10 @@ pub struct AuthBuilder {
     fetcher: Option<Arc<dyn KeyFetcher>>,
     pub(crate) leeway_secs: u64,
     verified_cache_capacity: u64,
+    pub(crate) plugin_tokens: Option<PluginTokens>,
+    discovery: Option<Arc<dyn Discovery>>,
+    /// A key store named by configuration, opened by [`AuthBuilder::build_async`].
+    pub(crate) pending_store: Option<(crate::store::StoreSpec, std::time::Duration)>,
 }
 
 impl fmt::Debug for AuthBuilder {
@@ -376,6 +439,19 @@ impl AuthBuilder {
         self
     }
 
+    /// Lets this service issue plugin-to-plugin tokens (and publish their keys: mount
+    /// [`Auth::jwks_router`]). Keys are kept in the given store.
+    pub fn plugin_tokens(mut self, tokens: PluginTokens) -> Self {
+        self.plugin_tokens = Some(tokens);
+        self
+    }
+
+    /// Lets this service verify plugin-to-plugin tokens from the services `discovery` knows.
+    pub fn discovery(mut self, discovery: impl Discovery) -> Self {
+        self.discovery = Some(Arc::new(discovery));
+        self
+    }
+
     /// Sets the policy of `pattern` (axum syntax: `/entities/{id}`, `/files/{*rest}`) for
     /// `methods`, or for every method not listed elsewhere when `methods` is empty.
     pub fn route(
@@ -407,8 +483,27 @@ impl AuthBuilder {
         self
     }
 
+    /// Opens the key store the configuration names (SQLite or PostgreSQL, running its
+    /// migrations), then [`build`](Self::build)s. Use it for configurations that issue plugin
+    /// tokens; it is the same as `build` for the others.
+    pub async fn build_async(mut self) -> Result<Auth, ConfigError> {
+        if let Some((spec, key_duration)) = self.pending_store.take() {
+            let store = spec.open().await.map_err(|e| {
+                ConfigError::invalid("backend.database", format!("cannot open the key store: {e}"))
+            })?;
+            self.plugin_tokens = Some(PluginTokens::new(store).key_duration(key_duration));
+        }
+        self.build()
+    }
+
     /// Checks everything and builds the [`Auth`]. Errors name the bad value's path.
     pub fn build(self) -> Result<Auth, ConfigError> {
+        if self.pending_store.is_some() {
+            return Err(ConfigError::invalid(
+                "backend.database",
+                "this configuration names a key store, which must be opened: use build_async()",
+            ));
+        }
         if !is_valid_service_id(&self.service_id) {
             return Err(ConfigError::invalid(
                 "s2s.serviceId",
@@ -416,7 +511,37 @@ impl AuthBuilder {
             ));
         }
         let static_tokens = StaticTokens::new(&self.static_tokens)?;
-        let registry = PolicyRegistry::new(&self.routes, self.default_policy)?;
+        let mut routes = self.routes;
+        // The published JWKS must be reachable by everyone, whatever the default policy.
+        if self.plugin_tokens.is_some() && !routes.iter().any(|r| r.pattern == JWKS_PATH) {
+            routes.push(RouteSpec {
+                pattern: JWKS_PATH.to_owned(),
+                methods: Vec::new(),
+                policy: RoutePolicy::unauthenticated(),
+                origin: String::from("plugin_tokens"),
+            });
+        }
+        let registry = PolicyRegistry::new(&routes, self.default_policy)?;
+        let key_duration = self
+            .plugin_tokens
+            .as_ref()
+            .map_or(std::time::Duration::from_secs(3600), |p| p.key_duration);
+        if key_duration.as_secs() < 60 {
+            return Err(ConfigError::invalid(
+                "backend.auth.pluginKeyStore.keyDuration",
+                "key duration must be at least 60 seconds",
+            ));
+        }
+        let keys = self.plugin_tokens.map(|p| {
+            Arc::new(KeyManager::new(
+                self.service_id.clone(),
+                p.store,
+                p.key_duration,
+            ))
+        });
+        let plugin = self.discovery.map(|d| {
+            PluginVerifier::new(self.service_id.clone(), d, key_duration, self.leeway_secs)
+        });
         let mut jwks = Vec::new();
         for access in self.jwks_access {
             jwks.push(access.into_verifier(self.leeway_secs)?);
@@ -440,6 +565,7 @@ impl AuthBuilder {
             static_tokens,
             jwks,
             legacy,
+            plugin,
             cache: Arc::new(cache),
             verified: (self.verified_cache_capacity > 0).then(|| {
                 moka::sync::Cache::builder()
@@ -453,6 +579,7 @@ impl AuthBuilder {
             inner: Arc::new(Inner {
                 service_id: self.service_id,
                 verifiers: Arc::new(verifiers),
+                keys,
                 static_callers: self.static_tokens,
                 registry,
                 sinks: self.sinks,

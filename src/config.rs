@@ -97,6 +97,8 @@ use crate::error::ConfigError;
 use crate::external_jwks::{JwksAccess, UserProvider};
 use crate::jwks::JwksCacheConfig;
 use crate::legacy::LegacySecret;
+use crate::plugin::StaticDiscovery;
+use crate::store::StoreSpec;
 use crate::policy::{DefaultPolicy, RoutePolicy, RouteSpec};
 use crate::principal::CredentialKind;
 use crate::restrictions::{AccessRestriction, AccessRestrictions, Action, RestrictionError};
@@ -281,6 +283,8 @@ fn parse_root(root: &Node<'_>) -> Result<AuthBuilder, ConfigError> {
         "users",
         "jwks",
         "leewaySeconds",
+        "discovery",
+        "pluginTokens",
     ])?;
     let service_id = s2s.required("serviceId")?;
     let id = service_id.str()?;
@@ -311,6 +315,59 @@ fn parse_root(root: &Node<'_>) -> Result<AuthBuilder, ConfigError> {
     if let Some(leeway) = s2s.get("leewaySeconds")? {
         builder.leeway_secs = leeway.seconds(0, 300)?;
     }
+    if let Some(discovery) = s2s.get("discovery")? {
+        let mut urls = Vec::new();
+        for (id, url) in discovery.map()? {
+            let path = discovery.key_path(id);
+            if !crate::is_valid_service_id(id) {
+                return Err(ConfigError::invalid(path, "not a valid service id"));
+            }
+            let url = url
+                .as_str()
+                .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+                .ok_or_else(|| ConfigError::invalid(&path, "expected an http(s) base URL"))?;
+            urls.push((id.clone(), url.to_owned()));
+        }
+        builder = builder.discovery(StaticDiscovery::new(urls));
+    }
+    let plugin_tokens = s2s.get("pluginTokens")?;
+    let key_store = root
+        .get("backend")?
+        .map(|b| b.get("auth"))
+        .transpose()?
+        .flatten()
+        .map(|a| a.get("pluginKeyStore"))
+        .transpose()?
+        .flatten();
+    if plugin_tokens.is_some() || key_store.is_some() {
+        let mut key_duration = Duration::from_secs(3600);
+        if let Some(p) = &plugin_tokens {
+            p.only_keys(&["keyDurationSeconds"])?;
+            if let Some(d) = p.get("keyDurationSeconds")? {
+                key_duration = Duration::from_secs(d.seconds(60, 86_400)?);
+            }
+        }
+        let kind = match &key_store {
+            Some(ks) => {
+                ks.only_keys(&["type"])?;
+                match ks.get("type")? {
+                    None => "database",
+                    Some(t) => match t.str()? {
+                        "database" => "database",
+                        "memory" => "memory",
+                        _ => return Err(t.err("expected `database` or `memory` (static PEM keys are not supported yet)")),
+                    },
+                }
+            }
+            None => "database",
+        };
+        let spec = if kind == "memory" {
+            StoreSpec::Memory
+        } else {
+            parse_database(root)?
+        };
+        builder.pending_store = Some((spec, key_duration));
+    }
     if let Some(auth) = root
         .get("backend")?
         .map(|b| b.get("auth"))
@@ -318,7 +375,7 @@ fn parse_root(root: &Node<'_>) -> Result<AuthBuilder, ConfigError> {
         .flatten()
     {
         for key in auth.map()?.keys() {
-            if key != "externalAccess" && key != "keys" {
+            if !["externalAccess", "keys", "pluginKeyStore"].contains(&key.as_str()) {
                 tracing::warn!(
                     target: "s2s_auth::config",
                     key = %auth.key_path(key),
@@ -437,6 +494,38 @@ fn parse_action(node: &Node<'_>, name: &str) -> Result<Action, ConfigError> {
             "unknown action (expected create, read, update or delete)",
         )
     })
+}
+
+/// `backend.database` (Backstage's shape): `client: better-sqlite3 | sqlite3 | pg`,
+/// `connection`: a file name or `:memory:` for SQLite, a URL for PostgreSQL. Absent: a SQLite
+/// file `s2s-auth.sqlite` in the working directory (the embedded default).
+fn parse_database(root: &Node<'_>) -> Result<StoreSpec, ConfigError> {
+    let Some(db) = root.get("backend")?.map(|b| b.get("database")).transpose()?.flatten() else {
+        return Ok(StoreSpec::Sqlite(String::from("s2s-auth.sqlite")));
+    };
+    db.only_keys(&["client", "connection"])?;
+    let client = db.required("client")?;
+    let connection = db.get("connection")?;
+    match client.str()? {
+        "better-sqlite3" | "sqlite3" | "sqlite" => {
+            let path = match connection {
+                Some(c) => c.str()?.to_owned(),
+                None => String::from("s2s-auth.sqlite"),
+            };
+            Ok(StoreSpec::Sqlite(path))
+        }
+        "pg" | "postgres" | "postgresql" => {
+            let c = connection.ok_or_else(|| {
+                ConfigError::invalid(db.key_path("connection"), "required for pg (a postgres:// URL)")
+            })?;
+            let url = c.str()?;
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(c.err("expected a postgres:// URL"));
+            }
+            Ok(StoreSpec::Postgres(SecretString::new(url)))
+        }
+        _ => Err(client.err("expected better-sqlite3 or pg")),
+    }
 }
 
 /// The subject of callers holding a `backend.auth.keys` secret (Backstage's name for them).

@@ -161,6 +161,12 @@ pub enum VerifyError {
     /// A legacy token carried an `aud` claim (Backstage legacy tokens have none).
     #[error("legacy tokens must not carry an aud claim")]
     LegacyWithAudience,
+    /// A plugin token from a service that discovery does not know.
+    #[error("calling service is unknown (no discovery entry)")]
+    UnknownCaller,
+    /// A plugin token living longer than the key duration plus leeway.
+    #[error("token lifetime is longer than allowed")]
+    LifetimeTooLong,
     /// A kind of token this version does not verify yet.
     #[error("{0} tokens are not supported by this version")]
     Unsupported(&'static str),
@@ -193,6 +199,8 @@ impl VerifyError {
             VerifyError::WrongType => "wrong_type",
             VerifyError::WrongSubject => "wrong_subject",
             VerifyError::LegacyWithAudience => "legacy_with_audience",
+            VerifyError::UnknownCaller => "unknown_caller",
+            VerifyError::LifetimeTooLong => "lifetime_too_long",
             VerifyError::Unsupported(_) => "unsupported_token",
         }
     }

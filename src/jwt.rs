@@ -23,6 +23,8 @@ pub(crate) struct Unverified {
     pub(crate) kid: Option<String>,
     pub(crate) iss: Option<String>,
     pub(crate) aud: Vec<String>,
+    /// Only for choosing a verifier and checking its shape before discovery; never trusted.
+    pub(crate) sub: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -41,6 +43,7 @@ struct RawHeader {
 struct RawClaims {
     iss: Option<Value>,
     aud: Option<Value>,
+    sub: Option<Value>,
 }
 
 /// Reads the header and the `iss`/`aud` claims of a compact JWS without verifying it.
@@ -92,12 +95,17 @@ pub(crate) fn inspect(token: &str) -> Result<Unverified, VerifyError> {
             .collect::<Result<_, _>>()?,
         Some(_) => return Err(VerifyError::Malformed("aud is not a string or list")),
     };
+    let sub = match claims.sub {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
+    };
     Ok(Unverified {
         alg,
         typ: header.typ,
         kid: header.kid,
         iss,
         aud,
+        sub,
     })
 }
 

@@ -39,6 +39,8 @@
 //! | static tokens | [`static_token`] |
 //! | JWKS-verified JWTs: external callers and users | [`external_jwks`] |
 //! | legacy HS256 tokens | [`legacy`] |
+//! | plugin-to-plugin tokens: keys, issuing, the published JWKS, verifying | [`plugin`] |
+//! | keys and accounts shared by replicas | [`store`] |
 //! | the JWKS cache and its fetchers | [`jwks`] |
 //! | reading a JWT's unverified header and claims | `jwt` |
 //! | the verified caller and its extractor | [`principal`] |
@@ -46,6 +48,7 @@
 //! | route policies | [`policy`] |
 //! | the access table | [`access_table`] |
 //! | the tower layer | [`layer`] |
+//! | calling other services with a token attached | [`client`] |
 //! | errors, and their one mapping to HTTP | [`error`], `response` |
 //! | audit events and sinks | [`audit`] |
 //! | YAML configuration | [`config`] |
@@ -72,14 +75,17 @@ pub mod external_jwks;
 mod extract;
 pub mod jwks;
 mod jwt;
+pub mod client;
 pub mod layer;
 pub mod legacy;
+pub mod plugin;
 pub mod policy;
 pub mod principal;
 mod response;
 pub mod restrictions;
 pub mod secret;
 pub mod static_token;
+pub mod store;
 mod verify;
 
 pub use access_table::AccessTable;
@@ -94,8 +100,13 @@ pub use jsonwebtoken::Algorithm;
 pub use jwks::{FetchError, FetchedDocument, HttpFetcher, JwksCache, JwksCacheConfig, KeyFetcher};
 pub use layer::{AuthLayer, AuthService, ResponseFuture};
 pub use legacy::LegacySecret;
+pub use client::{ClientError, S2sClient};
+pub use plugin::{Discovery, IssueError, PluginTokens, StaticDiscovery};
 pub use policy::{DefaultPolicy, RoutePolicy};
 pub use principal::{CredentialKind, MissingPrincipal, Principal, PrincipalType};
 pub use restrictions::{AccessRestriction, AccessRestrictions, Action};
 pub use secret::{Fingerprint, SecretString};
 pub use static_token::StaticToken;
+pub use store::{
+    MemoryStore, PostgresStore, PublicKeyRecord, SqliteStore, Store, StoreError, StoreFuture,
+};

@@ -32,6 +32,7 @@ use crate::external_jwks::{BACKSTAGE_USER_TYP, JwksVerifier, key_error};
 use crate::jwks::JwksCache;
 use crate::jwt::{Unverified, inspect};
 use crate::legacy::LegacyVerifier;
+use crate::plugin::{PLUGIN_TYP, PluginVerifier};
 use crate::principal::Principal;
 use crate::static_token::StaticTokens;
 
@@ -49,6 +50,7 @@ pub(crate) struct Verifiers {
     pub(crate) static_tokens: StaticTokens,
     pub(crate) jwks: Vec<JwksVerifier>,
     pub(crate) legacy: LegacyVerifier,
+    pub(crate) plugin: Option<PluginVerifier>,
     pub(crate) cache: Arc<JwksCache>,
     /// `None` when the cache is turned off (capacity 0).
     pub(crate) verified: Option<moka::sync::Cache<[u8; 32], Arc<Cached>>>,
@@ -85,11 +87,12 @@ fn now_unix() -> u64 {
 enum Route {
     Jwks(usize),
     Legacy,
+    Plugin,
 }
 
 impl Verifiers {
     pub(crate) fn has_jwt_verifiers(&self) -> bool {
-        !self.jwks.is_empty() || !self.legacy.is_empty()
+        !self.jwks.is_empty() || !self.legacy.is_empty() || self.plugin.is_some()
     }
 
     /// Starts verifying a token.
@@ -141,6 +144,7 @@ impl Verifiers {
                 });
                 return Done(result.map_err(Into::into));
             }
+            Route::Plugin => return self.verify_plugin(token, u, digest),
             Route::Jwks(i) => i,
         };
         let verifier = &self.jwks[index];
@@ -168,6 +172,52 @@ impl Verifiers {
                 .await
                 .map_err(key_error)?;
             this.finish(&token, &u, index, &url, &key, digest)
+        }))
+    }
+
+    /// A plugin token: the caller's JWKS by discovery, then the same cache as other JWTs.
+    fn verify_plugin(
+        self: &Arc<Self>,
+        token: &str,
+        u: Unverified,
+        digest: [u8; 32],
+    ) -> Verification {
+        use Verification::Done;
+        let Some(plugin) = &self.plugin else {
+            return Done(Err(VerifyError::Unsupported("plugin-to-plugin").into()));
+        };
+        // Checked before discovery or any network call: typ, alg, and the shape of `sub`.
+        let url = match plugin.jwks_url(&u) {
+            Ok(url) => url,
+            Err(e) => return Done(Err(e.into())),
+        };
+        let kid = u.kid.clone();
+        let finish = move |this: &Self, token: &str, key: &crate::jwks::UsableKey, url: String| {
+            let plugin = this
+                .plugin
+                .as_ref()
+                .ok_or(VerifyError::Unsupported("plugin-to-plugin"))?;
+            let (principal, exp) = plugin.finish(token, key)?;
+            this.remember(digest, &principal, exp, Some((url, kid.clone())));
+            Ok::<_, RequestError>(principal)
+        };
+        if let Some(found) = self.cache.cached_key(&url, u.kid.as_deref(), u.alg) {
+            return Done(
+                found
+                    .map_err(key_error)
+                    .and_then(|key| finish(self, token, &key, url.clone())),
+            );
+        }
+        let this = self.clone();
+        let token = token.to_owned();
+        let alg = u.alg;
+        Verification::Pending(Box::pin(async move {
+            let key = this
+                .cache
+                .key(&url, u.kid.as_deref(), alg)
+                .await
+                .map_err(key_error)?;
+            finish(&this, &token, &key, url)
         }))
     }
 
@@ -214,9 +264,8 @@ impl Verifiers {
     /// Chooses the one verifier for a JWT, from its unverified header and claims.
     fn route(&self, u: &Unverified) -> Result<Route, VerifyError> {
         match u.typ.as_deref() {
-            Some("vnd.backstage.plugin") => {
-                return Err(VerifyError::Unsupported("plugin-to-plugin"));
-            }
+            Some(PLUGIN_TYP) if self.plugin.is_some() => return Ok(Route::Plugin),
+            Some(PLUGIN_TYP) => return Err(VerifyError::Unsupported("plugin-to-plugin")),
             Some("vnd.backstage.limited-user") => return Err(VerifyError::WrongType),
             _ => {}
         }

@@ -1,0 +1,154 @@
+//! The outbound client: calling another service with the right token attached.
+//!
+//! [`S2sClient`] wraps one `reqwest::Client`. Given the incoming [`Principal`] (or none) and
+//! a target service id, it finds the target's base URL by [`Discovery`] and attaches a
+//! plugin token:
+//!
+//! - for a request the service makes **as itself** (no principal, or a machine principal),
+//!   the service's own plugin token, minted once per target and **reused until 60 s before
+//!   it expires**;
+//! - for a principal with **access restrictions** (a restricted static or JWKS caller): an
+//!   error. A call on its behalf would carry this service's unrestricted token and escape
+//!   the restrictions (Backstage #35347).
+//! - for a **user**: an on-behalf-of token. This version does not mint those yet, so the
+//!   call is refused with [`IssueError::CannotDelegate`] rather than silently made as the
+//!   service.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use s2s_auth::{Auth, MemoryStore, PluginTokens, S2sClient, StaticDiscovery};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let auth = Auth::builder("scaffolder")
+//!     .plugin_tokens(PluginTokens::new(Arc::new(MemoryStore::default())))
+//!     .build()
+//!     .unwrap();
+//! let client = S2sClient::new(
+//!     auth,
+//!     StaticDiscovery::new([("catalog", "http://catalog.internal:7007/api/catalog")]),
+//! );
+//! let request = client
+//!     .request(None, "catalog", http::Method::GET, "/entities")
+//!     .await
+//!     .unwrap();
+//! # let _ = request;
+//! assert_eq!(client.tokens_issued(), 1);
+//! # });
+//! ```
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::auth::Auth;
+use crate::plugin::{Discovery, IssueError, now};
+use crate::principal::{Principal, PrincipalType};
+use crate::secret::SecretString;
+
+/// A token is replaced this long before it expires, so it never expires in flight.
+const REFRESH_MARGIN_SECS: u64 = 60;
+
+/// Calls other services with a plugin token attached. Cheap to share (`Arc` it).
+pub struct S2sClient {
+    auth: Auth,
+    http: reqwest::Client,
+    discovery: Arc<dyn Discovery>,
+    tokens: tokio::sync::Mutex<HashMap<String, (SecretString, u64)>>,
+    issued: AtomicU64,
+}
+
+impl std::fmt::Debug for S2sClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S2sClient")
+            .field("service_id", &self.auth.service_id())
+            .field("tokens_issued", &self.tokens_issued())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why an outbound request could not be prepared.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// No token could be had for this call.
+    #[error(transparent)]
+    Token(#[from] IssueError),
+    /// Discovery does not know the target.
+    #[error("service `{0}` is unknown to discovery")]
+    UnknownService(String),
+}
+
+impl S2sClient {
+    /// A client for the service `auth` describes (it must have plugin tokens configured),
+    /// finding targets through `discovery`.
+    pub fn new(auth: Auth, discovery: impl Discovery) -> Self {
+        Self::with_http(auth, discovery, reqwest::Client::new())
+    }
+
+    /// The same, with your own `reqwest::Client` (timeouts, proxies, TLS roots).
+    pub fn with_http(auth: Auth, discovery: impl Discovery, http: reqwest::Client) -> Self {
+        Self {
+            auth,
+            http,
+            discovery: Arc::new(discovery),
+            tokens: tokio::sync::Mutex::new(HashMap::new()),
+            issued: AtomicU64::new(0),
+        }
+    }
+
+    /// How many tokens this client has minted (reuse keeps it low: one per target per
+    /// token lifetime).
+    pub fn tokens_issued(&self) -> u64 {
+        self.issued.load(Ordering::Relaxed)
+    }
+
+    /// The token to call `target` with, on behalf of `principal` (see the module docs).
+    pub async fn token_for(
+        &self,
+        principal: Option<&Principal>,
+        target: &str,
+    ) -> Result<SecretString, IssueError> {
+        if let Some(p) = principal {
+            if p.restrictions().is_some() {
+                return Err(IssueError::RestrictedPrincipal);
+            }
+            if p.principal_type() == PrincipalType::User {
+                return Err(IssueError::CannotDelegate(
+                    "on-behalf-of tokens for users are not supported by this version",
+                ));
+            }
+        }
+        // One lock for the check and the mint: concurrent first calls share one token.
+        let mut tokens = self.tokens.lock().await;
+        if let Some((token, exp)) = tokens.get(target)
+            && *exp > now() + REFRESH_MARGIN_SECS
+        {
+            return Ok(token.clone());
+        }
+        let token = self.auth.plugin_token(target).await?;
+        self.issued.fetch_add(1, Ordering::Relaxed);
+        let exp = crate::plugin::token_exp(&token).unwrap_or_else(now);
+        tokens.insert(target.to_owned(), (token.clone(), exp));
+        Ok(token)
+    }
+
+    /// A request to `path` on `target` (its base URL from discovery) with the bearer token
+    /// attached. Send it with `.send().await`.
+    pub async fn request(
+        &self,
+        principal: Option<&Principal>,
+        target: &str,
+        method: http::Method,
+        path: &str,
+    ) -> Result<reqwest::RequestBuilder, ClientError> {
+        let base = self
+            .discovery
+            .base_url(target)
+            .ok_or_else(|| ClientError::UnknownService(target.to_owned()))?;
+        let token = self.token_for(principal, target).await?;
+        Ok(self
+            .http
+            .request(method, format!("{}{path}", base.trim_end_matches('/')))
+            .bearer_auth(token.expose_secret()))
+    }
+}

@@ -1,0 +1,147 @@
+//! Signing keys for plugin-to-plugin tokens: ES256 pairs generated with aws-lc-rs, a new one
+//! every `keyDuration`, each public half stored (and so published) for 3 × `keyDuration`.
+//!
+//! The order matters: a key's public half is written to the [`Store`] **before** the key
+//! signs anything, so a peer that receives a token can always find its key. With a shared
+//! store (PostgreSQL) every replica publishes its own keys and the JWKS lists them all, so
+//! a token signed by any replica verifies against the service's one JWKS.
+
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, EncodingKey};
+
+use crate::store::{PublicKeyRecord, Store, StoreError};
+
+/// Why a token could not be issued.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssueError {
+    /// Plugin tokens are not configured on this `Auth` (no key store).
+    #[error("plugin tokens are not configured (no key store)")]
+    NotConfigured,
+    /// The target is not a valid service id.
+    #[error("`{0}` is not a valid service id")]
+    InvalidTarget(String),
+    /// The store refused or is unreachable: no key is used before its public half is stored.
+    #[error("cannot publish the signing key: {0}")]
+    Store(#[from] StoreError),
+    /// Key generation or signing failed.
+    #[error("signing failed: {0}")]
+    Signing(String),
+    /// The principal carries access restrictions: a restricted credential cannot be
+    /// delegated (a token on its behalf would escape its restrictions).
+    #[error("a restricted credential cannot be delegated")]
+    RestrictedPrincipal,
+    /// The principal cannot be acted for (no user, or no token to delegate).
+    #[error("cannot act on behalf of this principal: {0}")]
+    CannotDelegate(&'static str),
+}
+
+/// A key that may sign until `sign_until` (unix seconds).
+pub(crate) struct SigningKey {
+    pub(crate) kid: String,
+    pub(crate) key: EncodingKey,
+    pub(crate) sign_until: u64,
+}
+
+/// Generates, publishes and rotates this service's signing keys.
+pub(crate) struct KeyManager {
+    service_id: String,
+    store: Arc<dyn Store>,
+    key_duration: Duration,
+    current: RwLock<Option<Arc<SigningKey>>>,
+    rotating: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for KeyManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyManager")
+            .field("service_id", &self.service_id)
+            .field("key_duration", &self.key_duration)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn now() -> u64 {
+    jsonwebtoken::get_current_timestamp()
+}
+
+impl KeyManager {
+    pub(crate) fn new(service_id: String, store: Arc<dyn Store>, key_duration: Duration) -> Self {
+        Self {
+            service_id,
+            store,
+            key_duration,
+            current: RwLock::new(None),
+            rotating: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub(crate) fn key_duration(&self) -> Duration {
+        self.key_duration
+    }
+
+    fn usable(&self) -> Option<Arc<SigningKey>> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .filter(|k| k.sign_until > now())
+    }
+
+    /// The key to sign with now, rotating (and publishing) a new one when due.
+    pub(crate) async fn signing_key(&self) -> Result<Arc<SigningKey>, IssueError> {
+        if let Some(key) = self.usable() {
+            return Ok(key);
+        }
+        let _guard = self.rotating.lock().await;
+        if let Some(key) = self.usable() {
+            return Ok(key);
+        }
+        let key = self.generate().await?;
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(key.clone());
+        // Housekeeping on rotation: expired public keys leave the store (and the JWKS).
+        if let Err(e) = self.store.prune_public_keys(now() as i64).await {
+            tracing::warn!(target: "s2s_auth::keys", error = %e, "pruning expired keys failed");
+        }
+        Ok(key)
+    }
+
+    async fn generate(&self) -> Result<Arc<SigningKey>, IssueError> {
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+            .map_err(|_| IssueError::Signing("key generation failed".to_owned()))?;
+        let key = EncodingKey::from_ec_der(pkcs8.as_ref());
+        let kid = uuid::Uuid::new_v4().to_string();
+        let mut jwk = Jwk::from_encoding_key(&key, Algorithm::ES256)
+            .map_err(|e| IssueError::Signing(e.to_string()))?;
+        jwk.common.key_id = Some(kid.clone());
+        jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
+        let jwk = serde_json::to_value(&jwk).map_err(|e| IssueError::Signing(e.to_string()))?;
+        let created = now();
+        let duration = self.key_duration.as_secs();
+        // Published before first use, for three key durations: tokens signed at the very end
+        // of the signing window still verify for their whole life.
+        self.store
+            .put_public_key(&PublicKeyRecord {
+                service_id: self.service_id.clone(),
+                kid: kid.clone(),
+                jwk,
+                expires_at: (created + 3 * duration) as i64,
+            })
+            .await?;
+        tracing::info!(target: "s2s_auth::keys", service = %self.service_id, %kid, "new signing key published");
+        Ok(Arc::new(SigningKey {
+            kid,
+            key,
+            sign_until: created + duration,
+        }))
+    }
+}

@@ -1,0 +1,265 @@
+//! Plugin-to-plugin tokens, in Backstage's wire format, so a Rust service can sit beside
+//! Backstage backend plugins.
+//!
+//! - **Issuing**: [`Auth::plugin_token`](crate::Auth::plugin_token) mints a token with header
+//!   `{"typ": "vnd.backstage.plugin", "alg": "ES256", "kid": <uuid>}` and claims `sub` (this
+//!   service), `aud` (the target), `iat`, `exp` (1 hour, never past the key's publication).
+//! - **Publishing**: [`Auth::jwks_router`](crate::Auth::jwks_router) serves
+//!   `GET /.backstage/auth/v1/jwks.json` (`{"keys": [...]}`, public parts only) from the
+//!   [`Store`](crate::Store); the route is unauthenticated in the policy registry.
+//! - **Verifying**: a token with `typ: vnd.backstage.plugin` goes to the plugin verifier. It
+//!   checks the unverified `sub` is a service id (`^[a-z0-9_-]+$`) *before* anything else, so
+//!   `../` or a URL can never reach discovery; finds the caller's base URL by
+//!   [`Discovery`]; fetches `<base>/.backstage/auth/v1/jwks.json` through the JWKS cache;
+//!   and requires ES256, `aud` = this service, `iat exp sub aud`, and a lifetime no longer
+//!   than the key duration plus leeway. The caller becomes `plugin:<sub>`.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use s2s_auth::{Auth, MemoryStore, PluginTokens, StaticDiscovery};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let scaffolder = Auth::builder("scaffolder")
+//!     .plugin_tokens(PluginTokens::new(Arc::new(MemoryStore::default())))
+//!     .discovery(StaticDiscovery::new([("catalog", "http://catalog.internal:7007/api/catalog")]))
+//!     .build()
+//!     .unwrap();
+//! let token = scaffolder.plugin_token("catalog").await.unwrap();
+//! assert!(token.expose_secret().starts_with("eyJ"));
+//! # });
+//! ```
+
+mod keys;
+
+pub use keys::IssueError;
+pub(crate) use keys::{KeyManager, now};
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, Header, Validation};
+use serde_json::{Map, Value, json};
+
+use crate::error::VerifyError;
+use crate::jwks::UsableKey;
+use crate::jwt::{Unverified, check_iat, str_claim};
+use crate::principal::{CredentialKind, Principal, PrincipalType};
+use crate::secret::SecretString;
+use crate::store::Store;
+
+/// The `typ` of plugin-to-plugin tokens.
+pub const PLUGIN_TYP: &str = "vnd.backstage.plugin";
+
+/// Where every service publishes its keys, relative to its base URL.
+pub const JWKS_PATH: &str = "/.backstage/auth/v1/jwks.json";
+
+/// How long a plugin token lives (Backstage's value).
+pub const PLUGIN_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// Issuing plugin tokens: where keys are published and how often they rotate.
+#[derive(Clone)]
+pub struct PluginTokens {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) key_duration: Duration,
+}
+
+impl std::fmt::Debug for PluginTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginTokens")
+            .field("key_duration", &self.key_duration)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PluginTokens {
+    /// Keys published in `store`, rotated every hour.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            key_duration: Duration::from_secs(3600),
+        }
+    }
+
+    /// A new key every `duration` (default 1 hour; Backstage's `keyDuration`). Each public
+    /// key stays published for three times that. Verifiers refuse tokens living longer than
+    /// their own key duration plus leeway, so keep it the same across services.
+    pub fn key_duration(mut self, duration: Duration) -> Self {
+        self.key_duration = duration;
+        self
+    }
+}
+
+/// Finds the base URL of another service (Backstage's discovery), for its JWKS.
+pub trait Discovery: Send + Sync + 'static {
+    /// The base URL of `service_id` (e.g. `http://catalog:7007/api/catalog`), if known.
+    fn base_url(&self, service_id: &str) -> Option<String>;
+}
+
+/// Discovery from a fixed map (config `s2s.discovery`).
+#[derive(Debug, Clone, Default)]
+pub struct StaticDiscovery {
+    urls: HashMap<String, String>,
+}
+
+impl StaticDiscovery {
+    /// A map from service id to base URL.
+    pub fn new<I, K, V>(urls: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Self {
+            urls: urls
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into().trim_end_matches('/').to_owned()))
+                .collect(),
+        }
+    }
+}
+
+impl Discovery for StaticDiscovery {
+    fn base_url(&self, service_id: &str) -> Option<String> {
+        self.urls.get(service_id).cloned()
+    }
+}
+
+/// Mints a plugin token for `target`, signed by the current key.
+pub(crate) async fn issue(
+    keys: &KeyManager,
+    service_id: &str,
+    target: &str,
+    extra: Option<(&str, Value)>,
+    max_exp: Option<u64>,
+) -> Result<SecretString, IssueError> {
+    if !crate::is_valid_service_id(target) {
+        return Err(IssueError::InvalidTarget(target.to_owned()));
+    }
+    let key = keys.signing_key().await?;
+    let iat = now();
+    let mut exp = iat + PLUGIN_TOKEN_LIFETIME.as_secs().min(2 * keys.key_duration().as_secs());
+    if let Some(max) = max_exp {
+        exp = exp.min(max);
+    }
+    let mut claims = json!({ "sub": service_id, "aud": target, "iat": iat, "exp": exp });
+    if let (Some((name, value)), Some(obj)) = (extra, claims.as_object_mut()) {
+        obj.insert(name.to_owned(), value);
+    }
+    let mut header = Header::new(Algorithm::ES256);
+    header.typ = Some(PLUGIN_TYP.to_owned());
+    header.kid = Some(key.kid.clone());
+    jsonwebtoken::encode(&header, &claims, &key.key)
+        .map(SecretString::new)
+        .map_err(|e| IssueError::Signing(e.to_string()))
+}
+
+/// The `exp` of a token this crate minted (read without verifying: it is our own).
+pub(crate) fn token_exp(token: &SecretString) -> Option<u64> {
+    use base64::Engine as _;
+    let payload = token.expose_secret().split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    serde_json::from_slice::<Value>(&bytes).ok()?.get("exp")?.as_u64()
+}
+
+/// Verifies plugin tokens addressed to this service.
+pub(crate) struct PluginVerifier {
+    pub(crate) service_id: String,
+    pub(crate) discovery: Arc<dyn Discovery>,
+    pub(crate) key_duration: Duration,
+    validation: Validation,
+    leeway: u64,
+}
+
+impl std::fmt::Debug for PluginVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginVerifier")
+            .field("service_id", &self.service_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PluginVerifier {
+    pub(crate) fn new(
+        service_id: String,
+        discovery: Arc<dyn Discovery>,
+        key_duration: Duration,
+        leeway: u64,
+    ) -> Self {
+        let mut validation = Validation::new(Algorithm::ES256);
+        validation.leeway = leeway;
+        validation.validate_nbf = true;
+        validation.set_audience(&[service_id.as_str()]);
+        validation.set_required_spec_claims(&["exp", "sub", "aud"]);
+        Self {
+            service_id,
+            discovery,
+            key_duration,
+            validation,
+            leeway,
+        }
+    }
+
+    /// The caller's JWKS URL, from checks that need no key: `typ`, `alg`, and the unverified
+    /// `sub` (a service id, checked before discovery sees it).
+    pub(crate) fn jwks_url(&self, u: &Unverified) -> Result<String, VerifyError> {
+        if u.typ.as_deref() != Some(PLUGIN_TYP) {
+            return Err(VerifyError::WrongType);
+        }
+        if u.alg != Algorithm::ES256 {
+            return Err(VerifyError::AlgorithmNotAllowed);
+        }
+        let sub = u.sub.as_deref().ok_or(VerifyError::MissingClaim("sub"))?;
+        if !crate::is_valid_service_id(sub) {
+            return Err(VerifyError::WrongSubject);
+        }
+        let base = self
+            .discovery
+            .base_url(sub)
+            .ok_or(VerifyError::UnknownCaller)?;
+        Ok(format!("{}{JWKS_PATH}", base.trim_end_matches('/')))
+    }
+
+    /// Verifies with the caller's key; returns the principal and `exp`.
+    pub(crate) fn finish(
+        &self,
+        token: &str,
+        key: &UsableKey,
+    ) -> Result<(Principal, u64), VerifyError> {
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &self.validation)
+            .map_err(|e| crate::jwt::map_error(&e))?;
+        let claims = data.claims;
+        let iat = claims
+            .get("iat")
+            .and_then(Value::as_u64)
+            .ok_or(VerifyError::MissingClaim("iat"))?;
+        check_iat(&claims, self.leeway)?;
+        let exp = claims
+            .get("exp")
+            .and_then(Value::as_u64)
+            .ok_or(VerifyError::Malformed("exp is not a number"))?;
+        // A token meant to outlive the key that signed it is not one this scheme mints.
+        if exp.saturating_sub(iat) > self.key_duration.as_secs() + self.leeway {
+            return Err(VerifyError::LifetimeTooLong);
+        }
+        let sub = str_claim(&claims, "sub")?;
+        if !crate::is_valid_service_id(sub) {
+            return Err(VerifyError::WrongSubject);
+        }
+        if claims.contains_key("obo") {
+            return Err(VerifyError::Unsupported("on-behalf-of"));
+        }
+        let expiry = time::OffsetDateTime::from_unix_timestamp(exp as i64)
+            .map_err(|_| VerifyError::Malformed("exp is out of range"))?;
+        let principal = Principal::new(
+            PrincipalType::Service,
+            format!("plugin:{sub}"),
+            CredentialKind::Plugin,
+        )
+        .with_expiry(expiry);
+        Ok((principal, exp))
+    }
+}

@@ -1,0 +1,391 @@
+//! [`PostgresStore`]: keys shared by every replica, in the PostgreSQL schema `s2s_auth`.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool, Row};
+
+use super::{
+    PublicKeyRecord, Store, StoreError, StoreFuture, db_error, parse_jwk, same_or_conflict,
+    validate,
+};
+
+/// The PostgreSQL schema, embedded at build time from `migrations/postgres`. Migrations a
+/// newer version of this crate applied are ignored, not refused: during a rolling upgrade
+/// (or a rollback) replicas of the old version keep starting. Migrations only ever add.
+fn migrator() -> Migrator {
+    let mut migrator = sqlx::migrate!("./migrations/postgres");
+    migrator.set_ignore_missing(true);
+    migrator
+}
+
+/// The schema that holds this crate's tables and its own `_sqlx_migrations` table. A schema
+/// of its own lets the store share a database with an application that runs sqlx
+/// migrations too: each keeps its own migration history.
+const SCHEMA: &str = "s2s_auth";
+
+/// A session-level advisory lock that serializes setup (schema creation, migrations) among
+/// replicas starting at once. sqlx's migrator takes its own advisory lock too, but only
+/// after it has created its migrations table, which lives in the schema created here.
+const SETUP_LOCK: i64 = 0x0053_3253_5354_4f52; // "S2SSTOR"
+
+/// How long one operation waits for a pooled connection (or a new one) before the store
+/// reports [`StoreError::Unavailable`]: the JWKS endpoint should answer 503 quickly rather
+/// than hang while the database is down.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long [`PostgresStore::connect`] waits for another replica's setup (an advisory lock)
+/// before giving up, rather than hang behind a replica that is stuck.
+const SET_LOCK_TIMEOUT: &str = "SET lock_timeout = '60s'";
+
+const SET_SEARCH_PATH: &str = "SET search_path TO s2s_auth";
+
+/// A [`Store`] in PostgreSQL: replicas of one service share keys, so the JWKS any of them
+/// serves lists the keys all of them sign with.
+///
+/// [`connect`](Self::connect) creates the schema `s2s_auth` when missing (this needs the
+/// `CREATE` privilege on the database; a DBA can instead run
+/// `CREATE SCHEMA s2s_auth AUTHORIZATION <user>` once) and applies the migrations it lacks.
+/// Several replicas may start at once: setup is serialized by an advisory lock.
+///
+/// TLS follows the URL's `sslmode` (`prefer` by default; use `sslmode=verify-full` across
+/// untrusted networks), with rustls on aws-lc-rs. `Debug` and every error show the user,
+/// host, port and database, never the password.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use s2s_auth::{PostgresStore, Store};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), s2s_auth::StoreError> {
+/// let url = std::env::var("DATABASE_URL").expect("DATABASE_URL"); // postgres://user:pass@host/db
+/// let store: Arc<dyn Store> = Arc::new(PostgresStore::connect(&url).await?);
+/// let keys = store.public_keys("catalog", 1_700_000_000).await?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct PostgresStore {
+    pool: PgPool,
+    /// `postgres://user@host:port/database`, for `Debug` and messages: no password.
+    target: String,
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/database`,
+    /// with libpq's query parameters such as `sslmode`), creates the schema `s2s_auth` when
+    /// missing and applies the migrations it lacks.
+    ///
+    /// Fails with [`StoreError::Invalid`] for a URL that is not a PostgreSQL URL, and with
+    /// [`StoreError::Unavailable`] when the database cannot be reached, refuses the login,
+    /// or setup fails. No message contains the password.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let redactor = Redactor::new(url);
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(StoreError::Invalid(
+                "expected a postgres:// or postgresql:// URL".into(),
+            ));
+        }
+        let mut options = PgConnectOptions::from_str(url).map_err(|e| {
+            StoreError::Invalid(redactor.redact(format!("cannot parse the PostgreSQL URL: {e}")))
+        })?;
+        if options.get_application_name().is_none() {
+            options = options.application_name("s2s-auth");
+        }
+        let target = describe(&options);
+        let unavailable = |what: &str, e: String| {
+            StoreError::Unavailable(redactor.redact(format!("{what} {target}: {e}")))
+        };
+        setup(&options)
+            .await
+            .map_err(|e| unavailable("cannot set up the key store in", e))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(5)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|e| unavailable("cannot connect to", e.to_string()))?;
+        Ok(Self { pool, target })
+    }
+}
+
+/// Creates the schema and migrates. Holds [`SETUP_LOCK`] on a connection of its own that is
+/// closed at the end, so the lock goes with the session even when a step fails halfway.
+async fn setup(options: &PgConnectOptions) -> Result<(), String> {
+    let mut conn = tokio::time::timeout(ACQUIRE_TIMEOUT, PgConnection::connect_with(options))
+        .await
+        .map_err(|_| format!("no connection within {ACQUIRE_TIMEOUT:?}"))?
+        .map_err(|e| e.to_string())?;
+    let result = match create_schema(&mut conn).await {
+        Ok(()) => migrate(options).await,
+        Err(e) => Err(e),
+    };
+    // Closing ends the session, which releases its advisory lock.
+    let _ = conn.close().await;
+    result
+}
+
+async fn create_schema(conn: &mut PgConnection) -> Result<(), String> {
+    sqlx::query(SET_LOCK_TIMEOUT)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(SETUP_LOCK)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| format!("waiting for another replica's setup: {e}"))?;
+    // Looked up first: `CREATE SCHEMA IF NOT EXISTS` checks the CREATE privilege even
+    // when the schema exists, and a DBA may have created it for a user without that right.
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+            .bind(SCHEMA)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| e.to_string())?;
+    if !exists {
+        sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot create schema {SCHEMA} ({e}); grant CREATE on the database, or have \
+                     an administrator run CREATE SCHEMA {SCHEMA} AUTHORIZATION <user>"
+                )
+            })?;
+    }
+    Ok(())
+}
+
+/// Runs the migrations on a one-connection pool of their own, closed at the end: sqlx keeps
+/// its migration history in an unqualified `_sqlx_migrations` table, and the `search_path`
+/// set here puts it in our schema, away from the application's own, without leaving that
+/// setting on the store's pooled connections. (sqlx's migrator takes its advisory lock on
+/// that connection; closing the pool releases it, even after a failure.)
+async fn migrate(options: &PgConnectOptions) -> Result<(), String> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                sqlx::query(SET_LOCK_TIMEOUT).execute(&mut *conn).await?;
+                sqlx::query(SET_SEARCH_PATH).execute(&mut *conn).await?;
+                Ok(())
+            })
+        })
+        .connect_with(options.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let result = migrator()
+        .run(&pool)
+        .await
+        .map_err(|e| format!("migrations failed: {e}"));
+    pool.close().await;
+    result
+}
+
+/// `postgres://user@host:port/database`: where the store connects, without secrets.
+fn describe(options: &PgConnectOptions) -> String {
+    let host = match options.get_socket() {
+        Some(socket) => socket.display().to_string(),
+        None => options.get_host().to_owned(),
+    };
+    format!(
+        "postgres://{}@{}:{}/{}",
+        options.get_username(),
+        host,
+        options.get_port(),
+        options.get_database().unwrap_or("")
+    )
+}
+
+/// Removes the password a connection URL carries (in its user info or a `password` query
+/// parameter, raw and percent-decoded) from messages. The driver's messages should not
+/// contain it; this makes sure.
+struct Redactor {
+    secrets: Vec<String>,
+}
+
+impl Redactor {
+    fn new(url: &str) -> Self {
+        let mut secrets = Vec::new();
+        let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        if let Some((userinfo, _)) = rest[..authority_end].rsplit_once('@')
+            && let Some((_, password)) = userinfo.split_once(':')
+        {
+            secrets.push(password.to_owned());
+        }
+        if let Some((_, query)) = rest.split_once('?') {
+            let query = query.split('#').next().unwrap_or_default();
+            for pair in query.split('&') {
+                if let Some(("password", value)) = pair.split_once('=') {
+                    secrets.push(value.to_owned());
+                }
+            }
+        }
+        let decoded: Vec<String> = secrets.iter().map(|s| percent_decode(s)).collect();
+        secrets.extend(decoded);
+        secrets.retain(|s| !s.is_empty());
+        // Longest first, so a password that contains another is replaced whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        Self { secrets }
+    }
+
+    fn redact(&self, mut message: String) -> String {
+        for secret in &self.secrets {
+            if message.contains(secret.as_str()) {
+                message = message.replace(secret.as_str(), "***");
+            }
+        }
+        message
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(hi), Some(lo)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push((hi * 16 + lo) as u8);
+            i += 3;
+        } else {
+            out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("target", &self.target)
+            .finish()
+    }
+}
+
+fn map(e: sqlx::Error) -> StoreError {
+    // Statement errors come from an established session: they carry no URL.
+    db_error(e, |m| m)
+}
+
+impl Store for PostgresStore {
+    fn put_public_key<'a>(&'a self, key: &'a PublicKeyRecord) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            validate(key)?;
+            let jwk = key.jwk.to_string();
+            // Insert, or compare with the row that is already there. The loop covers a prune
+            // deleting that row between the two statements.
+            for _ in 0..3 {
+                let inserted = sqlx::query(
+                    "INSERT INTO s2s_auth.public_keys (service_id, kid, jwk, expires_at) \
+                     VALUES ($1, $2, $3::jsonb, $4) ON CONFLICT (service_id, kid) DO NOTHING",
+                )
+                .bind(&key.service_id)
+                .bind(&key.kid)
+                .bind(&jwk)
+                .bind(key.expires_at)
+                .execute(&self.pool)
+                .await
+                .map_err(map)?
+                .rows_affected();
+                if inserted == 1 {
+                    return Ok(());
+                }
+                let stored = sqlx::query(
+                    "SELECT jwk::text AS jwk, expires_at FROM s2s_auth.public_keys \
+                     WHERE service_id = $1 AND kid = $2",
+                )
+                .bind(&key.service_id)
+                .bind(&key.kid)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map)?;
+                if let Some(row) = stored {
+                    let stored_jwk = parse_jwk(row.try_get("jwk").map_err(map)?)?;
+                    return same_or_conflict(
+                        key,
+                        &stored_jwk,
+                        row.try_get("expires_at").map_err(map)?,
+                    );
+                }
+            }
+            Err(StoreError::Unavailable(
+                "the key was inserted and deleted concurrently; retry".into(),
+            ))
+        })
+    }
+
+    fn public_keys<'a>(
+        &'a self,
+        service_id: &'a str,
+        now: i64,
+    ) -> StoreFuture<'a, Vec<PublicKeyRecord>> {
+        Box::pin(async move {
+            // COLLATE "C": ties ordered by kid bytes, as in the other stores, whatever the
+            // database's locale.
+            let rows = sqlx::query(
+                "SELECT kid, jwk::text AS jwk, expires_at FROM s2s_auth.public_keys \
+                 WHERE service_id = $1 AND expires_at > $2 ORDER BY expires_at, kid COLLATE \"C\"",
+            )
+            .bind(service_id)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map)?;
+            rows.iter()
+                .map(|row| {
+                    Ok(PublicKeyRecord {
+                        service_id: service_id.to_owned(),
+                        kid: row.try_get("kid").map_err(map)?,
+                        jwk: parse_jwk(row.try_get("jwk").map_err(map)?)?,
+                        expires_at: row.try_get("expires_at").map_err(map)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn prune_public_keys(&self, now: i64) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            let result = sqlx::query("DELETE FROM s2s_auth.public_keys WHERE expires_at <= $1")
+                .bind(now)
+                .execute(&self.pool)
+                .await
+                .map_err(map)?;
+            Ok(result.rows_affected())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_raw_and_decoded() {
+        let r = Redactor::new("postgres://app:p%40ss%2Fw0rd@db:5432/keys?password=other-secret");
+        let m = r.redact("p%40ss%2Fw0rd p@ss/w0rd other-secret".into());
+        assert_eq!(m, "*** *** ***");
+        let none = Redactor::new("postgres://app@db/keys");
+        assert_eq!(none.redact("app@db".into()), "app@db");
+    }
+
+    #[test]
+    fn describes_without_password() {
+        let options =
+            PgConnectOptions::from_str("postgres://app:hunter2@db.internal:6543/keys").unwrap();
+        assert_eq!(describe(&options), "postgres://app@db.internal:6543/keys");
+    }
+}
