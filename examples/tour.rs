@@ -15,9 +15,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use http::Method;
 use s2s_auth::{
-    AccessRestriction, AccessRestrictions, Action, Auth, JwksAccess, LegacySecret,
-    MemoryAuditSink, MemoryStore, PluginTokens, Principal, RoutePolicy, StaticDiscovery,
-    StaticToken, UserProvider,
+    AccessRestriction, AccessRestrictions, Action, Auth, JwksAccess, LegacySecret, MemoryAuditSink,
+    MemoryStore, PluginTokens, Principal, RoutePolicy, StaticDiscovery, StaticToken, UserProvider,
 };
 
 const CI_TOKEN: &str = "ci-read-only-7f3a9c1e5b";

@@ -36,9 +36,9 @@ use crate::legacy::{LegacySecret, LegacyVerifier};
 use crate::plugin::{
     Discovery, IssueError, JWKS_PATH, KeyManager, PluginTokens, PluginVerifier, issue,
 };
-use crate::secret::SecretString;
 use crate::policy::{DefaultPolicy, PolicyRegistry, Resolved, RoutePolicy, RouteSpec, authorize};
 use crate::principal::Principal;
+use crate::secret::SecretString;
 use crate::secret::{Fingerprint, sha256};
 use crate::static_token::{StaticToken, StaticTokens};
 use crate::verify::{UntilExp, Verification, Verifiers};
@@ -145,16 +145,12 @@ impl Auth {
         let Some(keys) = &self.inner.keys else {
             return axum::Json(serde_json::json!({ "keys": [] })).into_response();
         };
-        let now = crate::plugin::now() as i64;
-        match keys.store().public_keys(&self.inner.service_id, now).await {
-            Ok(records) => {
-                let keys: Vec<_> = records.into_iter().map(|r| r.jwk).collect();
-                (
-                    [(http::header::CACHE_CONTROL, "public, max-age=60")],
-                    axum::Json(serde_json::json!({ "keys": keys })),
-                )
-                    .into_response()
-            }
+        match keys.published().await {
+            Ok(keys) => (
+                [(http::header::CACHE_CONTROL, "public, max-age=60")],
+                axum::Json(serde_json::json!({ "keys": keys })),
+            )
+                .into_response(),
             Err(e) => {
                 tracing::warn!(target: "s2s_auth::keys", error = %e, "cannot list published keys");
                 (
@@ -489,7 +485,10 @@ impl AuthBuilder {
     pub async fn build_async(mut self) -> Result<Auth, ConfigError> {
         if let Some((spec, key_duration)) = self.pending_store.take() {
             let store = spec.open().await.map_err(|e| {
-                ConfigError::invalid("backend.database", format!("cannot open the key store: {e}"))
+                ConfigError::invalid(
+                    "backend.database",
+                    format!("cannot open the key store: {e}"),
+                )
             })?;
             self.plugin_tokens = Some(PluginTokens::new(store).key_duration(key_duration));
         }
@@ -532,13 +531,10 @@ impl AuthBuilder {
                 "key duration must be at least 60 seconds",
             ));
         }
-        let keys = self.plugin_tokens.map(|p| {
-            Arc::new(KeyManager::new(
-                self.service_id.clone(),
-                p.store,
-                p.key_duration,
-            ))
-        });
+        let keys = match self.plugin_tokens {
+            Some(p) => Some(Arc::new(p.into_manager(&self.service_id)?)),
+            None => None,
+        };
         let plugin = self.discovery.map(|d| {
             PluginVerifier::new(self.service_id.clone(), d, key_duration, self.leeway_secs)
         });

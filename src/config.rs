@@ -97,13 +97,13 @@ use crate::error::ConfigError;
 use crate::external_jwks::{JwksAccess, UserProvider};
 use crate::jwks::JwksCacheConfig;
 use crate::legacy::LegacySecret;
-use crate::plugin::StaticDiscovery;
-use crate::store::StoreSpec;
+use crate::plugin::{PluginTokens, StaticDiscovery, StaticKey};
 use crate::policy::{DefaultPolicy, RoutePolicy, RouteSpec};
 use crate::principal::CredentialKind;
 use crate::restrictions::{AccessRestriction, AccessRestrictions, Action, RestrictionError};
 use crate::secret::SecretString;
 use crate::static_token::StaticToken;
+use crate::store::StoreSpec;
 use jsonwebtoken::Algorithm;
 use std::time::Duration;
 
@@ -349,24 +349,31 @@ fn parse_root(root: &Node<'_>) -> Result<AuthBuilder, ConfigError> {
         }
         let kind = match &key_store {
             Some(ks) => {
-                ks.only_keys(&["type"])?;
+                ks.only_keys(&["type", "static"])?;
                 match ks.get("type")? {
                     None => "database",
                     Some(t) => match t.str()? {
                         "database" => "database",
                         "memory" => "memory",
-                        _ => return Err(t.err("expected `database` or `memory` (static PEM keys are not supported yet)")),
+                        "static" => "static",
+                        _ => return Err(t.err("expected `database`, `memory` or `static`")),
                     },
                 }
             }
             None => "database",
         };
-        let spec = if kind == "memory" {
-            StoreSpec::Memory
-        } else {
-            parse_database(root)?
-        };
-        builder.pending_store = Some((spec, key_duration));
+        match kind {
+            "memory" => builder.pending_store = Some((StoreSpec::Memory, key_duration)),
+            "static" => {
+                let ks = key_store.as_ref().ok_or_else(|| {
+                    ConfigError::invalid("backend.auth.pluginKeyStore", "required")
+                })?;
+                let keys = parse_static_keys(&ks.required("static")?)?;
+                builder = builder
+                    .plugin_tokens(PluginTokens::static_keys(keys).key_duration(key_duration));
+            }
+            _ => builder.pending_store = Some((parse_database(root)?, key_duration)),
+        }
     }
     if let Some(auth) = root
         .get("backend")?
@@ -496,11 +503,45 @@ fn parse_action(node: &Node<'_>, name: &str) -> Result<Action, ConfigError> {
     })
 }
 
+/// `pluginKeyStore.static.keys`: `[{publicKeyFile, privateKeyFile, keyId, algorithm}]`, the
+/// files read now (a missing or unreadable file is an error naming its config path).
+fn parse_static_keys(node: &Node<'_>) -> Result<Vec<StaticKey>, ConfigError> {
+    node.only_keys(&["keys"])?;
+    let mut keys = Vec::new();
+    for entry in node.required("keys")?.list()? {
+        entry.only_keys(&["publicKeyFile", "privateKeyFile", "keyId", "algorithm"])?;
+        if let Some(a) = entry.get("algorithm")?
+            && a.str()? != "ES256"
+        {
+            return Err(a.err("only ES256 is supported for plugin tokens"));
+        }
+        let read = |field: &str| -> Result<String, ConfigError> {
+            let node = entry.required(field)?;
+            let file = node.str()?;
+            std::fs::read_to_string(file)
+                .map_err(|e| node.err(format!("cannot read the file: {}", e.kind())))
+        };
+        let mut key = StaticKey::new(
+            entry.required("keyId")?.str()?,
+            SecretString::new(read("privateKeyFile")?),
+            read("publicKeyFile")?,
+        );
+        key.origin = entry.path.clone();
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
 /// `backend.database` (Backstage's shape): `client: better-sqlite3 | sqlite3 | pg`,
 /// `connection`: a file name or `:memory:` for SQLite, a URL for PostgreSQL. Absent: a SQLite
 /// file `s2s-auth.sqlite` in the working directory (the embedded default).
 fn parse_database(root: &Node<'_>) -> Result<StoreSpec, ConfigError> {
-    let Some(db) = root.get("backend")?.map(|b| b.get("database")).transpose()?.flatten() else {
+    let Some(db) = root
+        .get("backend")?
+        .map(|b| b.get("database"))
+        .transpose()?
+        .flatten()
+    else {
         return Ok(StoreSpec::Sqlite(String::from("s2s-auth.sqlite")));
     };
     db.only_keys(&["client", "connection"])?;
@@ -516,7 +557,10 @@ fn parse_database(root: &Node<'_>) -> Result<StoreSpec, ConfigError> {
         }
         "pg" | "postgres" | "postgresql" => {
             let c = connection.ok_or_else(|| {
-                ConfigError::invalid(db.key_path("connection"), "required for pg (a postgres:// URL)")
+                ConfigError::invalid(
+                    db.key_path("connection"),
+                    "required for pg (a postgres:// URL)",
+                )
             })?;
             let url = c.str()?;
             if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {

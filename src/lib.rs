@@ -69,13 +69,13 @@ pub mod access_table;
 pub mod audit;
 mod auth;
 mod classify;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod external_jwks;
 mod extract;
 pub mod jwks;
 mod jwt;
-pub mod client;
 pub mod layer;
 pub mod legacy;
 pub mod plugin;
@@ -93,6 +93,7 @@ pub use audit::{AuditEvent, AuditSink, Decision, JsonLinesSink, MemoryAuditSink}
 pub use auth::{
     Auth, AuthBuilder, DEFAULT_LEEWAY_SECS, DEFAULT_VERIFIED_CACHE_CAPACITY, is_valid_service_id,
 };
+pub use client::{ClientError, S2sClient};
 pub use error::{ConfigError, Forbidden, RequestError, VerifyError};
 pub use external_jwks::{JwksAccess, UserProvider};
 pub use extract::MAX_TOKEN_LEN;
@@ -100,8 +101,7 @@ pub use jsonwebtoken::Algorithm;
 pub use jwks::{FetchError, FetchedDocument, HttpFetcher, JwksCache, JwksCacheConfig, KeyFetcher};
 pub use layer::{AuthLayer, AuthService, ResponseFuture};
 pub use legacy::LegacySecret;
-pub use client::{ClientError, S2sClient};
-pub use plugin::{Discovery, IssueError, PluginTokens, StaticDiscovery};
+pub use plugin::{Discovery, IssueError, PluginTokens, StaticDiscovery, StaticKey};
 pub use policy::{DefaultPolicy, RoutePolicy};
 pub use principal::{CredentialKind, MissingPrincipal, Principal, PrincipalType};
 pub use restrictions::{AccessRestriction, AccessRestrictions, Action};

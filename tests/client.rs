@@ -1,6 +1,5 @@
 //! The outbound client: token reuse, and the principals it must not act for.
 
-
 use std::sync::Arc;
 
 use axum::Router;
@@ -74,13 +73,20 @@ async fn refuses_to_delegate_a_restricted_principal() {
         .request(Some(&restricted), "catalog", Method::GET, "/entities")
         .await
         .expect_err("no request either");
-    assert!(matches!(err, ClientError::Token(IssueError::RestrictedPrincipal)));
+    assert!(matches!(
+        err,
+        ClientError::Token(IssueError::RestrictedPrincipal)
+    ));
     assert_eq!(client.tokens_issued(), 0, "no token was minted");
 }
 
 #[tokio::test]
 async fn does_not_silently_call_as_the_service_for_a_user() {
-    let user = Principal::new(PrincipalType::User, "user:default/jane", CredentialKind::User);
+    let user = Principal::new(
+        PrincipalType::User,
+        "user:default/jane",
+        CredentialKind::User,
+    );
     let err = client()
         .token_for(Some(&user), "catalog")
         .await
@@ -101,13 +107,18 @@ async fn unknown_target_is_an_error() {
 async fn calls_another_service_end_to_end() {
     let issuer = scaffolder();
     // scaffolder publishes its keys...
-    let jwks_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let jwks_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let scaffolder_base = format!("http://{}", jwks_listener.local_addr().expect("addr"));
     let jwks_app: Router = issuer.jwks_router();
     tokio::spawn(async move { axum::serve(jwks_listener, jwks_app).await });
     // ...and catalog accepts its tokens.
     let catalog = Auth::builder("catalog")
-        .discovery(StaticDiscovery::new([("scaffolder", scaffolder_base.as_str())]))
+        .discovery(StaticDiscovery::new([(
+            "scaffolder",
+            scaffolder_base.as_str(),
+        )]))
         .build()
         .expect("valid config");
     let app = Router::new()
@@ -116,8 +127,13 @@ async fn calls_another_service_end_to_end() {
             get(|p: Principal| async move { p.subject().to_owned() }),
         )
         .layer(catalog.layer());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let catalog_base = format!("http://{}/api/catalog", listener.local_addr().expect("addr"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let catalog_base = format!(
+        "http://{}/api/catalog",
+        listener.local_addr().expect("addr")
+    );
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let client = S2sClient::new(

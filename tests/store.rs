@@ -422,6 +422,34 @@ async fn sqlite_processes_opening_one_new_file_at_once_all_succeed() {
 }
 
 #[tokio::test]
+async fn sqlite_opens_a_file_a_newer_version_migrated() {
+    // A rollback: the file holds a migration this version does not know.
+    let db = TempDb::new("newer");
+    drop(SqliteStore::open(db.path()).await.unwrap());
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.path()))
+            .await
+            .unwrap();
+        sqlx::query(NEWER_MIGRATION)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+    }
+    let store = SqliteStore::open(db.path()).await.unwrap();
+    let svc = service("newer-sqlite");
+    let k = key(&svc, "k1", unix_now() + 60);
+    store.put_public_key(&k).await.unwrap();
+    assert_eq!(store.public_keys(&svc, 0).await.unwrap(), vec![k]);
+}
+
+/// A row of sqlx's migration history as a later version of this crate would leave it.
+const NEWER_MIGRATION: &str = "INSERT INTO _sqlx_migrations \
+     (version, description, success, checksum, execution_time) \
+     VALUES (999999, 'from a newer version', TRUE, X'00', 0)";
+
+#[tokio::test]
 async fn sqlite_unopenable_file_is_unavailable() {
     let dir = std::env::temp_dir().join(format!("s2s-auth-no-such-dir-{}", std::process::id()));
     let path = dir.join("keys.sqlite");
@@ -555,6 +583,38 @@ async fn postgres_replicas_starting_at_once_all_migrate() {
         );
     }
     replicas[0].prune_public_keys(now + 60).await.unwrap();
+}
+
+#[tokio::test]
+async fn postgres_replicas_of_an_older_version_still_start() {
+    let Some(url) = postgres_url("postgres_replicas_of_an_older_version_still_start") else {
+        return;
+    };
+    let _serial = POSTGRES.lock().await;
+    drop(PostgresStore::connect(&url).await.unwrap());
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    // A rolling upgrade: a newer replica applied a migration this version does not know.
+    sqlx::query(
+        &NEWER_MIGRATION
+            .replace("_sqlx_migrations", "s2s_auth._sqlx_migrations")
+            .replace("X'00'", "'\\x00'::bytea"),
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let started = PostgresStore::connect(&url).await;
+    sqlx::query("DELETE FROM s2s_auth._sqlx_migrations WHERE version = 999999")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let store = started.unwrap();
+    let svc = service("older-replica");
+    let k = key(&svc, "k1", unix_now() + 60);
+    store.put_public_key(&k).await.unwrap();
+    assert_eq!(store.public_keys(&svc, 0).await.unwrap(), vec![k]);
+    store.prune_public_keys(unix_now() + 60).await.unwrap();
 }
 
 #[tokio::test]

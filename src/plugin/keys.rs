@@ -51,10 +51,19 @@ pub(crate) struct SigningKey {
 /// Generates, publishes and rotates this service's signing keys.
 pub(crate) struct KeyManager {
     service_id: String,
-    store: Arc<dyn Store>,
+    source: Source,
     key_duration: Duration,
     current: RwLock<Option<Arc<SigningKey>>>,
     rotating: tokio::sync::Mutex<()>,
+}
+
+/// Generated keys kept in a store, or static keys from PEM files.
+enum Source {
+    Store(Arc<dyn Store>),
+    Static {
+        signing: Arc<SigningKey>,
+        published: Vec<serde_json::Value>,
+    },
 }
 
 impl std::fmt::Debug for KeyManager {
@@ -74,15 +83,50 @@ impl KeyManager {
     pub(crate) fn new(service_id: String, store: Arc<dyn Store>, key_duration: Duration) -> Self {
         Self {
             service_id,
-            store,
+            source: Source::Store(store),
             key_duration,
             current: RwLock::new(None),
             rotating: tokio::sync::Mutex::new(()),
         }
     }
 
-    pub(crate) fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+    /// Static keys: the first signs (and never rotates), all are published.
+    pub(crate) fn new_static(
+        service_id: String,
+        keys: Vec<(String, EncodingKey, serde_json::Value)>,
+        key_duration: Duration,
+    ) -> Option<Self> {
+        let mut keys = keys.into_iter();
+        let (kid, key, first_jwk) = keys.next()?;
+        let mut published = vec![first_jwk];
+        published.extend(keys.map(|(_, _, jwk)| jwk));
+        Some(Self {
+            service_id,
+            source: Source::Static {
+                signing: Arc::new(SigningKey {
+                    kid,
+                    key,
+                    sign_until: u64::MAX,
+                }),
+                published,
+            },
+            key_duration,
+            current: RwLock::new(None),
+            rotating: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The public keys to publish now.
+    pub(crate) async fn published(&self) -> Result<Vec<serde_json::Value>, StoreError> {
+        match &self.source {
+            Source::Static { published, .. } => Ok(published.clone()),
+            Source::Store(store) => Ok(store
+                .public_keys(&self.service_id, now() as i64)
+                .await?
+                .into_iter()
+                .map(|r| r.jwk)
+                .collect()),
+        }
     }
 
     pub(crate) fn key_duration(&self) -> Duration {
@@ -99,6 +143,10 @@ impl KeyManager {
 
     /// The key to sign with now, rotating (and publishing) a new one when due.
     pub(crate) async fn signing_key(&self) -> Result<Arc<SigningKey>, IssueError> {
+        let store = match &self.source {
+            Source::Static { signing, .. } => return Ok(signing.clone()),
+            Source::Store(store) => store,
+        };
         if let Some(key) = self.usable() {
             return Ok(key);
         }
@@ -106,18 +154,19 @@ impl KeyManager {
         if let Some(key) = self.usable() {
             return Ok(key);
         }
-        let key = self.generate().await?;
+        let key = self.generate(store).await?;
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(key.clone());
         // Housekeeping on rotation: expired public keys leave the store (and the JWKS).
-        if let Err(e) = self.store.prune_public_keys(now() as i64).await {
+        if let Err(e) = store.prune_public_keys(now() as i64).await {
             tracing::warn!(target: "s2s_auth::keys", error = %e, "pruning expired keys failed");
         }
         Ok(key)
     }
 
-    async fn generate(&self) -> Result<Arc<SigningKey>, IssueError> {
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
-            .map_err(|_| IssueError::Signing("key generation failed".to_owned()))?;
+    async fn generate(&self, store: &Arc<dyn Store>) -> Result<Arc<SigningKey>, IssueError> {
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                .map_err(|_| IssueError::Signing("key generation failed".to_owned()))?;
         let key = EncodingKey::from_ec_der(pkcs8.as_ref());
         let kid = uuid::Uuid::new_v4().to_string();
         let mut jwk = Jwk::from_encoding_key(&key, Algorithm::ES256)
@@ -129,7 +178,7 @@ impl KeyManager {
         let duration = self.key_duration.as_secs();
         // Published before first use, for three key durations: tokens signed at the very end
         // of the signing window still verify for their whole life.
-        self.store
+        store
             .put_public_key(&PublicKeyRecord {
                 service_id: self.service_id.clone(),
                 kid: kid.clone(),

@@ -31,9 +31,11 @@
 //! ```
 
 mod keys;
+mod static_keys;
 
 pub use keys::IssueError;
 pub(crate) use keys::{KeyManager, now};
+pub use static_keys::StaticKey;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -61,7 +63,8 @@ pub const PLUGIN_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 /// Issuing plugin tokens: where keys are published and how often they rotate.
 #[derive(Clone)]
 pub struct PluginTokens {
-    pub(crate) store: Arc<dyn Store>,
+    pub(crate) store: Option<Arc<dyn Store>>,
+    pub(crate) static_keys: Vec<StaticKey>,
     pub(crate) key_duration: Duration,
 }
 
@@ -77,9 +80,44 @@ impl PluginTokens {
     /// Keys published in `store`, rotated every hour.
     pub fn new(store: Arc<dyn Store>) -> Self {
         Self {
-            store,
+            store: Some(store),
+            static_keys: Vec::new(),
             key_duration: Duration::from_secs(3600),
         }
+    }
+
+    /// Static keys from PEM files instead of generated ones (Backstage's
+    /// `pluginKeyStore: { type: static }`): the first signs, all are published, nothing
+    /// rotates. See [`StaticKey`].
+    pub fn static_keys(keys: impl IntoIterator<Item = StaticKey>) -> Self {
+        Self {
+            store: None,
+            static_keys: keys.into_iter().collect(),
+            key_duration: Duration::from_secs(3600),
+        }
+    }
+
+    /// Builds the key manager (checking static keys).
+    pub(crate) fn into_manager(self, service_id: &str) -> Result<KeyManager, crate::ConfigError> {
+        if let Some(store) = self.store {
+            return Ok(KeyManager::new(
+                service_id.to_owned(),
+                store,
+                self.key_duration,
+            ));
+        }
+        let mut keys = Vec::new();
+        for (i, key) in self.static_keys.iter().enumerate() {
+            let mut key = key.clone();
+            if key.origin == "static_key" {
+                key.origin = format!("static_keys[{i}]");
+            }
+            let (encoding, jwk) = key.load()?;
+            keys.push((key.key_id().to_owned(), encoding, jwk));
+        }
+        KeyManager::new_static(service_id.to_owned(), keys, self.key_duration).ok_or_else(|| {
+            crate::ConfigError::invalid("backend.auth.pluginKeyStore.static.keys", "lists no key")
+        })
     }
 
     /// A new key every `duration` (default 1 hour; Backstage's `keyDuration`). Each public
@@ -139,7 +177,10 @@ pub(crate) async fn issue(
     }
     let key = keys.signing_key().await?;
     let iat = now();
-    let mut exp = iat + PLUGIN_TOKEN_LIFETIME.as_secs().min(2 * keys.key_duration().as_secs());
+    let mut exp = iat
+        + PLUGIN_TOKEN_LIFETIME
+            .as_secs()
+            .min(2 * keys.key_duration().as_secs());
     if let Some(max) = max_exp {
         exp = exp.min(max);
     }
@@ -162,7 +203,10 @@ pub(crate) fn token_exp(token: &SecretString) -> Option<u64> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload)
         .ok()?;
-    serde_json::from_slice::<Value>(&bytes).ok()?.get("exp")?.as_u64()
+    serde_json::from_slice::<Value>(&bytes)
+        .ok()?
+        .get("exp")?
+        .as_u64()
 }
 
 /// Verifies plugin tokens addressed to this service.

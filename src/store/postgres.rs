@@ -27,10 +27,11 @@ fn migrator() -> Migrator {
 /// migrations too: each keeps its own migration history.
 const SCHEMA: &str = "s2s_auth";
 
-/// A session-level advisory lock that serializes setup (schema creation, migrations) among
-/// replicas starting at once. sqlx's migrator takes its own advisory lock too, but only
-/// after it has created its migrations table, which lives in the schema created here.
-const SETUP_LOCK: i64 = 0x0053_3253_5354_4f52; // "S2SSTOR"
+/// A session-level advisory lock that serializes setup among replicas starting at once.
+/// sqlx's migrator locks the migrations themselves (`pg_advisory_lock` before it touches its
+/// history table), but the schema must exist before it runs, and two concurrent
+/// `CREATE SCHEMA IF NOT EXISTS` can still fail with a unique violation in PostgreSQL.
+const SETUP_LOCK: i64 = 0x0053_3253_5354_4f52; // "\0S2SSTOR"
 
 /// How long one operation waits for a pooled connection (or a new one) before the store
 /// reports [`StoreError::Unavailable`]: the JWKS endpoint should answer 503 quickly rather
@@ -41,6 +42,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// before giving up, rather than hang behind a replica that is stuck.
 const SET_LOCK_TIMEOUT: &str = "SET lock_timeout = '60s'";
 
+/// Puts sqlx's unqualified `_sqlx_migrations` in [`SCHEMA`].
 const SET_SEARCH_PATH: &str = "SET search_path TO s2s_auth";
 
 /// A [`Store`] in PostgreSQL: replicas of one service share keys, so the JWKS any of them
