@@ -6,7 +6,7 @@
 //!   service), `aud` (the target), `iat`, `exp` (1 hour, never past the key's publication).
 //! - **Publishing**: [`Auth::jwks_router`](crate::Auth::jwks_router) serves
 //!   `GET /.backstage/auth/v1/jwks.json` (`{"keys": [...]}`, public parts only) from the
-//!   [`Store`](crate::Store); the route is unauthenticated in the policy registry.
+//!   [`Store`]; the route is unauthenticated in the policy registry.
 //! - **Verifying**: a token with `typ: vnd.backstage.plugin` goes to the plugin verifier. It
 //!   checks the unverified `sub` is a service id (`^[a-z0-9_-]+$`) *before* anything else, so
 //!   `../` or a URL can never reach discovery; finds the caller's base URL by

@@ -251,7 +251,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// A JWKS and OpenID Connect discovery server on `127.0.0.1`, serving `GET /jwks` and
 /// `GET /.well-known/openid-configuration` (`{"issuer": <base>, "jwks_uri": <base>/jwks}`),
-/// counting every request. Stops when dropped.
+/// counting every request. The key set is also at `/.backstage/auth/v1/jwks.json` (counted
+/// as `/jwks`), so the server can stand in for a service that issues plugin tokens, with
+/// its base URL as the service's discovery entry. Stops when dropped.
 pub struct KeyServer {
     state: Arc<ServerState>,
     task: JoinHandle<()>,
@@ -275,6 +277,7 @@ impl KeyServer {
         });
         let app = Router::new()
             .route("/jwks", get(serve_jwks))
+            .route("/.backstage/auth/v1/jwks.json", get(serve_jwks))
             .route("/.well-known/openid-configuration", get(serve_discovery))
             .fallback(serve_other)
             .with_state(state.clone());
