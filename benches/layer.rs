@@ -6,15 +6,16 @@
 //!   every time, and a rotating variant that sends a different configured token each time;
 //! - `policy_lookup`: the layer with 1 and with 1,000 declared route patterns;
 //! - `components`: the two per-request hashes the layer computes (SHA-256 for the lookup,
-//!   HMAC-SHA-256 for the audit fingerprint), to explain the overhead.
+//!   a keyed SHA-256 of the digest for the audit fingerprint), to explain the overhead.
 //!
-//! `cargo bench --bench layer` runs them and then rewrites `BENCHMARKS.md` at the crate root
-//! from criterion's estimates of this run. `cargo test --benches` runs each routine once
-//! and writes nothing.
+//! `cargo bench --bench layer` runs them and then rewrites its section of `BENCHMARKS.md` at
+//! the crate root (see `report`) from criterion's estimates of this run. `cargo test
+//! --benches` runs each routine once and writes nothing.
+
+mod report;
 
 use std::fmt::Write as _;
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
@@ -360,7 +361,9 @@ fn components_group(c: &mut Criterion) {
         });
     });
     group.bench_function("fingerprint_token", |b| {
-        b.iter(|| Fingerprint::of(black_box(value.as_bytes())));
+        // The layer fingerprints the digest it already has, not the token again.
+        let digest = s2s_sha256(value.as_bytes());
+        b.iter(|| Fingerprint::of_digest(black_box(&digest)));
     });
     group.finish();
 }
@@ -398,18 +401,8 @@ fn paired(rt: &Runtime, a: Case<'_>, b: Case<'_>) -> Paired {
         }
     }
     Paired {
-        ratio: median(&mut ratios),
-        diff: median(&mut diffs),
-    }
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        f64::midpoint(v[n / 2 - 1], v[n / 2])
+        ratio: report::median(&mut ratios),
+        diff: report::median(&mut diffs),
     }
 }
 
@@ -433,15 +426,16 @@ fn main() {
     components_group(&mut c);
     c.final_summary();
 
-    // Criterion gets `--bench` from `cargo bench`; without it (`cargo test --benches`) the
-    // routines ran once, untimed, and there is nothing to report.
-    if std::env::args().any(|a| a == "--bench") && !std::env::args().any(|a| a == "--test") {
-        report::write(started, &rt, &fixtures);
+    // Only a full `cargo bench` run has figures to report.
+    if report::is_full_run() {
+        summary::write(started, &rt, &fixtures);
     }
 }
 
-mod report {
+/// This bench's section of `BENCHMARKS.md`.
+mod summary {
     use super::*;
+    use crate::report::{Estimate, machine, now_utc, ns, signed, verdict};
 
     /// One measured bench: `group/name`, and what it measures.
     const BENCHES: [(&str, &str); 10] = [
@@ -477,156 +471,9 @@ mod report {
         ),
         (
             "components/fingerprint_token",
-            "HMAC-SHA-256 fingerprint of the token (audit event)",
+            "fingerprint of the token's digest (keyed SHA-256, audit event)",
         ),
     ];
-
-    /// Criterion's estimates of one bench, in nanoseconds.
-    struct Estimate {
-        mean: f64,
-        mean_low: f64,
-        mean_high: f64,
-        median: f64,
-    }
-
-    /// Where criterion writes, by criterion's own rules: `$CRITERION_HOME`, else
-    /// `$CARGO_TARGET_DIR/criterion`, else the target directory `cargo metadata` names.
-    fn criterion_dir() -> PathBuf {
-        if let Some(home) = std::env::var_os("CRITERION_HOME") {
-            return PathBuf::from(home);
-        }
-        if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
-            return PathBuf::from(target).join("criterion");
-        }
-        let from_metadata = std::env::var_os("CARGO").and_then(|cargo| {
-            let out = std::process::Command::new(cargo)
-                .args(["metadata", "--format-version", "1", "--no-deps"])
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .output()
-                .ok()?;
-            let meta: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-            Some(PathBuf::from(meta["target_directory"].as_str()?))
-        });
-        from_metadata
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-            .join("criterion")
-    }
-
-    /// The estimates of `bench`, if criterion wrote them during this run.
-    fn read(dir: &Path, bench: &str, started: SystemTime) -> Result<Estimate, String> {
-        let path = dir.join(bench).join("new").join("estimates.json");
-        let fresh = std::fs::metadata(&path)
-            .and_then(|m| m.modified())
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        if fresh < started {
-            return Err(format!("{} predates this run", path.display()));
-        }
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let json: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        let num = |ptr: &str| {
-            json.pointer(ptr)
-                .and_then(serde_json::Value::as_f64)
-                .ok_or_else(|| format!("{}: no {ptr}", path.display()))
-        };
-        Ok(Estimate {
-            mean: num("/mean/point_estimate")?,
-            mean_low: num("/mean/confidence_interval/lower_bound")?,
-            mean_high: num("/mean/confidence_interval/upper_bound")?,
-            median: num("/median/point_estimate")?,
-        })
-    }
-
-    fn file(path: &str) -> Option<String> {
-        std::fs::read_to_string(path).ok()
-    }
-
-    /// CPU model, logical CPUs, memory, kernel and compiler of this machine.
-    fn machine() -> Vec<(&'static str, String)> {
-        let cpuinfo = file("/proc/cpuinfo").unwrap_or_default();
-        let model = cpuinfo
-            .lines()
-            .find(|l| l.starts_with("model name"))
-            .and_then(|l| l.split_once(':'))
-            .map_or_else(|| "unknown".to_owned(), |(_, v)| v.trim().to_owned());
-        let cpus = cpuinfo
-            .lines()
-            .filter(|l| l.starts_with("processor"))
-            .count();
-        let usable = std::thread::available_parallelism().map_or(0, usize::from);
-        let memory = file("/proc/meminfo")
-            .and_then(|m| {
-                let kib: f64 = m
-                    .lines()
-                    .find(|l| l.starts_with("MemTotal:"))?
-                    .split_whitespace()
-                    .nth(1)?
-                    .parse()
-                    .ok()?;
-                Some(format!("{:.1} GiB", kib / 1024.0 / 1024.0))
-            })
-            .unwrap_or_else(|| "unknown".to_owned());
-        let kernel = file("/proc/sys/kernel/osrelease")
-            .map_or_else(|| "unknown".to_owned(), |k| k.trim().to_owned());
-        let rustc =
-            std::process::Command::new(std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()))
-                .arg("-V")
-                .output()
-                .ok()
-                .filter(|o| o.status.success())
-                .map_or_else(
-                    || "unknown".to_owned(),
-                    |o| String::from_utf8_lossy(&o.stdout).trim().to_owned(),
-                );
-        vec![
-            (
-                "CPU",
-                format!(
-                    "{model}, {cpus} logical CPUs in /proc/cpuinfo, {usable} usable by this process"
-                ),
-            ),
-            ("Memory", memory),
-            (
-                "OS",
-                format!(
-                    "{} {} (Linux {kernel})",
-                    std::env::consts::OS,
-                    std::env::consts::ARCH
-                ),
-            ),
-            ("Compiler", rustc),
-            (
-                "Profile",
-                "`bench` (optimised), criterion 0.8, tokio current-thread runtime".to_owned(),
-            ),
-        ]
-    }
-
-    fn ns(v: f64) -> String {
-        if v >= 100.0 {
-            format!("{v:.0}")
-        } else {
-            format!("{v:.1}")
-        }
-    }
-
-    /// A signed difference in nanoseconds.
-    fn signed(v: f64) -> String {
-        let sign = if v < 0.0 { "−" } else { "+" };
-        format!("{sign}{} ns", ns(v.abs()))
-    }
-
-    /// The verdict on a target from both measurements: criterion's medians and the paired,
-    /// interleaved check.
-    fn verdict(criterion_ok: bool, paired_ok: bool) -> &'static str {
-        match (criterion_ok, paired_ok) {
-            (true, true) => "**PASS**",
-            (false, false) => "**MISS**",
-            (true, false) => "**split**: criterion PASS, paired MISS",
-            (false, true) => "**split**: criterion MISS, paired PASS",
-        }
-    }
 
     /// The paired checks, in the order of [`write`]'s comparisons.
     struct Checks {
@@ -648,16 +495,8 @@ mod report {
         }
     }
 
-    fn read_all(started: SystemTime) -> Result<Vec<Estimate>, String> {
-        let dir = criterion_dir();
-        BENCHES
-            .iter()
-            .map(|(bench, _)| read(&dir, bench, started))
-            .collect()
-    }
-
     pub(super) fn write(started: SystemTime, rt: &Runtime, f: &Fixtures) {
-        let est = match read_all(started) {
+        let est = match report::read_all(BENCHES.iter().map(|(bench, _)| *bench), started) {
             Ok(est) => est,
             Err(why) => {
                 eprintln!(
@@ -668,12 +507,7 @@ mod report {
             }
         };
         let checks = run_checks(rt, f);
-        let md = render(&est, &checks);
-        let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
-        match std::fs::write(&out, md) {
-            Ok(()) => println!("Wrote {}", out.display()),
-            Err(e) => eprintln!("could not write {}: {e}", out.display()),
-        }
+        report::write_section("layer", &render(&est, &checks));
     }
 
     #[allow(clippy::too_many_lines)] // one linear document
@@ -700,11 +534,7 @@ mod report {
             routes: p_routes,
         } = *checks;
 
-        let date = time::OffsetDateTime::now_utc()
-            .format(time::macros::format_description!(
-                "[year]-[month]-[day] [hour]:[minute] UTC"
-            ))
-            .unwrap_or_else(|_| "unknown".to_owned());
+        let date = now_utc();
 
         // Criterion figures use the median: on a shared machine a neighbour's burst lands in
         // a few samples and drags the mean, not the median. The mean is shown too.
@@ -732,15 +562,15 @@ mod report {
 
         let mut md = String::new();
         let w = &mut md;
-        let _ = writeln!(w, "# Benchmarks\n");
+        let _ = writeln!(w, "## Static tokens and route policies\n");
         let _ = writeln!(
             w,
             "Generated by `cargo bench --bench layer` ([`benches/layer.rs`](benches/layer.rs)) on \
-             **{date}**. The bench rewrites this file on every full run: do not edit it by hand. \
-             Every figure below comes from one process and one run.\n"
+             **{date}**. The bench rewrites this section on every full run. Every figure in it \
+             comes from one process and one run.\n"
         );
-        let _ = writeln!(w, "## Machine\n");
-        for (k, v) in machine() {
+        let _ = writeln!(w, "### Machine\n");
+        for (k, v) in machine("`bench` (optimised), criterion 0.8, tokio current-thread runtime") {
             let _ = writeln!(w, "- **{k}:** {v}");
         }
         let _ = writeln!(
@@ -753,7 +583,7 @@ mod report {
              is why every comparison is also measured by a paired, interleaved check (below).\n"
         );
 
-        let _ = writeln!(w, "## Targets\n");
+        let _ = writeln!(w, "### Targets\n");
         let _ = writeln!(
             w,
             "Each comparison is measured twice:\n\n\
@@ -798,7 +628,7 @@ mod report {
             format!(
                 "**Where the overhead goes.** Of the {} ns the layer adds (criterion; {} ns paired), \
                  the two hashes it computes per request take {} ns (SHA-256 of the token, the lookup \
-                 key) and {} ns (HMAC-SHA-256 fingerprint for the audit event), timed alone in the \
+                 key) and {} ns (keyed SHA-256 of that digest for the audit fingerprint), timed alone in the \
                  `components` group. The rest is not timed separately here: header parsing, route \
                  lookup, the audit event (timestamp, request id, owned strings), the principal clone \
                  and the request-extension insert.",
@@ -864,7 +694,7 @@ mod report {
             let _ = writeln!(w, "{n}\n");
         }
 
-        let _ = writeln!(w, "## Policy lookup among 1,000 routes\n");
+        let _ = writeln!(w, "### Policy lookup among 1,000 routes\n");
         let _ = writeln!(
             w,
             "The same request (`GET {POLICY_URI}`, one static token configured) through the layer \
@@ -904,7 +734,7 @@ mod report {
         }
         let _ = writeln!(w);
 
-        let _ = writeln!(w, "## Every criterion measurement\n");
+        let _ = writeln!(w, "### Every criterion measurement\n");
         let _ = writeln!(
             w,
             "Time per iteration. For the request benches one iteration builds the request \
@@ -926,14 +756,14 @@ mod report {
             );
         }
 
-        let _ = writeln!(w, "\n## How to reproduce\n");
+        let _ = writeln!(w, "\n### How to reproduce\n");
         let _ = writeln!(
             w,
             "```sh\ncargo bench --bench layer\n```\n\n\
              This runs every criterion group and the paired checks (a little over a minute after \
-             the build) and rewrites this file. With a filter (`cargo bench --bench layer -- \
-             request`) only some benches run and the file is left alone: its figures must all come \
-             from one run. Criterion's own reports are under `target/criterion/`. `cargo test \
+             the build) and rewrites this section. With a filter (`cargo bench --bench layer -- \
+             request`) only some benches run and the file is left alone: the section's figures \
+             must all come from one run. Criterion's own reports are under `target/criterion/`. `cargo test \
              --benches` runs each routine once as a smoke test and writes nothing."
         );
 
@@ -952,4 +782,11 @@ mod report {
         );
         md
     }
+}
+
+/// SHA-256 of some bytes (what the layer computes once per token).
+fn s2s_sha256(bytes: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref());
+    out
 }

@@ -534,3 +534,60 @@ async fn bad_keys_are_skipped_one_by_one() {
     );
     assert_eq!(server.jwks_hits(), 1);
 }
+
+/// Waits until `server` has seen `hits` JWKS requests, or `limit` passes.
+async fn wait_for_hits(server: &KeyServer, hits: usize, limit: Duration) -> usize {
+    let started = Instant::now();
+    while server.jwks_hits() < hits && started.elapsed() < limit {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.jwks_hits()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn background_refresh_honours_cache_control_max_age() {
+    let key = SigningKey::es256("k1");
+    let server = KeyServer::start(&[&key]).await;
+    server.set_cache_control("public, max-age=1");
+    // Without the header the set would not be refreshed for an hour; the lower bound is
+    // lowered so the server's 1 s counts.
+    let h = harness(
+        &server.jwks_url(),
+        config(|c| {
+            c.refresh_interval = Duration::from_secs(3600);
+            c.min_refresh_interval = Duration::from_secs(1);
+        }),
+    );
+    let (reply, event) = h.call(Method::GET, "/x", Some(&token(&key))).await;
+    assert_allowed(&reply, &event);
+    assert_eq!(server.jwks_hits(), 1);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Answered from the keys held; the refresh runs in the background.
+    let (reply, event) = h.call(Method::GET, "/x", Some(&token(&key))).await;
+    assert_allowed(&reply, &event);
+    assert_eq!(wait_for_hits(&server, 2, Duration::from_secs(5)).await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cache_control_max_age_is_clamped() {
+    let key = SigningKey::es256("k1");
+    let server = KeyServer::start(&[&key]).await;
+    // A server asking for a year must not keep a revoked key alive that long: the upper
+    // bound (2 s here) wins.
+    server.set_cache_control("max-age=31536000");
+    let h = harness(
+        &server.jwks_url(),
+        config(|c| {
+            c.min_refresh_interval = Duration::from_secs(1);
+            c.max_refresh_interval = Duration::from_secs(2);
+        }),
+    );
+    let (reply, event) = h.call(Method::GET, "/x", Some(&token(&key))).await;
+    assert_allowed(&reply, &event);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    h.call(Method::GET, "/x", Some(&token(&key))).await;
+    assert_eq!(server.jwks_hits(), 1, "not due yet at 1.2 s");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    h.call(Method::GET, "/x", Some(&token(&key))).await;
+    assert_eq!(wait_for_hits(&server, 2, Duration::from_secs(5)).await, 2);
+}

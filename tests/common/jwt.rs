@@ -240,6 +240,8 @@ struct ServerState {
     mode: Mutex<Option<Mode>>,
     /// The `issuer` the discovery document names (default: the server's base URL).
     discovery_issuer: Mutex<Option<String>>,
+    /// A `Cache-Control` header for `/jwks` answers, if set.
+    cache_control: Mutex<Option<String>>,
     jwks_hits: AtomicUsize,
     discovery_hits: AtomicUsize,
     other_hits: AtomicUsize,
@@ -311,6 +313,11 @@ impl KeyServer {
         *lock(&self.state.mode) = Some(mode);
     }
 
+    /// Sends `Cache-Control: <value>` with every key set from now on.
+    pub fn set_cache_control(&self, value: &str) {
+        *lock(&self.state.cache_control) = Some(value.to_owned());
+    }
+
     /// Makes the discovery document name `issuer` instead of this server.
     pub fn set_discovery_issuer(&self, issuer: &str) {
         *lock(&self.state.discovery_issuer) = Some(issuer.to_owned());
@@ -336,7 +343,14 @@ async fn serve_jwks(State(state): State<Arc<ServerState>>) -> Response {
     state.jwks_hits.fetch_add(1, Ordering::SeqCst);
     let mode = lock(&state.mode).clone().unwrap_or(Mode::Serve);
     let body = lock(&state.jwks).clone();
-    let json = |body: String| ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    let cache_control = lock(&state.cache_control).clone();
+    let json = |body: String| {
+        let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+        if let Some(value) = cache_control.as_deref().and_then(|v| v.parse().ok()) {
+            response.headers_mut().insert(header::CACHE_CONTROL, value);
+        }
+        response
+    };
     match mode {
         Mode::Serve => json(body),
         Mode::Fail => (StatusCode::INTERNAL_SERVER_ERROR, "key server is down").into_response(),

@@ -1,0 +1,294 @@
+//! What every bench binary needs to report: criterion's estimates of this run, the machine,
+//! number formatting, and writing its own section of `BENCHMARKS.md`.
+//!
+//! `BENCHMARKS.md` has a short shared header, then one section per bench binary, each
+//! between `<!-- bench:NAME:begin -->` and `<!-- bench:NAME:end -->`. A bench replaces
+//! only its own section, so each section's figures come from one run of its bench.
+//! Included by each bench with `mod report;`.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// The sections, in the order they appear in the file, and how to regenerate each.
+const SECTIONS: [(&str, &str); 2] = [
+    ("layer", "cargo bench --bench layer"),
+    ("jwt", "cargo bench --features jwks-client-rs --bench jwt"),
+];
+
+/// Whether this is a full `cargo bench` run. Criterion gets `--bench` from `cargo bench`;
+/// without it (`cargo test --benches`) each routine ran once, untimed, and there is nothing
+/// to report.
+pub fn is_full_run() -> bool {
+    std::env::args().any(|a| a == "--bench") && !std::env::args().any(|a| a == "--test")
+}
+
+/// Criterion's estimates of one bench, in nanoseconds.
+#[derive(Clone, Copy, Debug)]
+pub struct Estimate {
+    pub mean: f64,
+    pub mean_low: f64,
+    pub mean_high: f64,
+    pub median: f64,
+}
+
+/// Where criterion writes, by criterion's own rules: `$CRITERION_HOME`, else
+/// `$CARGO_TARGET_DIR/criterion`, else the target directory `cargo metadata` names.
+fn criterion_dir() -> PathBuf {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return PathBuf::from(home);
+    }
+    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(target).join("criterion");
+    }
+    let from_metadata = std::env::var_os("CARGO").and_then(|cargo| {
+        let out = std::process::Command::new(cargo)
+            .args(["metadata", "--format-version", "1", "--no-deps"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()?;
+        let meta: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        Some(PathBuf::from(meta["target_directory"].as_str()?))
+    });
+    from_metadata
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .join("criterion")
+}
+
+/// The estimates of `bench` (`group/name`), if criterion wrote them during this run.
+fn read(dir: &Path, bench: &str, started: SystemTime) -> Result<Estimate, String> {
+    let path = dir.join(bench).join("new").join("estimates.json");
+    let fresh = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if fresh < started {
+        return Err(format!("{} predates this run", path.display()));
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let num = |ptr: &str| {
+        json.pointer(ptr)
+            .and_then(serde_json::Value::as_f64)
+            .ok_or_else(|| format!("{}: no {ptr}", path.display()))
+    };
+    Ok(Estimate {
+        mean: num("/mean/point_estimate")?,
+        mean_low: num("/mean/confidence_interval/lower_bound")?,
+        mean_high: num("/mean/confidence_interval/upper_bound")?,
+        median: num("/median/point_estimate")?,
+    })
+}
+
+/// The estimates of every bench in `benches`, in order, all written during this run (an
+/// error names the first missing or stale one).
+pub fn read_all<'a>(
+    benches: impl IntoIterator<Item = &'a str>,
+    started: SystemTime,
+) -> Result<Vec<Estimate>, String> {
+    let dir = criterion_dir();
+    benches
+        .into_iter()
+        .map(|bench| read(&dir, bench, started))
+        .collect()
+}
+
+fn file(path: &str) -> Option<String> {
+    std::fs::read_to_string(path).ok()
+}
+
+/// CPU model, logical CPUs, memory, kernel, compiler and `profile` (how the bench ran).
+pub fn machine(profile: &str) -> Vec<(&'static str, String)> {
+    let cpuinfo = file("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or_else(|| "unknown".to_owned(), |(_, v)| v.trim().to_owned());
+    let cpus = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    let usable = std::thread::available_parallelism().map_or(0, usize::from);
+    let memory = file("/proc/meminfo")
+        .and_then(|m| {
+            let kib: f64 = m
+                .lines()
+                .find(|l| l.starts_with("MemTotal:"))?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some(format!("{:.1} GiB", kib / 1024.0 / 1024.0))
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    let kernel = file("/proc/sys/kernel/osrelease")
+        .map_or_else(|| "unknown".to_owned(), |k| k.trim().to_owned());
+    let rustc =
+        std::process::Command::new(std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()))
+            .arg("-V")
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map_or_else(
+                || "unknown".to_owned(),
+                |o| String::from_utf8_lossy(&o.stdout).trim().to_owned(),
+            );
+    vec![
+        (
+            "CPU",
+            format!(
+                "{model}, {cpus} logical CPUs in /proc/cpuinfo, {usable} usable by this process"
+            ),
+        ),
+        ("Memory", memory),
+        (
+            "OS",
+            format!(
+                "{} {} (Linux {kernel})",
+                std::env::consts::OS,
+                std::env::consts::ARCH
+            ),
+        ),
+        ("Compiler", rustc),
+        ("Profile", profile.to_owned()),
+    ]
+}
+
+/// The current time, `2026-01-31 12:34 UTC`.
+pub fn now_utc() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day] [hour]:[minute] UTC"
+        ))
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+/// Nanoseconds: no decimals from 100 on, one below.
+pub fn ns(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// A signed difference in nanoseconds.
+pub fn signed(v: f64) -> String {
+    let sign = if v < 0.0 { "−" } else { "+" };
+    format!("{sign}{} ns", ns(v.abs()))
+}
+
+/// The verdict on a target from both measurements: criterion's medians and the paired,
+/// interleaved check.
+pub fn verdict(criterion_ok: bool, paired_ok: bool) -> &'static str {
+    match (criterion_ok, paired_ok) {
+        (true, true) => "**PASS**",
+        (false, false) => "**MISS**",
+        (true, false) => "**split**: criterion PASS, paired MISS",
+        (false, true) => "**split**: criterion MISS, paired PASS",
+    }
+}
+
+/// The median of `v` (sorted in place).
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        f64::midpoint(v[n / 2 - 1], v[n / 2])
+    }
+}
+
+fn begin(name: &str) -> String {
+    format!("<!-- bench:{name}:begin -->")
+}
+
+fn end(name: &str) -> String {
+    format!("<!-- bench:{name}:end -->")
+}
+
+/// The shared header, rewritten on every write so that it stays in step with [`SECTIONS`].
+fn header() -> String {
+    let mut h = String::from(
+        "# Benchmarks\n\n\
+         Generated by the bench binaries under [`benches/`](benches/): do not edit by hand. Each \
+         binary rewrites only its own section below (between its `<!-- bench:NAME:begin/end -->` \
+         markers) on a full run, so every figure in a section comes from one process and one run, \
+         dated in the section; the sections may come from different runs.\n\n\
+         To regenerate a section:\n\n```sh\n",
+    );
+    for (_, command) in SECTIONS {
+        h.push_str(command);
+        h.push('\n');
+    }
+    h.push_str("```\n");
+    h
+}
+
+/// Splits `text` into its sections, in file order. A section runs from a line that is
+/// exactly its begin marker to the line that is exactly its end marker. Text outside the
+/// sections is the header (or, in a file that predates the markers, old content): it is not
+/// kept, and neither is a section without its end marker.
+fn sections(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut open: Option<(String, Vec<&str>)> = None;
+    for line in text.lines() {
+        let marker = line
+            .trim()
+            .strip_prefix("<!-- bench:")
+            .and_then(|m| m.strip_suffix(" -->"));
+        match (&mut open, marker) {
+            (None, Some(m)) => {
+                if let Some(name) = m.strip_suffix(":begin") {
+                    open = Some((name.to_owned(), Vec::new()));
+                }
+            }
+            (Some((name, body)), m) => {
+                if m.is_some_and(|m| m.strip_suffix(":end") == Some(name.as_str())) {
+                    let body = body.join("\n").trim_matches('\n').to_owned();
+                    out.push((std::mem::take(name), body));
+                    open = None;
+                } else {
+                    body.push(line);
+                }
+            }
+            (None, None) => {}
+        }
+    }
+    out
+}
+
+/// Replaces section `name` of `BENCHMARKS.md` with `body` (creating the file or the section
+/// if missing) and keeps the other sections as they are.
+pub fn write_section(name: &str, body: &str) {
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
+    let old = std::fs::read_to_string(&out).unwrap_or_default();
+    let mut kept = sections(&old);
+    if !old.trim().is_empty() && kept.is_empty() {
+        println!(
+            "{} has no section markers: its old content is replaced",
+            out.display()
+        );
+    }
+    match kept.iter_mut().find(|(n, _)| n == name) {
+        Some(section) => section.1 = body.trim_matches('\n').to_owned(),
+        None => kept.push((name.to_owned(), body.trim_matches('\n').to_owned())),
+    }
+    // Known sections in their fixed order, then any others in file order.
+    let rank = |n: &str| {
+        SECTIONS
+            .iter()
+            .position(|(s, _)| *s == n)
+            .unwrap_or(SECTIONS.len())
+    };
+    kept.sort_by_key(|(n, _)| rank(n));
+    let mut md = header();
+    for (n, b) in &kept {
+        md.push_str(&format!("\n{}\n\n{b}\n\n{}\n", begin(n), end(n)));
+    }
+    match std::fs::write(&out, md) {
+        Ok(()) => println!("Wrote the `{name}` section of {}", out.display()),
+        Err(e) => eprintln!("could not write {}: {e}", out.display()),
+    }
+}
