@@ -511,8 +511,11 @@ impl AuthBuilder {
         }
         let static_tokens = StaticTokens::new(&self.static_tokens)?;
         let mut routes = self.routes;
-        // The published JWKS must be reachable by everyone, whatever the default policy.
-        if self.plugin_tokens.is_some() && !routes.iter().any(|r| r.pattern == JWKS_PATH) {
+        // The published JWKS must be reachable by everyone, whatever the default policy: on
+        // issuers (peers fetch their keys) and on verifiers too, whose JWKS (maybe empty) is
+        // how Backstage callers learn that a target takes plugin tokens.
+        let plugin_auth = self.plugin_tokens.is_some() || self.discovery.is_some();
+        if plugin_auth && !routes.iter().any(|r| r.pattern == JWKS_PATH) {
             routes.push(RouteSpec {
                 pattern: JWKS_PATH.to_owned(),
                 methods: Vec::new(),

@@ -6,7 +6,7 @@
 //!
 //! - for a request the service makes **as itself** (no principal, or a machine principal),
 //!   the service's own plugin token, minted once per target and **reused until 60 s before
-//!   it expires**;
+//!   it expires** (a quarter of its lifetime for tokens shorter than 4 minutes);
 //! - for a principal with **access restrictions** (a restricted static or JWKS caller): an
 //!   error. A call on its behalf would carry this service's unrestricted token and escape
 //!   the restrictions (Backstage #35347).
@@ -45,7 +45,8 @@ use crate::plugin::{Discovery, IssueError, now};
 use crate::principal::{Principal, PrincipalType};
 use crate::secret::SecretString;
 
-/// A token is replaced this long before it expires, so it never expires in flight.
+/// A token is replaced this long before it expires, so it never expires in flight: 60 s, or a
+/// quarter of the token's lifetime for short-lived tokens (so a 60 s token is still reused).
 const REFRESH_MARGIN_SECS: u64 = 60;
 
 /// Calls other services with a plugin token attached. Cheap to share (`Arc` it).
@@ -53,6 +54,7 @@ pub struct S2sClient {
     auth: Auth,
     http: reqwest::Client,
     discovery: Arc<dyn Discovery>,
+    /// Per target: the token and the time (unix seconds) to replace it.
     tokens: tokio::sync::Mutex<HashMap<String, (SecretString, u64)>>,
     issued: AtomicU64,
 }
@@ -120,15 +122,18 @@ impl S2sClient {
         }
         // One lock for the check and the mint: concurrent first calls share one token.
         let mut tokens = self.tokens.lock().await;
-        if let Some((token, exp)) = tokens.get(target)
-            && *exp > now() + REFRESH_MARGIN_SECS
+        if let Some((token, replace_at)) = tokens.get(target)
+            && now() < *replace_at
         {
             return Ok(token.clone());
         }
         let token = self.auth.plugin_token(target).await?;
         self.issued.fetch_add(1, Ordering::Relaxed);
-        let exp = crate::plugin::token_exp(&token).unwrap_or_else(now);
-        tokens.insert(target.to_owned(), (token.clone(), exp));
+        let replace_at = match crate::plugin::token_times(&token) {
+            Some((iat, exp)) => exp - REFRESH_MARGIN_SECS.min(exp.saturating_sub(iat) / 4),
+            None => now(),
+        };
+        tokens.insert(target.to_owned(), (token.clone(), replace_at));
         Ok(token)
     }
 

@@ -283,6 +283,11 @@ impl Verifiers {
             if !self.legacy.is_empty() {
                 return Ok(Route::Legacy);
             }
+            // Plugin tokens are the other issuer-less kind: where they are verified, an
+            // issuer-less token that is none of the above fails on its `typ`.
+            if self.plugin.is_some() {
+                return Err(VerifyError::WrongType);
+            }
             return Err(VerifyError::MissingClaim("iss"));
         };
         let by_issuer = |v: &JwksVerifier| {

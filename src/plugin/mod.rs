@@ -177,10 +177,13 @@ pub(crate) async fn issue(
     }
     let key = keys.signing_key().await?;
     let iat = now();
+    // At most one key duration (Backstage's lifetime): verifiers refuse tokens living
+    // longer than their key duration plus leeway, so with the same key duration on both
+    // sides every token verifies.
     let mut exp = iat
         + PLUGIN_TOKEN_LIFETIME
             .as_secs()
-            .min(2 * keys.key_duration().as_secs());
+            .min(keys.key_duration().as_secs());
     if let Some(max) = max_exp {
         exp = exp.min(max);
     }
@@ -196,17 +199,15 @@ pub(crate) async fn issue(
         .map_err(|e| IssueError::Signing(e.to_string()))
 }
 
-/// The `exp` of a token this crate minted (read without verifying: it is our own).
-pub(crate) fn token_exp(token: &SecretString) -> Option<u64> {
+/// The `iat` and `exp` of a token this crate minted (read without verifying: it is our own).
+pub(crate) fn token_times(token: &SecretString) -> Option<(u64, u64)> {
     use base64::Engine as _;
     let payload = token.expose_secret().split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload)
         .ok()?;
-    serde_json::from_slice::<Value>(&bytes)
-        .ok()?
-        .get("exp")?
-        .as_u64()
+    let claims = serde_json::from_slice::<Value>(&bytes).ok()?;
+    Some((claims.get("iat")?.as_u64()?, claims.get("exp")?.as_u64()?))
 }
 
 /// Verifies plugin tokens addressed to this service.
