@@ -12,13 +12,13 @@
 //!     .static_token(StaticToken::new("ci-bot", "a-long-random-token-for-ci"))
 //!     .route("/healthz", [Method::GET], RoutePolicy::unauthenticated())
 //!     .route("/entities", [Method::POST], RoutePolicy::authenticated())
-//!     .build()
-//!     .unwrap();
+//!     .build()?;
 //! let table = auth.access_table();
 //! let markdown = table.to_markdown();
 //! assert!(markdown.contains("| `/entities` | POST |"));
 //! let json = table.to_json();
 //! assert_eq!(json["rows"][1]["cells"]["static"]["status"], 403);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use http::Method;

@@ -12,10 +12,10 @@
 //! let auth = Auth::builder("catalog")
 //!     .audit_sink(memory.clone())
 //!     .audit_sink(Arc::new(JsonLinesSink::new(std::io::stderr())))
-//!     .build()
-//!     .unwrap();
+//!     .build()?;
 //! # let _ = auth;
 //! assert!(memory.events().is_empty());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use std::io::Write;

@@ -177,11 +177,11 @@ impl Auth {
     ///
     /// let auth = Auth::builder("catalog")
     ///     .route("/healthz", [Method::GET], RoutePolicy::unauthenticated())
-    ///     .build()
-    ///     .unwrap();
+    ///     .build()?;
     /// let routes = auth.routes();
     /// assert_eq!(routes[0].0, "/healthz");
     /// assert_eq!(routes[0].1, Some(&Method::GET));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn routes(&self) -> Vec<(&str, Option<&Method>, &RoutePolicy)> {
         let mut out = Vec::new();

@@ -18,22 +18,22 @@
 //! use std::sync::Arc;
 //! use s2s_auth::{Auth, MemoryStore, PluginTokens, S2sClient, StaticDiscovery};
 //!
-//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let auth = Auth::builder("scaffolder")
 //!     .plugin_tokens(PluginTokens::new(Arc::new(MemoryStore::default())))
-//!     .build()
-//!     .unwrap();
+//!     .build()?;
 //! let client = S2sClient::new(
 //!     auth,
 //!     StaticDiscovery::new([("catalog", "http://catalog.internal:7007/api/catalog")]),
 //! );
 //! let request = client
 //!     .request(None, "catalog", http::Method::GET, "/entities")
-//!     .await
-//!     .unwrap();
+//!     .await?;
 //! # let _ = request;
 //! assert_eq!(client.tokens_issued(), 1);
-//! # });
+//! # Ok(())
+//! # }
 //! ```
 
 use std::collections::HashMap;

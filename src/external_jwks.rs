@@ -25,9 +25,9 @@
 //!             .subject_prefix("idp"),
 //!     )
 //!     .user_provider(UserProvider::oidc("https://login.example.com").audiences(["catalog"]))
-//!     .build()
-//!     .unwrap();
+//!     .build()?;
 //! # let _ = auth;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use std::sync::{Mutex, PoisonError};

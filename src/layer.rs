@@ -6,13 +6,13 @@
 //!
 //! let auth = Auth::builder("catalog")
 //!     .static_token(StaticToken::new("ci-bot", "a-long-random-token-for-ci"))
-//!     .build()
-//!     .unwrap();
+//!     .build()?;
 //! // Apply it to the outermost router, and declare policies with the full paths the
 //! // router sees: the layer matches `request.uri().path()` against its own registry.
 //! let app: Router = Router::new()
 //!     .route("/entities", get(|| async { "[]" }))
 //!     .layer(auth.layer());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! The layer works on any `tower::Service<http::Request<B>>` whose response body can be

@@ -11,9 +11,9 @@
 //!
 //! let auth = Auth::builder("catalog")
 //!     .legacy_secret(LegacySecret::new("c2VjcmV0LXNoYXJlZC13aXRoLWJhY2tzdGFnZQ==", "old-backend"))
-//!     .build()
-//!     .unwrap();
+//!     .build()?;
 //! # let _ = auth;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use base64::Engine as _;

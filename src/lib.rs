@@ -25,7 +25,9 @@
 //!     .route("/entities", post(|| async { "created" })) // static tokens: 403 (read-only)
 //!     .layer(auth.layer());
 //!
-//! println!("{}", auth.access_table().to_markdown());
+//! // Which routes each kind of credential can reach: log it, serve it, or diff it in CI.
+//! let table = auth.access_table().to_markdown();
+//! assert!(table.contains("| `/healthz` | GET | allow |"));
 //! # Ok::<(), s2s_auth::ConfigError>(())
 //! ```
 //!

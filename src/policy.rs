@@ -26,9 +26,11 @@
 //!     )
 //!     .route("/admin/tokens", [], RoutePolicy::authenticated().sensitive(true))
 //!     .default_policy(DefaultPolicy::Deny)
-//!     .build()
-//!     .unwrap();
-//! println!("{}", auth.access_table().to_markdown());
+//!     .build()?;
+//! let table = auth.access_table().to_markdown();
+//! assert!(table.contains("| `/healthz` | * (read) | allow |"));
+//! assert!(table.contains("| `<unlisted>` | * (read) | 401 needs credentials |"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! # The rules, in the order they are checked

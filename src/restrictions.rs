@@ -13,10 +13,10 @@
 //! let restrictions = AccessRestrictions::new([
 //!     AccessRestriction::plugin("catalog").actions([Action::Read]),
 //!     AccessRestriction::plugin("search"),
-//! ])
-//! .unwrap();
+//! ])?;
 //! assert!(restrictions.for_plugin("catalog").is_some());
 //! assert!(restrictions.for_plugin("scaffolder").is_none());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use std::collections::BTreeSet;

@@ -24,9 +24,9 @@
 //!     .static_token(StaticToken::new("ci-bot", "a-long-random-token-for-ci"))
 //!     // Rotation: the new token works alongside the old one until the old one is removed.
 //!     .static_token(StaticToken::new("ci-bot", "the-next-long-random-token").allow_writes(true))
-//!     .build()
-//!     .unwrap();
+//!     .build()?;
 //! # let _ = auth;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use std::collections::HashMap;

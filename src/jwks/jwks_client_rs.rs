@@ -26,10 +26,11 @@
 //! use std::time::Duration;
 //! use s2s_auth::{Auth, jwks::JwksClientRsFetcher};
 //!
-//! let fetcher = JwksClientRsFetcher::new(Duration::from_secs(5)).unwrap();
-//! let auth = Auth::builder("catalog").key_fetcher(Arc::new(fetcher)).build().unwrap();
+//! let fetcher = JwksClientRsFetcher::new(Duration::from_secs(5))?;
+//! let auth = Auth::builder("catalog").key_fetcher(Arc::new(fetcher)).build()?;
 //! # let _ = auth;
 //! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use std::collections::HashMap;

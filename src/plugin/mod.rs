@@ -19,15 +19,16 @@
 //! use std::time::Duration;
 //! use s2s_auth::{Auth, MemoryStore, PluginTokens, StaticDiscovery};
 //!
-//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let scaffolder = Auth::builder("scaffolder")
 //!     .plugin_tokens(PluginTokens::new(Arc::new(MemoryStore::default())))
 //!     .discovery(StaticDiscovery::new([("catalog", "http://catalog.internal:7007/api/catalog")]))
-//!     .build()
-//!     .unwrap();
-//! let token = scaffolder.plugin_token("catalog").await.unwrap();
+//!     .build()?;
+//! let token = scaffolder.plugin_token("catalog").await?;
 //! assert!(token.expose_secret().starts_with("eyJ"));
-//! # });
+//! # Ok(())
+//! # }
 //! ```
 
 mod keys;

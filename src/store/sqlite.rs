@@ -41,7 +41,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// # async fn main() -> Result<(), s2s_auth::StoreError> {
 /// let store = SqliteStore::open(":memory:").await?;
 /// assert!(store.public_keys("catalog", 0).await?.is_empty());
-/// println!("{store:?}"); // SqliteStore { path: ":memory:" }
+/// // Debug shows where the store is, never a secret.
+/// assert_eq!(format!("{store:?}"), r#"SqliteStore { path: ":memory:" }"#);
 /// # Ok(())
 /// # }
 /// ```
