@@ -62,8 +62,8 @@ const SET_SEARCH_PATH: &str = "SET search_path TO s2s_auth";
 /// use s2s_auth::{PostgresStore, Store};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), s2s_auth::StoreError> {
-/// let url = std::env::var("DATABASE_URL").expect("DATABASE_URL"); // postgres://user:pass@host/db
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let url = std::env::var("DATABASE_URL")?; // postgres://user:pass@host/db
 /// let store: Arc<dyn Store> = Arc::new(PostgresStore::connect(&url).await?);
 /// let keys = store.public_keys("catalog", 1_700_000_000).await?;
 /// # Ok(())
