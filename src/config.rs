@@ -222,8 +222,8 @@ impl<'a> Node<'a> {
             .ok_or_else(|| self.err("expected a string (quote it if it looks like a number)"))
     }
 
-    /// A whole number within bounds.
-    fn seconds(&self, min: u64, max: u64) -> Result<u64, ConfigError> {
+    /// A whole number within bounds (seconds, bytes).
+    fn whole_number(&self, min: u64, max: u64) -> Result<u64, ConfigError> {
         self.value
             .as_u64()
             .filter(|n| (min..=max).contains(n))
@@ -313,7 +313,7 @@ fn parse_root(root: &Node<'_>) -> Result<AuthBuilder, ConfigError> {
         builder.jwks_config = parse_jwks_cache(&jwks)?;
     }
     if let Some(leeway) = s2s.get("leewaySeconds")? {
-        builder.leeway_secs = leeway.seconds(0, 300)?;
+        builder.leeway_secs = leeway.whole_number(0, 300)?;
     }
     if let Some(discovery) = s2s.get("discovery")? {
         let mut urls = Vec::new();
@@ -344,7 +344,7 @@ fn parse_root(root: &Node<'_>) -> Result<AuthBuilder, ConfigError> {
         if let Some(p) = &plugin_tokens {
             p.only_keys(&["keyDurationSeconds"])?;
             if let Some(d) = p.get("keyDurationSeconds")? {
-                key_duration = Duration::from_secs(d.seconds(60, 86_400)?);
+                key_duration = Duration::from_secs(d.whole_number(60, 86_400)?);
             }
         }
         let kind = match &key_store {
@@ -712,20 +712,20 @@ fn parse_jwks_cache(node: &Node<'_>) -> Result<JwksCacheConfig, ConfigError> {
     ])?;
     let mut c = JwksCacheConfig::default();
     if let Some(n) = node.get("refreshSeconds")? {
-        c.refresh_interval = Duration::from_secs(n.seconds(60, 86_400)?);
+        c.refresh_interval = Duration::from_secs(n.whole_number(60, 86_400)?);
     }
     if let Some(n) = node.get("unknownKidCooldownSeconds")? {
-        c.unknown_kid_cooldown = Duration::from_secs(n.seconds(6, 3_600)?);
+        c.unknown_kid_cooldown = Duration::from_secs(n.whole_number(6, 3_600)?);
     }
     if let Some(n) = node.get("maxStaleSeconds")? {
-        c.max_stale = Duration::from_secs(n.seconds(0, 7 * 86_400)?);
+        c.max_stale = Duration::from_secs(n.whole_number(0, 7 * 86_400)?);
     }
     if let Some(n) = node.get("fetchTimeoutSeconds")? {
-        c.fetch_timeout = Duration::from_secs(n.seconds(1, 60)?);
+        c.fetch_timeout = Duration::from_secs(n.whole_number(1, 60)?);
     }
     if let Some(n) = node.get("maxBodyBytes")? {
-        c.max_body_bytes =
-            usize::try_from(n.seconds(1_024, 16 * 1024 * 1024)?).map_err(|_| n.err("too large"))?;
+        c.max_body_bytes = usize::try_from(n.whole_number(1_024, 16 * 1024 * 1024)?)
+            .map_err(|_| n.err("too large"))?;
     }
     Ok(c)
 }

@@ -199,8 +199,8 @@ impl StaticToken {
 
 struct Entry {
     digest: [u8; 32],
+    /// The same for every request; it carries the token's expiry.
     principal: Principal,
-    expires_at: Option<OffsetDateTime>,
 }
 
 /// The table of configured static tokens, looked up by digest.
@@ -231,7 +231,6 @@ impl StaticTokens {
             bucket.push(Entry {
                 digest,
                 principal: token.principal(),
-                expires_at: token.expires_at,
             });
             table.len += 1;
         }
@@ -261,7 +260,7 @@ impl StaticTokens {
             .iter()
             .find(|e| bool::from(e.digest.ct_eq(&digest)))
             .ok_or(VerifyError::Unrecognised)?;
-        if entry.expires_at.is_some_and(|at| now >= at) {
+        if entry.principal.expires_at().is_some_and(|at| now >= at) {
             return Err(VerifyError::Expired);
         }
         Ok(entry.principal.clone())

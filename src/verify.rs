@@ -290,21 +290,12 @@ impl Verifiers {
             }
             return Err(VerifyError::MissingClaim("iss"));
         };
-        let by_issuer = |v: &JwksVerifier| {
-            v.issuers
-                .as_ref()
-                .is_some_and(|list| list.iter().any(|i| i == iss))
-                && (!backstage_user || v.is_backstage_user())
-        };
+        let by_issuer =
+            |v: &JwksVerifier| v.has_issuer(iss) && (!backstage_user || v.is_backstage_user());
         if let Some(route) = self.pick(by_issuer, &u.aud) {
             return route;
         }
-        let issuer_known = self.jwks.iter().any(|v| {
-            v.issuers
-                .as_ref()
-                .is_some_and(|list| list.iter().any(|i| i == iss))
-        });
-        if backstage_user && issuer_known {
+        if backstage_user && self.jwks.iter().any(|v| v.has_issuer(iss)) {
             // A Backstage user token from an issuer configured for other kinds of tokens.
             return Err(VerifyError::WrongType);
         }

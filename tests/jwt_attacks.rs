@@ -173,7 +173,7 @@ async fn rejects_hs256_signed_with_the_rsa_public_key() {
     let jwk = f.rsa.jwk();
     let pem = format!(
         "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
-        base64_std(&spki)
+        b64_std(&spki)
     );
     let n = jwk["n"].as_str().expect("n").as_bytes().to_vec();
     for secret in [
@@ -208,7 +208,7 @@ async fn never_follows_key_headers() {
         ("jku", json!(attacker.jwks_url())),
         ("x5u", json!(format!("{}/cert.pem", attacker.base()))),
         ("jwk", attacker_jwk),
-        ("x5c", json!([base64_std(b"not really a certificate")])),
+        ("x5c", json!([b64_std(b"not really a certificate")])),
     ];
     for (name, value) in headers {
         let mut header = json!({ "alg": "ES256", "typ": "JWT", "kid": "ec-1" });

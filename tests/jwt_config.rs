@@ -185,7 +185,7 @@ fn legacy_entry(subject: &str) -> String {
 #[test]
 fn legacy_secret_must_be_base64_of_16_bytes() {
     let not_base64 = "this is not base64 but it is secret!";
-    let short = base64_std(b"fifteen-bytes!!"); // 15 bytes
+    let short = b64_std(b"fifteen-bytes!!"); // 15 bytes
     for secret in [not_base64.to_owned(), short.clone(), "c2VjcmV0".to_owned()] {
         let env = |name: &str| (name == "SECRET").then(|| secret.clone());
         let err = config_error(&legacy_entry("old-backend"), env, &[&secret]);
@@ -196,7 +196,7 @@ fn legacy_secret_must_be_base64_of_16_bytes() {
         );
     }
     // 16 bytes is enough.
-    let sixteen = base64_std(b"sixteen-bytes!!!");
+    let sixteen = b64_std(b"sixteen-bytes!!!");
     AuthBuilder::from_yaml_str_with_env(&legacy_entry("old-backend"), |_| Some(sixteen.clone()))
         .and_then(AuthBuilder::build)
         .expect("16 bytes is enough");
@@ -204,7 +204,7 @@ fn legacy_secret_must_be_base64_of_16_bytes() {
 
 #[test]
 fn legacy_entry_checks_subject_and_keys() {
-    let secret = base64_std(b"a-perfectly-good-legacy-secret");
+    let secret = b64_std(b"a-perfectly-good-legacy-secret");
     let env = |_: &str| Some(secret.clone());
     let err = config_error(&legacy_entry("'old backend'"), env, &[&secret]);
     assert_eq!(
@@ -225,8 +225,8 @@ fn legacy_entry_checks_subject_and_keys() {
 
 #[test]
 fn deprecated_keys_errors_point_at_the_key() {
-    let good = base64_std(b"a-perfectly-good-legacy-secret");
-    let short = base64_std(b"too-short");
+    let good = b64_std(b"a-perfectly-good-legacy-secret");
+    let short = b64_std(b"too-short");
     let yaml = format!(
         "s2s:\n  serviceId: catalog\nbackend:\n  auth:\n    keys:\n      - secret: {good}\n      - secret: {short}\n"
     );
@@ -372,7 +372,7 @@ backend:
 }
 
 fn legacy_env(name: &str) -> Option<String> {
-    (name == "LEGACY").then(|| base64_std(b"yaml-configured-legacy-secret!!"))
+    (name == "LEGACY").then(|| b64_std(b"yaml-configured-legacy-secret!!"))
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -14,12 +14,12 @@ use serde_json::{Value, json};
 
 /// Base64 of 32 bytes: the current secret.
 fn secret_a() -> String {
-    base64_std(b"legacy-secret-a-0123456789abcdef")
+    b64_std(b"legacy-secret-a-0123456789abcdef")
 }
 
 /// Base64 of 32 bytes: the next secret (rotation).
 fn secret_b() -> String {
-    base64_std(b"legacy-secret-b-fedcba9876543210")
+    b64_std(b"legacy-secret-b-fedcba9876543210")
 }
 
 fn harness() -> Harness {
@@ -64,7 +64,7 @@ async fn both_secrets_are_accepted_during_rotation() {
         assert_eq!(principal["subject"], subject);
     }
     // A secret nobody configured.
-    let other = base64_std(b"some-other-backend-secret-0000000");
+    let other = b64_std(b"some-other-backend-secret-0000000");
     let (reply, event) = get(&h, &legacy_token(&other, &legacy_claims())).await;
     assert_invalid_token(&reply, &event, "signature does not verify", "bad_signature");
 }

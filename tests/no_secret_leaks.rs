@@ -28,7 +28,7 @@ fn oversized_token() -> String {
 
 /// `Basic` credentials carrying a configured token as the password.
 fn basic_credentials() -> String {
-    base64(format!("ci-bot:{CI_TOKEN}").as_bytes(), BASE64_STD, true)
+    b64_std(format!("ci-bot:{CI_TOKEN}").as_bytes())
 }
 
 /// The decoded legacy secret of the standard configuration (`LEGACY_SECRET` is its base64).
@@ -46,7 +46,7 @@ fn legacy_tokens() -> &'static [String] {
         other_sub["sub"] = serde_json::json!("plugin:catalog");
         let mut expired = legacy_claims();
         expired["exp"] = serde_json::json!(now() - 3600);
-        let unknown = base64(b"a-legacy-secret-nobody-configured", BASE64_STD, true);
+        let unknown = b64_std(b"a-legacy-secret-nobody-configured");
         vec![
             legacy_token(LEGACY_SECRET, &legacy_claims()),
             legacy_token(LEGACY_SECRET, &with_aud),
@@ -368,11 +368,7 @@ fn needles() -> Vec<String> {
 
 #[test]
 fn no_token_or_secret_in_logs_audit_responses_or_debug() {
-    // The search below is only as good as the encoders it uses (RFC 4648 test vectors).
-    assert_eq!(base64(b"f", BASE64_STD, true), "Zg==");
-    assert_eq!(base64(b"fo", BASE64_STD, true), "Zm8=");
-    assert_eq!(base64(b"foobar", BASE64_STD, true), "Zm9vYmFy");
-    assert_eq!(base64(&[0xfb, 0xff], BASE64_URL, false), "-_8");
+    // The search below is only as good as its hex encoder (base64 is the `base64` crate's).
     assert_eq!(hex(b"\x01\xab"), "01ab");
 
     let logs = SharedBuf::default();

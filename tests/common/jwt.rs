@@ -24,16 +24,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use super::{BASE64_STD, BASE64_URL, base64};
+use super::b64url;
 
 /// Seconds since the epoch.
 pub fn now() -> u64 {
     jsonwebtoken::get_current_timestamp()
-}
-
-/// Unpadded base64url.
-pub fn b64url(bytes: &[u8]) -> String {
-    base64(bytes, BASE64_URL, false)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -198,11 +193,6 @@ fn der_tlv(input: &[u8]) -> (u8, &[u8], &[u8]) {
         }
     };
     (tag, &input[header..header + len], &input[header + len..])
-}
-
-/// Standard base64 with padding (how Backstage configures legacy secrets).
-pub fn base64_std(bytes: &[u8]) -> String {
-    base64(bytes, BASE64_STD, true)
 }
 
 /// A Backstage legacy token: HS256 signed with the base64-decoded `secret_base64`.

@@ -7,6 +7,7 @@
 
 pub mod jwt;
 
+use base64::Engine as _;
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -180,34 +181,15 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Base64 with the given 64-character alphabet, padded with `=` when `pad`.
-pub fn base64(bytes: &[u8], alphabet: &[u8; 64], pad: bool) -> String {
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            out.push(char::from(alphabet[((n >> (18 - 6 * i)) & 63) as usize]));
-        }
-        if pad {
-            for _ in chunk.len()..3 {
-                out.push('=');
-            }
-        }
-    }
-    out
+/// Standard base64, padded.
+pub fn b64_std(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// The standard base64 alphabet.
-pub const BASE64_STD: &[u8; 64] =
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-/// The URL-safe base64 alphabet.
-pub const BASE64_URL: &[u8; 64] =
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+/// Unpadded base64url (JWT segments).
+pub fn b64url(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
 
 /// Every form in which a secret could leak: itself, hex (both cases), base64 (standard
 /// padded and unpadded, URL-safe).
@@ -217,9 +199,9 @@ pub fn leak_forms(secret: &str) -> Vec<String> {
         secret.to_owned(),
         hex(bytes),
         hex(bytes).to_uppercase(),
-        base64(bytes, BASE64_STD, true),
-        base64(bytes, BASE64_STD, false),
-        base64(bytes, BASE64_URL, false),
+        b64_std(bytes),
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes),
+        b64url(bytes),
     ]
 }
 
