@@ -109,7 +109,7 @@ impl AccessTable {
                 )),
             ));
         }
-        if verifiers.plugin.is_some() {
+        if let Some(plugin) = &verifiers.plugin {
             columns.push((
                 CredentialKind::Plugin.as_str().to_owned(),
                 Some(Principal::new(
@@ -118,6 +118,19 @@ impl AccessTable {
                     CredentialKind::Plugin,
                 )),
             ));
+            // On-behalf-of tokens verify where a Backstage identity provider can check the
+            // user (`obo`) or some service is trusted to name one (`act`).
+            if verifiers.jwks.iter().any(|v| v.is_backstage_user())
+                || !plugin.trusted_actors.is_empty()
+            {
+                columns.push((
+                    CredentialKind::Obo.as_str().to_owned(),
+                    Some(
+                        Principal::new(PrincipalType::User, "user:*", CredentialKind::Obo)
+                            .with_actor("plugin:*"),
+                    ),
+                ));
+            }
         }
         // Restricted JWT callers get a column of their own, named after their config entry.
         for v in &verifiers.jwks {

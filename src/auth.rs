@@ -37,7 +37,7 @@ use crate::plugin::{
     Discovery, IssueError, JWKS_PATH, KeyManager, PluginTokens, PluginVerifier, issue,
 };
 use crate::policy::{DefaultPolicy, PolicyRegistry, Resolved, RoutePolicy, RouteSpec, authorize};
-use crate::principal::Principal;
+use crate::principal::{Principal, PrincipalType};
 use crate::secret::SecretString;
 use crate::secret::{Fingerprint, sha256};
 use crate::static_token::{StaticToken, StaticTokens};
@@ -102,6 +102,7 @@ impl Auth {
             verified_cache_capacity: DEFAULT_VERIFIED_CACHE_CAPACITY,
             plugin_tokens: None,
             discovery: None,
+            trusted_actors: Vec::new(),
             pending_store: None,
         }
     }
@@ -122,6 +123,94 @@ impl Auth {
     pub async fn plugin_token(&self, target: &str) -> Result<SecretString, IssueError> {
         let keys = self.inner.keys.as_ref().ok_or(IssueError::NotConfigured)?;
         issue(keys, &self.inner.service_id, target, None, None).await
+    }
+
+    /// Mints a plugin token for calling `target` **on behalf of** `principal`, the user who
+    /// called this service (see the [`obo`](crate::obo) module for the wire format):
+    ///
+    /// - a Backstage user whose token carried the identity provider's proof (`uip`): the
+    ///   delegated form, with the limited user token in `obo`; the receiver verifies the user
+    ///   against the identity provider;
+    /// - any other user (OIDC, an on-behalf-of principal in the actor form): the actor form,
+    ///   `sub` the user and `act: {"sub": <this service>}`; receivers accept it only if they
+    ///   list this service in their trusted actors.
+    ///
+    /// Its `exp` never passes the user's token's. Errors: [`IssueError::RestrictedPrincipal`]
+    /// for a principal with access restrictions (a token on its behalf would escape them),
+    /// [`IssueError::CannotDelegate`] for a machine or nobody (call as this service with
+    /// [`plugin_token`](Self::plugin_token)), or a user whose token has expired.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use s2s_auth::{Auth, CredentialKind, IssueError, MemoryStore, PluginTokens, Principal, PrincipalType};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let scaffolder = Auth::builder("scaffolder")
+    ///     .plugin_tokens(PluginTokens::new(Arc::new(MemoryStore::default())))
+    ///     .build()?;
+    /// let expires = time::OffsetDateTime::now_utc() + time::Duration::minutes(10);
+    /// let jane = Principal::new(PrincipalType::User, "user:default/jane", CredentialKind::User)
+    ///     .with_expiry(expires);
+    /// let token = scaffolder.on_behalf_of_token(&jane, "catalog").await?;
+    /// assert!(token.expose_secret().starts_with("eyJ"));
+    ///
+    /// let ci = Principal::new(PrincipalType::Service, "external:ci", CredentialKind::Static);
+    /// assert!(matches!(
+    ///     scaffolder.on_behalf_of_token(&ci, "catalog").await,
+    ///     Err(IssueError::CannotDelegate(_))
+    /// ));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn on_behalf_of_token(
+        &self,
+        principal: &Principal,
+        target: &str,
+    ) -> Result<SecretString, IssueError> {
+        if principal.restrictions().is_some() {
+            return Err(IssueError::RestrictedPrincipal);
+        }
+        if principal.principal_type() != PrincipalType::User {
+            return Err(IssueError::CannotDelegate(
+                "only a user can be acted for; a service calls as itself (plugin_token)",
+            ));
+        }
+        let keys = self.inner.keys.as_ref().ok_or(IssueError::NotConfigured)?;
+        let service_id = &self.inner.service_id;
+        let now = crate::plugin::now();
+        if let Some(limited) = principal.limited_user_token() {
+            if limited.exp <= now {
+                return Err(IssueError::CannotDelegate("the user's token has expired"));
+            }
+            let obo = serde_json::Value::from(limited.token.expose_secret());
+            return issue(
+                keys,
+                service_id,
+                target,
+                Some(("obo", obo)),
+                Some(limited.exp),
+            )
+            .await;
+        }
+        let user_exp = principal
+            .expires_at()
+            .map(|t| u64::try_from(t.unix_timestamp()).unwrap_or(0))
+            .ok_or(IssueError::CannotDelegate(
+                "the user's credential has no expiry",
+            ))?;
+        if user_exp <= now {
+            return Err(IssueError::CannotDelegate("the user's token has expired"));
+        }
+        let act = serde_json::json!({ "sub": service_id });
+        issue(
+            keys,
+            principal.subject(),
+            target,
+            Some(("act", act)),
+            Some(user_exp),
+        )
+        .await
     }
 
     /// A router serving this service's published keys at
@@ -351,6 +440,7 @@ pub struct AuthBuilder {
     verified_cache_capacity: u64,
     pub(crate) plugin_tokens: Option<PluginTokens>,
     discovery: Option<Arc<dyn Discovery>>,
+    pub(crate) trusted_actors: Vec<String>,
     /// A key store named by configuration, opened by [`AuthBuilder::build_async`].
     pub(crate) pending_store: Option<(crate::store::StoreSpec, std::time::Duration)>,
 }
@@ -448,6 +538,28 @@ impl AuthBuilder {
         self
     }
 
+    /// The services whose word this service takes for a user: on-behalf-of tokens in the
+    /// actor form (`sub` the user, `act: {"sub": <service>}`, RFC 8693), which carry no proof
+    /// from the identity provider, are accepted only from these (config
+    /// `s2s.trustedActors`). Empty by default: the actor form is refused. The delegated
+    /// Backstage form (`obo`) needs no trust, since the identity provider signed the user.
+    /// Needs [`discovery`](Self::discovery), to find each actor's keys.
+    ///
+    /// ```
+    /// use s2s_auth::{Auth, StaticDiscovery};
+    ///
+    /// let catalog = Auth::builder("catalog")
+    ///     .discovery(StaticDiscovery::new([("scaffolder", "http://scaffolder:7007/api/scaffolder")]))
+    ///     .trusted_actors(["scaffolder"])
+    ///     .build()?;
+    /// # let _ = catalog;
+    /// # Ok::<(), s2s_auth::ConfigError>(())
+    /// ```
+    pub fn trusted_actors<I: IntoIterator<Item = S>, S: Into<String>>(mut self, actors: I) -> Self {
+        self.trusted_actors = actors.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Sets the policy of `pattern` (axum syntax: `/entities/{id}`, `/files/{*rest}`) for
     /// `methods`, or for every method not listed elsewhere when `methods` is empty.
     pub fn route(
@@ -538,8 +650,30 @@ impl AuthBuilder {
             Some(p) => Some(Arc::new(p.into_manager(&self.service_id)?)),
             None => None,
         };
+        if let Some(bad) = self
+            .trusted_actors
+            .iter()
+            .position(|a| !is_valid_service_id(a))
+        {
+            return Err(ConfigError::invalid(
+                format!("s2s.trustedActors[{bad}]"),
+                "not a valid service id (^[a-z0-9_-]+$)",
+            ));
+        }
+        if !self.trusted_actors.is_empty() && self.discovery.is_none() {
+            return Err(ConfigError::invalid(
+                "s2s.trustedActors",
+                "trusted actors need s2s.discovery, to find each actor's keys",
+            ));
+        }
         let plugin = self.discovery.map(|d| {
-            PluginVerifier::new(self.service_id.clone(), d, key_duration, self.leeway_secs)
+            PluginVerifier::new(
+                self.service_id.clone(),
+                d,
+                key_duration,
+                self.trusted_actors,
+                self.leeway_secs,
+            )
         });
         let mut jwks = Vec::new();
         for access in self.jwks_access {

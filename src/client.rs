@@ -10,9 +10,10 @@
 //! - for a principal with **access restrictions** (a restricted static or JWKS caller): an
 //!   error. A call on its behalf would carry this service's unrestricted token and escape
 //!   the restrictions (Backstage #35347).
-//! - for a **user**: an on-behalf-of token. This version does not mint those yet, so the
-//!   call is refused with [`IssueError::CannotDelegate`] rather than silently made as the
-//!   service.
+//! - for a **user**: an on-behalf-of token ([`Auth::on_behalf_of_token`]): the receiver
+//!   sees the user, with this service as actor. One per target and user credential, reused
+//!   the same way (in a bounded cache of 10,000 entries); concurrent first calls for the
+//!   same user may each mint one, all valid.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -49,6 +50,18 @@ use crate::secret::SecretString;
 /// quarter of the token's lifetime for short-lived tokens (so a 60 s token is still reused).
 const REFRESH_MARGIN_SECS: u64 = 60;
 
+/// How many on-behalf-of tokens a client keeps (one per target and user credential).
+const OBO_CACHE_CAPACITY: u64 = 10_000;
+
+/// When to replace a token this crate minted: [`REFRESH_MARGIN_SECS`] before it expires, or
+/// a quarter of its lifetime for short-lived ones.
+fn replace_at(token: &SecretString) -> u64 {
+    match crate::plugin::token_times(token) {
+        Some((iat, exp)) => exp - REFRESH_MARGIN_SECS.min(exp.saturating_sub(iat) / 4),
+        None => now(),
+    }
+}
+
 /// Calls other services with a plugin token attached. Cheap to share (`Arc` it).
 pub struct S2sClient {
     auth: Auth,
@@ -56,6 +69,8 @@ pub struct S2sClient {
     discovery: Arc<dyn Discovery>,
     /// Per target: the token and the time (unix seconds) to replace it.
     tokens: tokio::sync::Mutex<HashMap<String, (SecretString, u64)>>,
+    /// On-behalf-of tokens, by SHA-256 of target, user and user credential.
+    on_behalf_of: moka::sync::Cache<[u8; 32], (SecretString, u64)>,
     issued: AtomicU64,
 }
 
@@ -94,6 +109,10 @@ impl S2sClient {
             http,
             discovery: Arc::new(discovery),
             tokens: tokio::sync::Mutex::new(HashMap::new()),
+            on_behalf_of: moka::sync::Cache::builder()
+                .max_capacity(OBO_CACHE_CAPACITY)
+                .time_to_live(std::time::Duration::from_secs(3600))
+                .build(),
             issued: AtomicU64::new(0),
         }
     }
@@ -115,9 +134,7 @@ impl S2sClient {
                 return Err(IssueError::RestrictedPrincipal);
             }
             if p.principal_type() == PrincipalType::User {
-                return Err(IssueError::CannotDelegate(
-                    "on-behalf-of tokens for users are not supported by this version",
-                ));
+                return self.on_behalf_of(p, target).await;
             }
         }
         // One lock for the check and the mint: concurrent first calls share one token.
@@ -129,11 +146,38 @@ impl S2sClient {
         }
         let token = self.auth.plugin_token(target).await?;
         self.issued.fetch_add(1, Ordering::Relaxed);
-        let replace_at = match crate::plugin::token_times(&token) {
-            Some((iat, exp)) => exp - REFRESH_MARGIN_SECS.min(exp.saturating_sub(iat) / 4),
-            None => now(),
+        tokens.insert(target.to_owned(), (token.clone(), replace_at(&token)));
+        Ok(token)
+    }
+
+    /// An on-behalf-of token for `user`, reused while the same user credential calls.
+    async fn on_behalf_of(
+        &self,
+        user: &Principal,
+        target: &str,
+    ) -> Result<SecretString, IssueError> {
+        // The user's credential is part of the key: a new login gets a new token.
+        let credential = match user.limited_user_token() {
+            Some(limited) => limited.token.expose_secret().to_owned(),
+            None => user
+                .expires_at()
+                .map_or(0, |t| t.unix_timestamp())
+                .to_string(),
         };
-        tokens.insert(target.to_owned(), (token.clone(), replace_at));
+        let key = crate::secret::sha256(
+            [target, user.subject(), credential.as_str()]
+                .join("\n")
+                .as_bytes(),
+        );
+        if let Some((token, replace_at)) = self.on_behalf_of.get(&key)
+            && now() < replace_at
+        {
+            return Ok(token);
+        }
+        let token = self.auth.on_behalf_of_token(user, target).await?;
+        self.issued.fetch_add(1, Ordering::Relaxed);
+        self.on_behalf_of
+            .insert(key, (token.clone(), replace_at(&token)));
         Ok(token)
     }
 

@@ -29,8 +29,18 @@
 //!     fetchTimeoutSeconds: 5
 //!     maxBodyBytes: 1048576
 //!   leewaySeconds: 30
+//!   discovery:                       # service id -> base URL: whose plugin tokens verify here
+//!     scaffolder: http://scaffolder.internal:7007/api/scaffolder
+//!   trustedActors: [scaffolder]      # may act for users without the IdP's proof (`act` form)
+//!   pluginTokens:                    # this service issues plugin tokens
+//!     keyDurationSeconds: 3600
 //! backend:
+//!   database:                        # where generated keys are kept (default: SQLite)
+//!     client: pg                     # or better-sqlite3
+//!     connection: ${DATABASE_URL}
 //!   auth:
+//!     pluginKeyStore:                # optional: `database` (default), `memory`, or `static`
+//!       type: database
 //!     externalAccess:
 //!       - type: static
 //!         options:
@@ -284,6 +294,7 @@ fn parse_root(root: &Node<'_>) -> Result<AuthBuilder, ConfigError> {
         "jwks",
         "leewaySeconds",
         "discovery",
+        "trustedActors",
         "pluginTokens",
     ])?;
     let service_id = s2s.required("serviceId")?;
@@ -329,6 +340,17 @@ fn parse_root(root: &Node<'_>) -> Result<AuthBuilder, ConfigError> {
             urls.push((id.clone(), url.to_owned()));
         }
         builder = builder.discovery(StaticDiscovery::new(urls));
+    }
+    if let Some(actors) = s2s.get("trustedActors")? {
+        let mut ids = Vec::new();
+        for actor in actors.list()? {
+            let id = actor.str()?;
+            if !crate::is_valid_service_id(id) {
+                return Err(actor.err("not a valid service id (^[a-z0-9_-]+$)"));
+            }
+            ids.push(id.to_owned());
+        }
+        builder = builder.trusted_actors(ids);
     }
     let plugin_tokens = s2s.get("pluginTokens")?;
     let key_store = root

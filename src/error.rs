@@ -167,6 +167,21 @@ pub enum VerifyError {
     /// A plugin token living longer than the key duration plus leeway.
     #[error("token lifetime is longer than allowed")]
     LifetimeTooLong,
+    /// An on-behalf-of token in the actor form (`act`) from a service not listed as trusted
+    /// to act for users.
+    #[error("acting service is not trusted to act for users")]
+    UntrustedActor,
+    /// The limited user token inside an on-behalf-of token (`obo`) failed a check; the
+    /// detail names which.
+    #[error("on-behalf-of user token: {0}")]
+    OnBehalfOfUser(Box<VerifyError>),
+    /// An on-behalf-of token that would outlive the user's own token.
+    #[error("on-behalf-of token outlives the user's token")]
+    OutlivesUserToken,
+    /// An on-behalf-of token (`obo`) where no Backstage identity provider is configured to
+    /// verify its user (or several are, and the token cannot say which).
+    #[error("on-behalf-of token: {0}")]
+    NoUserProvider(&'static str),
     /// A kind of token this version does not verify yet.
     #[error("{0} tokens are not supported by this version")]
     Unsupported(&'static str),
@@ -201,6 +216,10 @@ impl VerifyError {
             VerifyError::LegacyWithAudience => "legacy_with_audience",
             VerifyError::UnknownCaller => "unknown_caller",
             VerifyError::LifetimeTooLong => "lifetime_too_long",
+            VerifyError::UntrustedActor => "untrusted_actor",
+            VerifyError::OnBehalfOfUser(_) => "obo_user_token_invalid",
+            VerifyError::OutlivesUserToken => "obo_outlives_user_token",
+            VerifyError::NoUserProvider(_) => "obo_no_user_provider",
             VerifyError::Unsupported(_) => "unsupported_token",
         }
     }

@@ -25,6 +25,8 @@ pub(crate) struct Unverified {
     pub(crate) aud: Vec<String>,
     /// Only for choosing a verifier and checking its shape before discovery; never trusted.
     pub(crate) sub: Option<String>,
+    /// The RFC 8693 `act` claim of an on-behalf-of token, if any; never trusted.
+    pub(crate) act: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -44,6 +46,7 @@ struct RawClaims {
     iss: Option<Value>,
     aud: Option<Value>,
     sub: Option<Value>,
+    act: Option<Value>,
 }
 
 /// Reads the header and the `iss`/`aud` claims of a compact JWS without verifying it.
@@ -106,6 +109,7 @@ pub(crate) fn inspect(token: &str) -> Result<Unverified, VerifyError> {
         iss,
         aud,
         sub,
+        act: claims.act,
     })
 }
 

@@ -42,6 +42,7 @@
 //! | JWKS-verified JWTs: external callers and users | [`external_jwks`] |
 //! | legacy HS256 tokens | [`legacy`] |
 //! | plugin-to-plugin tokens: keys, issuing, the published JWKS, verifying | [`plugin`] |
+//! | acting on behalf of a user: limited user tokens, the `act` form | [`obo`] |
 //! | keys and accounts shared by replicas | [`store`] |
 //! | the JWKS cache and its fetchers | [`jwks`] |
 //! | reading a JWT's unverified header and claims | `jwt` |
@@ -80,6 +81,7 @@ pub mod jwks;
 mod jwt;
 pub mod layer;
 pub mod legacy;
+pub mod obo;
 pub mod plugin;
 pub mod policy;
 pub mod principal;

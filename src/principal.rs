@@ -26,6 +26,7 @@
 //! with [`MissingPrincipal`]: a 401 with `WWW-Authenticate: Bearer`.
 
 use std::fmt;
+use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::response::{IntoResponse, Response};
@@ -33,6 +34,7 @@ use http::request::Parts;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::obo::LimitedUserToken;
 use crate::restrictions::AccessRestrictions;
 
 /// The kind of credential a caller presented.
@@ -147,6 +149,10 @@ pub struct Principal {
     read_only: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     ownership_entity_refs: Vec<String>,
+    /// The identity provider's proof of this user, for acting on their behalf (see the `obo`
+    /// module). A secret: never serialized, and `Debug` shows only its fingerprint.
+    #[serde(skip)]
+    limited_user_token: Option<Arc<LimitedUserToken>>,
 }
 
 impl Principal {
@@ -166,6 +172,7 @@ impl Principal {
             expires_at: None,
             read_only: false,
             ownership_entity_refs: Vec::new(),
+            limited_user_token: None,
         }
     }
 
@@ -208,6 +215,23 @@ impl Principal {
     /// The entity refs the user owns through (empty when the credential says nothing).
     pub fn ownership_entity_refs(&self) -> &[String] {
         &self.ownership_entity_refs
+    }
+
+    pub(crate) fn with_limited_user_token(mut self, token: Option<Arc<LimitedUserToken>>) -> Self {
+        self.limited_user_token = token;
+        self
+    }
+
+    pub(crate) fn limited_user_token(&self) -> Option<&Arc<LimitedUserToken>> {
+        self.limited_user_token.as_ref()
+    }
+
+    /// Whether a service may act on this principal's behalf: a user whose credential carries
+    /// no access restrictions. A Backstage user with the identity provider's proof is
+    /// delegated in the verifiable form; any other user in the actor form, which receivers
+    /// accept only from services they trust (see [`Auth::on_behalf_of_token`](crate::Auth::on_behalf_of_token)).
+    pub fn can_be_delegated(&self) -> bool {
+        self.principal_type == PrincipalType::User && self.restrictions.is_none()
     }
 
     /// The Backstage-style subject: `user:default/jane`, `plugin:scaffolder`,

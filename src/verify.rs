@@ -32,8 +32,10 @@ use crate::external_jwks::{BACKSTAGE_USER_TYP, JwksVerifier, key_error};
 use crate::jwks::JwksCache;
 use crate::jwt::{Unverified, inspect};
 use crate::legacy::LegacyVerifier;
-use crate::plugin::{PLUGIN_TYP, PluginVerifier};
-use crate::principal::Principal;
+use crate::obo::LimitedUserToken;
+use crate::plugin::{PLUGIN_TYP, PluginVerified, PluginVerifier};
+use crate::principal::{CredentialKind, Principal, PrincipalType};
+use crate::secret::SecretString;
 use crate::static_token::StaticTokens;
 
 /// A verification still waiting for a key.
@@ -61,9 +63,14 @@ pub(crate) struct Verifiers {
 pub(crate) struct Cached {
     principal: Principal,
     exp: u64,
-    /// The key that verified it (`None` for legacy secrets, which do not rotate at run time).
-    key: Option<(String, Option<String>)>,
+    /// The keys that verified it, as (JWKS URL, kid): none for legacy secrets, which do not
+    /// rotate at run time; two for an on-behalf-of token (the acting service's and the
+    /// identity provider's).
+    keys: Vec<KeyRef>,
 }
+
+/// A key by its JWKS URL and `kid`.
+type KeyRef = (String, Option<String>);
 
 /// Entries live until the token's `exp`.
 pub(crate) struct UntilExp;
@@ -119,10 +126,10 @@ impl Verifiers {
         if let Some(verified) = &self.verified
             && let Some(hit) = verified.get(&digest)
         {
-            let key_present = match &hit.key {
-                None => true,
-                Some((url, kid)) => self.cache.still_has(url, kid.as_deref()),
-            };
+            let key_present = hit
+                .keys
+                .iter()
+                .all(|(url, kid)| self.cache.still_has(url, kid.as_deref()));
             if hit.exp > now_unix() && key_present {
                 return Done(Ok(hit.principal.clone()));
             }
@@ -139,7 +146,7 @@ impl Verifiers {
         let index = match route {
             Route::Legacy => {
                 let result = self.legacy.verify(token, &u, self.leeway).map(|(p, exp)| {
-                    self.remember(digest, &p, exp, None);
+                    self.remember(digest, &p, exp, Vec::new());
                     p
                 });
                 return Done(result.map_err(Into::into));
@@ -175,50 +182,115 @@ impl Verifiers {
         }))
     }
 
-    /// A plugin token: the caller's JWKS by discovery, then the same cache as other JWTs.
+    /// A plugin token: the caller's JWKS by discovery, then the same cache as other JWTs; for
+    /// an on-behalf-of token, then the user's limited token against the identity provider.
     fn verify_plugin(
         self: &Arc<Self>,
         token: &str,
         u: Unverified,
         digest: [u8; 32],
     ) -> Verification {
-        use Verification::Done;
         let Some(plugin) = &self.plugin else {
-            return Done(Err(VerifyError::Unsupported("plugin-to-plugin").into()));
+            return Verification::Done(Err(VerifyError::Unsupported("plugin-to-plugin").into()));
         };
-        // Checked before discovery or any network call: typ, alg, and the shape of `sub`.
+        // Checked before discovery or any network call: typ, alg, and the calling service.
         let url = match plugin.jwks_url(&u) {
             Ok(url) => url,
-            Err(e) => return Done(Err(e.into())),
+            Err(e) => return Verification::Done(Err(e.into())),
         };
-        let kid = u.kid.clone();
-        let finish = move |this: &Self, token: &str, key: &crate::jwks::UsableKey, url: String| {
+        let this = self.clone();
+        let token = token.to_owned();
+        now_or_later(async move {
             let plugin = this
                 .plugin
                 .as_ref()
                 .ok_or(VerifyError::Unsupported("plugin-to-plugin"))?;
-            let (principal, exp) = plugin.finish(token, key)?;
-            this.remember(digest, &principal, exp, Some((url, kid.clone())));
-            Ok::<_, RequestError>(principal)
-        };
-        if let Some(found) = self.cache.cached_key(&url, u.kid.as_deref(), u.alg) {
-            return Done(
-                found
-                    .map_err(key_error)
-                    .and_then(|key| finish(self, token, &key, url.clone())),
-            );
+            let key = this.key(&url, &u).await?;
+            let mut keys = vec![(url, u.kid)];
+            let (principal, exp) = match plugin.finish(&token, &key)? {
+                PluginVerified::Principal(p, exp) => (p, exp),
+                PluginVerified::OnBehalfOf {
+                    actor,
+                    exp,
+                    limited_user_token,
+                } => {
+                    let p = this
+                        .verify_limited(&actor, exp, limited_user_token, &mut keys)
+                        .await?;
+                    (p, exp)
+                }
+            };
+            this.remember(digest, &principal, exp, keys);
+            Ok(principal)
+        })
+    }
+
+    /// The key for `u` from the JWKS at `url`: from the cache without I/O when it is there.
+    async fn key(
+        self: &Arc<Self>,
+        url: &str,
+        u: &Unverified,
+    ) -> Result<Arc<crate::jwks::UsableKey>, RequestError> {
+        match self.cache.cached_key(url, u.kid.as_deref(), u.alg) {
+            Some(found) => found,
+            None => self.cache.key(url, u.kid.as_deref(), u.alg).await,
         }
-        let this = self.clone();
-        let token = token.to_owned();
-        let alg = u.alg;
-        Verification::Pending(Box::pin(async move {
-            let key = this
-                .cache
-                .key(&url, u.kid.as_deref(), alg)
-                .await
-                .map_err(key_error)?;
-            finish(&this, &token, &key, url)
-        }))
+        .map_err(key_error)
+    }
+
+    /// The user of an on-behalf-of token: its limited user token, verified against the one
+    /// Backstage identity provider. `exp` is the plugin token's, which may not outlive it.
+    async fn verify_limited(
+        self: &Arc<Self>,
+        actor: &str,
+        exp: u64,
+        limited: String,
+        keys: &mut Vec<KeyRef>,
+    ) -> Result<Principal, RequestError> {
+        let wrap = |e: VerifyError| RequestError::from(VerifyError::OnBehalfOfUser(Box::new(e)));
+        let mut providers = self.jwks.iter().filter(|v| v.is_backstage_user());
+        let provider = match (providers.next(), providers.next()) {
+            (Some(one), None) => one,
+            (None, _) => {
+                return Err(VerifyError::NoUserProvider(
+                    "no Backstage identity provider is configured to verify its user",
+                )
+                .into());
+            }
+            (Some(_), Some(_)) => {
+                return Err(VerifyError::NoUserProvider(
+                    "several Backstage identity providers are configured and a limited user \
+                     token does not name its issuer",
+                )
+                .into());
+            }
+        };
+        let u = inspect(&limited).map_err(wrap)?;
+        provider.precheck_limited(&u).map_err(wrap)?;
+        let url = provider.url(&self.cache).await?.to_owned();
+        let key = match self.key(&url, &u).await {
+            Err(RequestError::InvalidToken(e)) => return Err(wrap(e)),
+            other => other?,
+        };
+        let (subject, user_exp, refs) = provider
+            .finish_limited(&limited, &u, &key, self.leeway)
+            .map_err(wrap)?;
+        if exp > user_exp {
+            return Err(VerifyError::OutlivesUserToken.into());
+        }
+        let expiry = OffsetDateTime::from_unix_timestamp(exp as i64)
+            .map_err(|_| VerifyError::Malformed("exp is out of range"))?;
+        keys.push((url, u.kid));
+        Ok(
+            Principal::new(PrincipalType::User, subject, CredentialKind::Obo)
+                .with_actor(format!("plugin:{actor}"))
+                .with_expiry(expiry)
+                .with_ownership_entity_refs(refs)
+                .with_limited_user_token(Some(Arc::new(LimitedUserToken {
+                    token: SecretString::new(limited),
+                    exp: user_exp,
+                }))),
+        )
     }
 
     fn finish(
@@ -235,18 +307,12 @@ impl Verifiers {
             digest,
             &principal,
             exp,
-            Some((url.to_owned(), u.kid.clone())),
+            vec![(url.to_owned(), u.kid.clone())],
         );
         Ok(principal)
     }
 
-    fn remember(
-        &self,
-        digest: [u8; 32],
-        p: &Principal,
-        exp: u64,
-        key: Option<(String, Option<String>)>,
-    ) {
+    fn remember(&self, digest: [u8; 32], p: &Principal, exp: u64, keys: Vec<KeyRef>) {
         if let Some(verified) = &self.verified
             && exp > now_unix()
         {
@@ -255,7 +321,7 @@ impl Verifiers {
                 Arc::new(Cached {
                     principal: p.clone(),
                     exp,
-                    key,
+                    keys,
                 }),
             );
         }
@@ -266,7 +332,9 @@ impl Verifiers {
         match u.typ.as_deref() {
             Some(PLUGIN_TYP) if self.plugin.is_some() => return Ok(Route::Plugin),
             Some(PLUGIN_TYP) => return Err(VerifyError::Unsupported("plugin-to-plugin")),
-            Some("vnd.backstage.limited-user") => return Err(VerifyError::WrongType),
+            // A limited user token opens no route on its own: it only vouches for the user
+            // inside an on-behalf-of token.
+            Some(crate::obo::LIMITED_USER_TYP) => return Err(VerifyError::WrongType),
             _ => {}
         }
         let backstage_user = u.typ.as_deref() == Some(BACKSTAGE_USER_TYP);
@@ -330,4 +398,19 @@ impl Verifiers {
             }
         }
     }
+}
+
+/// Runs `work` at once when it needs no I/O (every key cached: the usual case), else hands it
+/// to the layer to await. Polled here only inside a tokio runtime, which a key fetch needs.
+fn now_or_later(
+    work: impl Future<Output = Result<Principal, RequestError>> + Send + 'static,
+) -> Verification {
+    let mut work: Pending = Box::pin(work);
+    if tokio::runtime::Handle::try_current().is_ok() {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        if let std::task::Poll::Ready(result) = work.as_mut().poll(&mut cx) {
+            return Verification::Done(result);
+        }
+    }
+    Verification::Pending(work)
 }

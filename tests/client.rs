@@ -78,20 +78,121 @@ async fn refuses_to_delegate_a_restricted_principal() {
         ClientError::Token(IssueError::RestrictedPrincipal)
     ));
     assert_eq!(client.tokens_issued(), 0, "no token was minted");
+    // Nor directly, nor for a user whose credential is restricted.
+    let restricted_user = user("jane", 900).with_restrictions(
+        AccessRestrictions::new([AccessRestriction::plugin("scaffolder")]).expect("valid"),
+    );
+    for who in [&restricted, &restricted_user] {
+        let err = scaffolder()
+            .on_behalf_of_token(who, "catalog")
+            .await
+            .expect_err("restricted principals cannot be delegated");
+        assert!(matches!(err, IssueError::RestrictedPrincipal), "{err}");
+    }
+}
+
+/// The claims of a token this test's client minted (read unverified).
+fn claims(token: &s2s_auth::SecretString) -> serde_json::Value {
+    use base64::Engine as _;
+    let payload = token.expose_secret().split('.').nth(1).expect("claims");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON")
+}
+
+/// A user, as a user-token verifier makes one, whose token expires in `secs` seconds.
+fn user(name: &str, secs: i64) -> Principal {
+    Principal::new(
+        PrincipalType::User,
+        format!("user:default/{name}"),
+        CredentialKind::User,
+    )
+    .with_expiry(time::OffsetDateTime::now_utc() + time::Duration::seconds(secs))
 }
 
 #[tokio::test]
-async fn does_not_silently_call_as_the_service_for_a_user() {
-    let user = Principal::new(
-        PrincipalType::User,
-        "user:default/jane",
-        CredentialKind::User,
-    );
-    let err = client()
-        .token_for(Some(&user), "catalog")
+async fn acts_for_users_and_reuses_each_users_token() {
+    let client = client();
+    let jane = user("jane", 900);
+    let first = client
+        .token_for(Some(&jane), "catalog")
         .await
-        .expect_err("no on-behalf-of tokens yet");
+        .expect("an on-behalf-of token");
+    // Never as the service: the user is the subject, the service the actor.
+    let c = claims(&first);
+    assert_eq!(c["sub"], "user:default/jane");
+    assert_eq!(c["act"]["sub"], "scaffolder");
+    assert_eq!(c["aud"], "catalog");
+    for _ in 0..1000 {
+        let again = client
+            .token_for(Some(&jane), "catalog")
+            .await
+            .expect("a token");
+        assert_eq!(again.expose_secret(), first.expose_secret());
+    }
+    assert_eq!(client.tokens_issued(), 1);
+    // Another user, another target, or the service itself: a token each.
+    client
+        .token_for(Some(&user("joe", 900)), "catalog")
+        .await
+        .expect("a token");
+    client
+        .token_for(Some(&jane), "search")
+        .await
+        .expect("a token");
+    let own = client.token_for(None, "catalog").await.expect("a token");
+    assert_eq!(claims(&own)["sub"], "scaffolder");
+    assert_eq!(client.tokens_issued(), 4);
+}
+
+#[tokio::test]
+async fn on_behalf_of_tokens_never_outlive_the_user_token() {
+    let client = client();
+    let jane = user("jane", 120);
+    let token = client
+        .token_for(Some(&jane), "catalog")
+        .await
+        .expect("a token");
+    let expires = jane.expires_at().expect("an expiry").unix_timestamp();
+    let c = claims(&token);
+    assert_eq!(
+        c["exp"].as_i64(),
+        Some(expires),
+        "clamped to the user's exp, not 1 h"
+    );
+    assert!(c["iat"].as_i64().expect("iat") <= expires);
+}
+
+#[tokio::test]
+async fn refuses_users_it_cannot_act_for() {
+    let client = client();
+    for (who, why) in [
+        (user("jane", -5), "the user's token has expired"),
+        (
+            Principal::new(
+                PrincipalType::User,
+                "user:default/jane",
+                CredentialKind::User,
+            ),
+            "the user's credential has no expiry",
+        ),
+    ] {
+        let err = client
+            .token_for(Some(&who), "catalog")
+            .await
+            .expect_err("no token");
+        assert!(
+            matches!(err, IssueError::CannotDelegate(reason) if reason == why),
+            "{err}"
+        );
+    }
+    let err = scaffolder()
+        .on_behalf_of_token(&Principal::none(), "catalog")
+        .await
+        .expect_err("nobody cannot be acted for");
     assert!(matches!(err, IssueError::CannotDelegate(_)), "{err}");
+    assert_eq!(client.tokens_issued(), 0);
 }
 
 #[tokio::test]

@@ -31,36 +31,13 @@ use s2s_auth::{
     SqliteStore, StaticDiscovery, Store, StoreError, StoreFuture, VerifyError,
 };
 use serde_json::{Map, Value, json};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 use common::jwt::{KeyServer, SigningKey, assert_invalid_token, assert_keys_unavailable, now};
-use common::{Reply, SERVICE, assert_allowed};
+use common::{Reply, SERVICE, Served, assert_allowed, serve};
 
 // ---------------------------------------------------------------------------------------
 // Servers
 // ---------------------------------------------------------------------------------------
-
-/// A router served on `127.0.0.1:0` until dropped.
-struct Served {
-    base: String,
-    task: JoinHandle<()>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn serve(app: Router) -> Served {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("address"));
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app).await.expect("server runs");
-    });
-    Served { base, task }
-}
 
 /// A service that issues plugin tokens and publishes its keys: its `jwks_router()`, behind
 /// its own layer, on a port of its own.
@@ -602,20 +579,6 @@ async fn plugin_token_with_another_alg_is_refused_before_fetching() {
             .await;
     }
     assert_eq!(server.total_hits(), 0, "no key was fetched");
-}
-
-#[tokio::test]
-async fn plugin_token_with_obo_claim_is_not_supported_yet() {
-    let (key, server) = fake_scaffolder().await;
-    let catalog = catalog_trusting(&server).await;
-    let mut claims = plugin_claims("scaffolder", "catalog");
-    claims["obo"] = json!("eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ1c2VyOmRlZmF1bHQvamFuZSJ9.c2ln");
-    catalog
-        .refuses(
-            &forge_plugin(&key, &claims),
-            &VerifyError::Unsupported("on-behalf-of"),
-        )
-        .await;
 }
 
 #[tokio::test]

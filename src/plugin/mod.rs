@@ -165,10 +165,12 @@ impl Discovery for StaticDiscovery {
     }
 }
 
-/// Mints a plugin token for `target`, signed by the current key.
+/// Mints a plugin token for `target`, signed by the current key: `sub` is this service (or,
+/// in the on-behalf-of actor form, the user), `extra` an `obo` or `act` claim, `max_exp` the
+/// user's token's `exp`.
 pub(crate) async fn issue(
     keys: &KeyManager,
-    service_id: &str,
+    sub: &str,
     target: &str,
     extra: Option<(&str, Value)>,
     max_exp: Option<u64>,
@@ -188,7 +190,7 @@ pub(crate) async fn issue(
     if let Some(max) = max_exp {
         exp = exp.min(max);
     }
-    let mut claims = json!({ "sub": service_id, "aud": target, "iat": iat, "exp": exp });
+    let mut claims = json!({ "sub": sub, "aud": target, "iat": iat, "exp": exp });
     if let (Some((name, value)), Some(obj)) = (extra, claims.as_object_mut()) {
         obj.insert(name.to_owned(), value);
     }
@@ -211,11 +213,26 @@ pub(crate) fn token_times(token: &SecretString) -> Option<(u64, u64)> {
     Some((claims.get("iat")?.as_u64()?, claims.get("exp")?.as_u64()?))
 }
 
+/// What a verified plugin token says.
+pub(crate) enum PluginVerified {
+    /// A finished principal: the calling service itself, or a user named by a trusted actor.
+    Principal(Principal, u64),
+    /// A user whose limited token (the `obo` claim) is still to be verified against the
+    /// identity provider.
+    OnBehalfOf {
+        actor: String,
+        exp: u64,
+        limited_user_token: String,
+    },
+}
+
 /// Verifies plugin tokens addressed to this service.
 pub(crate) struct PluginVerifier {
     pub(crate) service_id: String,
     pub(crate) discovery: Arc<dyn Discovery>,
     pub(crate) key_duration: Duration,
+    /// Services whose word is taken for a user (on-behalf-of tokens in the `act` form).
+    pub(crate) trusted_actors: Vec<String>,
     validation: Validation,
     leeway: u64,
 }
@@ -224,6 +241,7 @@ impl std::fmt::Debug for PluginVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PluginVerifier")
             .field("service_id", &self.service_id)
+            .field("trusted_actors", &self.trusted_actors)
             .finish_non_exhaustive()
     }
 }
@@ -233,6 +251,7 @@ impl PluginVerifier {
         service_id: String,
         discovery: Arc<dyn Discovery>,
         key_duration: Duration,
+        trusted_actors: Vec<String>,
         leeway: u64,
     ) -> Self {
         let mut validation = Validation::new(Algorithm::ES256);
@@ -244,13 +263,24 @@ impl PluginVerifier {
             service_id,
             discovery,
             key_duration,
+            trusted_actors,
             validation,
             leeway,
         }
     }
 
+    /// The acting service of an `act` claim, if it is trusted to act for users.
+    fn trusted_actor<'a>(&self, act: &'a Value) -> Result<&'a str, VerifyError> {
+        let actor = crate::obo::actor(act)?;
+        if !self.trusted_actors.iter().any(|t| t == actor) {
+            return Err(VerifyError::UntrustedActor);
+        }
+        Ok(actor)
+    }
+
     /// The caller's JWKS URL, from checks that need no key: `typ`, `alg`, and the unverified
-    /// `sub` (a service id, checked before discovery sees it).
+    /// calling service (`sub`, or `act.sub` for the actor form; a service id, and a trusted
+    /// actor, checked before discovery sees it).
     pub(crate) fn jwks_url(&self, u: &Unverified) -> Result<String, VerifyError> {
         if u.typ.as_deref() != Some(PLUGIN_TYP) {
             return Err(VerifyError::WrongType);
@@ -258,23 +288,29 @@ impl PluginVerifier {
         if u.alg != Algorithm::ES256 {
             return Err(VerifyError::AlgorithmNotAllowed);
         }
-        let sub = u.sub.as_deref().ok_or(VerifyError::MissingClaim("sub"))?;
-        if !crate::is_valid_service_id(sub) {
-            return Err(VerifyError::WrongSubject);
-        }
+        let caller = match &u.act {
+            Some(act) => self.trusted_actor(act)?,
+            None => {
+                let sub = u.sub.as_deref().ok_or(VerifyError::MissingClaim("sub"))?;
+                if !crate::is_valid_service_id(sub) {
+                    return Err(VerifyError::WrongSubject);
+                }
+                sub
+            }
+        };
         let base = self
             .discovery
-            .base_url(sub)
+            .base_url(caller)
             .ok_or(VerifyError::UnknownCaller)?;
         Ok(format!("{}{JWKS_PATH}", base.trim_end_matches('/')))
     }
 
-    /// Verifies with the caller's key; returns the principal and `exp`.
+    /// Verifies with the caller's key.
     pub(crate) fn finish(
         &self,
         token: &str,
         key: &UsableKey,
-    ) -> Result<(Principal, u64), VerifyError> {
+    ) -> Result<PluginVerified, VerifyError> {
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &self.validation)
             .map_err(|e| crate::jwt::map_error(&e))?;
         let claims = data.claims;
@@ -291,21 +327,49 @@ impl PluginVerifier {
         if exp.saturating_sub(iat) > self.key_duration.as_secs() + self.leeway {
             return Err(VerifyError::LifetimeTooLong);
         }
-        let sub = str_claim(&claims, "sub")?;
-        if !crate::is_valid_service_id(sub) {
-            return Err(VerifyError::WrongSubject);
-        }
-        if claims.contains_key("obo") {
-            return Err(VerifyError::Unsupported("on-behalf-of"));
-        }
         let expiry = time::OffsetDateTime::from_unix_timestamp(exp as i64)
             .map_err(|_| VerifyError::Malformed("exp is out of range"))?;
-        let principal = Principal::new(
-            PrincipalType::Service,
-            format!("plugin:{sub}"),
-            CredentialKind::Plugin,
-        )
-        .with_expiry(expiry);
-        Ok((principal, exp))
+        let sub = str_claim(&claims, "sub")?;
+        let principal = match (claims.get("obo"), claims.get("act")) {
+            (Some(_), Some(_)) => {
+                return Err(VerifyError::Malformed("token carries both obo and act"));
+            }
+            (None, Some(act)) => {
+                // The actor form: the user is the subject, on the (trusted) actor's word.
+                let actor = self.trusted_actor(act)?;
+                if crate::external_jwks::entity_ref(sub)? != sub {
+                    return Err(VerifyError::WrongSubject);
+                }
+                Principal::new(PrincipalType::User, sub, CredentialKind::Obo)
+                    .with_actor(format!("plugin:{actor}"))
+            }
+            (Some(obo), None) => {
+                if !crate::is_valid_service_id(sub) {
+                    return Err(VerifyError::WrongSubject);
+                }
+                let limited = obo
+                    .as_str()
+                    .ok_or(VerifyError::Malformed("obo is not a string"))?;
+                return Ok(PluginVerified::OnBehalfOf {
+                    actor: sub.to_owned(),
+                    exp,
+                    limited_user_token: limited.to_owned(),
+                });
+            }
+            (None, None) => {
+                if !crate::is_valid_service_id(sub) {
+                    return Err(VerifyError::WrongSubject);
+                }
+                Principal::new(
+                    PrincipalType::Service,
+                    format!("plugin:{sub}"),
+                    CredentialKind::Plugin,
+                )
+            }
+        };
+        Ok(PluginVerified::Principal(
+            principal.with_expiry(expiry),
+            exp,
+        ))
     }
 }

@@ -225,6 +225,35 @@ pub fn echo_router() -> Router {
         .fallback(echo)
 }
 
+/// A router served on `127.0.0.1:0` until dropped.
+pub struct Served {
+    pub base: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Serves `app` on `127.0.0.1:0`.
+pub async fn serve(app: Router) -> Served {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    serve_on(listener, app)
+}
+
+/// Serves `app` on `listener` (bound early, when its address must be known first).
+pub fn serve_on(listener: tokio::net::TcpListener, app: Router) -> Served {
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("server runs");
+    });
+    Served { base, task }
+}
+
 /// A response, read to the end.
 #[derive(Debug)]
 pub struct Reply {

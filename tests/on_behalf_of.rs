@@ -1,0 +1,329 @@
+//! On-behalf-of, end to end: a user calls `scaffolder`, whose handler calls `catalog` for
+//! that user through `S2sClient`; `catalog` must see the user, with `scaffolder` as actor.
+//!
+//! Both forms: the delegated Backstage form (`obo` holds a limited user token that `catalog`
+//! verifies against the identity provider) and the actor form (`act`, from OIDC users,
+//! accepted only from trusted actors). Then every way to abuse them, each refused with the
+//! check it fails. The identity provider, `scaffolder` and `catalog` run on `127.0.0.1:0`.
+//!
+//! The identity provider here is the test's own: it mints Backstage user tokens whose `uip`
+//! is its signature over the limited token, built by string formatting below, independently
+//! of the crate's code, byte for byte as Backstage's auth backend does.
+
+mod common;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::{Method, StatusCode};
+use jsonwebtoken::Algorithm;
+use s2s_auth::plugin::PLUGIN_TYP;
+use s2s_auth::{
+    AccessRestriction, AccessRestrictions, AuditEvent, Auth, AuthBuilder, CredentialKind,
+    IssueError, MemoryAuditSink, MemoryStore, PluginTokens, Principal, PrincipalType, RoutePolicy,
+    S2sClient, StaticDiscovery, UserProvider, VerifyError,
+};
+use serde_json::{Value, json};
+
+use common::jwt::{KeyServer, SigningKey, assert_invalid_token, now};
+use common::{Reply, SERVICE, Served, assert_allowed, b64url, serve, serve_on};
+
+const IDP_ISSUER: &str = "http://backstage.test/api/auth";
+
+// ---------------------------------------------------------------------------------------
+// The identity provider
+// ---------------------------------------------------------------------------------------
+
+/// A Backstage auth backend: its key, published by a key server.
+struct Idp {
+    key: SigningKey,
+    server: KeyServer,
+}
+
+impl Idp {
+    async fn start() -> Self {
+        let key = SigningKey::es256("idp-key");
+        let server = KeyServer::start(&[&key]).await;
+        Self { key, server }
+    }
+
+    fn provider(&self) -> UserProvider {
+        UserProvider::backstage(IDP_ISSUER).jwks_url(self.server.jwks_url())
+    }
+
+    /// A Backstage user token for `sub` living until `exp`, with its `uip` proof.
+    fn user_token(&self, sub: &str, exp: u64) -> String {
+        let iat = now();
+        let uip = signature(&self.key, &limited_parts(&self.key.kid, sub, iat, exp));
+        let header = json!({ "typ": "vnd.backstage.user", "alg": "ES256", "kid": self.key.kid });
+        let claims = json!({
+            "iss": IDP_ISSUER, "sub": sub, "ent": [sub, "group:default/team-a"],
+            "aud": "backstage", "iat": iat, "exp": exp, "uip": uip,
+        });
+        self.key.sign_raw(&header, &claims)
+    }
+
+    /// The limited user token the identity provider vouches for.
+    fn limited(&self, sub: &str, iat: u64, exp: u64) -> String {
+        let parts = limited_parts(&self.key.kid, sub, iat, exp);
+        format!("{parts}.{}", signature(&self.key, &parts))
+    }
+}
+
+/// The two signed parts of a limited user token, in Backstage's member order.
+fn limited_parts(kid: &str, sub: &str, iat: u64, exp: u64) -> String {
+    let header = format!(r#"{{"typ":"vnd.backstage.limited-user","alg":"ES256","kid":"{kid}"}}"#);
+    let payload = format!(r#"{{"sub":"{sub}","iat":{iat},"exp":{exp}}}"#);
+    format!(
+        "{}.{}",
+        b64url(header.as_bytes()),
+        b64url(payload.as_bytes())
+    )
+}
+
+fn signature(key: &SigningKey, message: &str) -> String {
+    jsonwebtoken::crypto::sign(message.as_bytes(), &key.encoding, Algorithm::ES256)
+        .expect("signing")
+}
+
+// ---------------------------------------------------------------------------------------
+// The services
+// ---------------------------------------------------------------------------------------
+
+/// `catalog`: the echo router behind its layer, with an audit sink, on its own port.
+struct Catalog {
+    audit: Arc<MemoryAuditSink>,
+    server: Served,
+}
+
+impl Catalog {
+    async fn start(builder: AuthBuilder) -> Self {
+        let audit = Arc::new(MemoryAuditSink::default());
+        let auth = builder
+            .route(
+                "/admin/tokens",
+                [Method::POST],
+                RoutePolicy::authenticated().sensitive(true),
+            )
+            .audit_sink(audit.clone())
+            .build()
+            .expect("catalog configuration builds");
+        let server = serve(common::echo_router().layer(auth.layer())).await;
+        Self { audit, server }
+    }
+
+    /// `method path` with a bearer token: the reply and the one audit event.
+    async fn call(&self, method: Method, path: &str, token: &str) -> (Reply, AuditEvent) {
+        self.audit.clear();
+        let response = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.server.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("catalog answers");
+        let reply = Reply {
+            status: response.status(),
+            headers: response.headers().clone(),
+            body: response.text().await.expect("a body"),
+        };
+        let mut events = self.audit.events();
+        assert_eq!(events.len(), 1, "one request, one audit event: {events:#?}");
+        (reply, events.remove(0))
+    }
+
+    async fn refuses(&self, token: &str, error: &VerifyError) {
+        let (reply, event) = self.call(Method::GET, "/entities", token).await;
+        assert_invalid_token(&reply, &event, &error.to_string(), error.code());
+    }
+}
+
+/// `scaffolder`: verifies its users, issues plugin tokens, publishes its keys, and on
+/// `GET /proxy/entities` calls catalog's `/entities` for whoever called it.
+struct Scaffolder {
+    auth: Auth,
+    client: Arc<S2sClient>,
+    server: Served,
+}
+
+impl Scaffolder {
+    async fn start(listener: tokio::net::TcpListener, users: UserProvider, catalog: &str) -> Self {
+        let auth = Auth::builder("scaffolder")
+            .user_provider(users)
+            .plugin_tokens(PluginTokens::new(Arc::new(MemoryStore::default())))
+            .build()
+            .expect("scaffolder configuration builds");
+        let client = Arc::new(S2sClient::new(
+            auth.clone(),
+            StaticDiscovery::new([("catalog", catalog)]),
+        ));
+        let app: Router = Router::new()
+            .route("/proxy/entities", get(proxy))
+            .with_state(client.clone())
+            .merge(auth.jwks_router())
+            .layer(auth.layer());
+        let server = serve_on(listener, app);
+        Self {
+            auth,
+            client,
+            server,
+        }
+    }
+
+    /// The user's request to scaffolder, which calls catalog for them: catalog's reply.
+    async fn proxy(&self, user_token: &str) -> (StatusCode, Value) {
+        let response = reqwest::Client::new()
+            .get(format!("{}/proxy/entities", self.server.base))
+            .bearer_auth(user_token)
+            .send()
+            .await
+            .expect("scaffolder answers");
+        let status = response.status();
+        (status, response.json().await.expect("JSON"))
+    }
+}
+
+/// Calls catalog on behalf of the caller; answers with catalog's status and body.
+async fn proxy(
+    State(client): State<Arc<S2sClient>>,
+    principal: Principal,
+) -> (StatusCode, axum::Json<Value>) {
+    let request = match client
+        .request(Some(&principal), "catalog", Method::GET, "/entities")
+        .await
+    {
+        Ok(request) => request,
+        Err(e) => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                axum::Json(json!({ "clientError": e.to_string() })),
+            );
+        }
+    };
+    let response = request.send().await.expect("catalog answers");
+    let status = StatusCode::from_u16(response.status().as_u16()).expect("a status");
+    (status, axum::Json(response.json().await.expect("JSON")))
+}
+
+/// The identity provider, scaffolder, and a catalog built by `catalog` (given the
+/// identity provider and scaffolder's base URL).
+async fn world(catalog: impl FnOnce(&Idp, &str) -> AuthBuilder) -> (Idp, Scaffolder, Catalog) {
+    let idp = Idp::start().await;
+    // Each must know the other's URL: take scaffolder's port first, start catalog knowing
+    // it, then serve scaffolder on it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let scaffolder_base = format!("http://{}", listener.local_addr().expect("address"));
+    let catalog = Catalog::start(catalog(&idp, &scaffolder_base)).await;
+    let scaffolder = Scaffolder::start(listener, idp.provider(), &catalog.server.base).await;
+    (idp, scaffolder, catalog)
+}
+
+/// Catalog verifying Backstage users and plugin tokens from scaffolder at `base`.
+fn backstage_catalog(idp: &Idp, base: &str) -> AuthBuilder {
+    Auth::builder(SERVICE)
+        .user_provider(idp.provider())
+        .discovery(StaticDiscovery::new([("scaffolder", base)]))
+}
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------
+
+fn decode(part: &str) -> Value {
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).expect("base64url")).expect("JSON")
+}
+
+/// The header and claims of a compact JWS.
+fn parts(token: &str) -> (Value, Value) {
+    let mut it = token.split('.');
+    let header = decode(it.next().expect("header"));
+    (header, decode(it.next().expect("claims")))
+}
+
+/// The user principal catalog must see: jane, on behalf of whom scaffolder acts.
+#[track_caller]
+fn assert_jane_via_scaffolder(principal: &Value) {
+    assert_eq!(principal["subject"], "user:default/jane");
+    assert_eq!(principal["principalType"], "user");
+    assert_eq!(principal["credential"], "obo");
+    assert_eq!(principal["actor"], "plugin:scaffolder");
+}
+
+// ---------------------------------------------------------------------------------------
+// The delegated (Backstage) form
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn scaffolder_calls_catalog_on_behalf_of_a_backstage_user() {
+    let (idp, scaffolder, catalog) = world(backstage_catalog).await;
+    let user_exp = now() + 900;
+    let user_token = idp.user_token("user:default/jane", user_exp);
+
+    let (status, principal) = scaffolder.proxy(&user_token).await;
+    assert_eq!(status, StatusCode::OK, "{principal}");
+    assert_jane_via_scaffolder(&principal);
+
+    // The token scaffolder sends: a plugin token from scaffolder to catalog whose `obo` is
+    // the limited user token, exactly as the identity provider signed it.
+    let sent = obo_token(&scaffolder, &user_token).await;
+    let (header, claims) = parts(&sent);
+    assert_eq!(header["typ"], PLUGIN_TYP);
+    assert_eq!(claims["sub"], "scaffolder");
+    assert_eq!(claims["aud"], "catalog");
+    let user_claims = parts(&user_token).1;
+    let iat = user_claims["iat"].as_u64().expect("iat");
+    let proof = user_claims["uip"].as_str().expect("uip");
+    assert_eq!(
+        claims["obo"].as_str().expect("obo is a string"),
+        format!(
+            "{}.{proof}",
+            limited_parts(&idp.key.kid, "user:default/jane", iat, user_exp)
+        )
+    );
+    let (reply, event) = catalog.call(Method::GET, "/entities", &sent).await;
+    // The audit event tells a service acting for a user from one acting for itself.
+    assert_jane_via_scaffolder(&assert_allowed(&reply, &event));
+    assert_eq!(event.credential, Some(CredentialKind::Obo));
+    assert_eq!(event.principal_type, Some(PrincipalType::User));
+    assert_eq!(event.actor.as_deref(), Some("plugin:scaffolder"));
+}
+
+/// The on-behalf-of token scaffolder's client mints for the user of `user_token`, with
+/// the principal scaffolder's layer makes of it.
+async fn obo_token(scaffolder: &Scaffolder, user_token: &str) -> String {
+    let principal = verified(&scaffolder.auth, user_token).await;
+    scaffolder
+        .client
+        .token_for(Some(&principal), "catalog")
+        .await
+        .expect("an on-behalf-of token")
+        .expose_secret()
+        .to_owned()
+}
+
+/// The principal `auth`'s layer hands a handler for `token`.
+async fn verified(auth: &Auth, token: &str) -> Principal {
+    use tower::ServiceExt as _;
+    let captured = Arc::new(std::sync::Mutex::new(None::<Principal>));
+    let sink = captured.clone();
+    let app: Router = Router::new()
+        .route(
+            "/me",
+            get(move |p: Principal| async move {
+                *sink.lock().expect("lock") = Some(p);
+            }),
+        )
+        .layer(auth.layer());
+    let response = app
+        .oneshot(common::bearer(Method::GET, "/me", token))
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), StatusCode::OK);
+    let principal = captured.lock().expect("lock").take();
+    principal.expect("the handler ran")
+}
