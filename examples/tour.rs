@@ -6,17 +6,20 @@
 //!
 //! Every credential kind this version verifies is shown allowed and refused, with the exact
 //! status, the `WWW-Authenticate` challenge, the audit event, and at the end the access
-//! table. An identity provider runs in the same process (OIDC discovery and a JWKS on
+//! table. Three services run: `catalog` (the one toured), `scaffolder` (which calls catalog
+//! as itself and on behalf of its users) and `search`. An identity provider runs in the same process (OIDC discovery and a JWKS on
 //! 127.0.0.1), so nothing leaves the machine.
 
 use std::sync::Arc;
 
-use axum::routing::{get, post};
+use axum::extract::{Path, State};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
-use http::Method;
+use http::{Method, StatusCode};
 use s2s_auth::{
     AccessRestriction, AccessRestrictions, Action, Auth, JwksAccess, LegacySecret, MemoryAuditSink,
-    MemoryStore, PluginTokens, Principal, RoutePolicy, StaticDiscovery, StaticToken, UserProvider,
+    MemoryStore, PluginTokens, Principal, RoutePolicy, S2sClient, StaticDiscovery, StaticToken,
+    UserProvider,
 };
 
 const CI_TOKEN: &str = "ci-read-only-7f3a9c1e5b";
@@ -64,6 +67,35 @@ mod idp {
             Ok(Idp { issuer, key })
         }
 
+        /// A Backstage user token for `sub` from the auth backend at `issuer` (same key), with
+        /// `uip`: this provider's signature over the user's limited token, which a service
+        /// forwards to act on the user's behalf.
+        pub fn backstage_user_token(&self, issuer: &str, sub: &str) -> String {
+            use base64::Engine as _;
+            let b64 = |s: String| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+            let now = jsonwebtoken::get_current_timestamp();
+            let exp = now + 300;
+            // Backstage's limited token: these members, in this order.
+            let limited = format!(
+                "{}.{}",
+                b64(
+                    r#"{"typ":"vnd.backstage.limited-user","alg":"ES256","kid":"tour-key-1"}"#
+                        .into()
+                ),
+                b64(format!(r#"{{"sub":"{sub}","iat":{now},"exp":{exp}}}"#))
+            );
+            let uip = jsonwebtoken::crypto::sign(limited.as_bytes(), &self.key, Algorithm::ES256)
+                .unwrap_or_default();
+            let claims = json!({
+                "iss": issuer, "sub": sub, "ent": [sub], "aud": "backstage",
+                "iat": now, "exp": exp, "uip": uip,
+            });
+            let mut header = Header::new(Algorithm::ES256);
+            header.typ = Some("vnd.backstage.user".into());
+            header.kid = Some("tour-key-1".into());
+            jsonwebtoken::encode(&header, &claims, &self.key).unwrap_or_default()
+        }
+
         /// A token for `sub`, meant for `aud`, valid for five minutes.
         pub fn token(&self, sub: &str, aud: &str) -> String {
             let now = jsonwebtoken::get_current_timestamp();
@@ -108,20 +140,65 @@ async fn whoami(principal: Option<Principal>) -> Json<Principal> {
     Json(principal.unwrap_or_else(Principal::none))
 }
 
+/// scaffolder's `/catalog/{*path}`: calls catalog's `/{path}` for whoever called scaffolder
+/// (a user: on their behalf), and answers with catalog's status and body.
+async fn call_catalog(
+    State(client): State<Arc<S2sClient>>,
+    principal: Principal,
+    method: Method,
+    Path(path): Path<String>,
+) -> (StatusCode, String) {
+    let request = match client
+        .request(Some(&principal), "catalog", method, &format!("/{path}"))
+        .await
+    {
+        Ok(request) => request,
+        // For example a restricted credential, which is never delegated.
+        Err(e) => return (StatusCode::FORBIDDEN, e.to_string()),
+    };
+    match request.send().await {
+        Ok(response) => (
+            StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
+            response.text().await.unwrap_or_default(),
+        ),
+        Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()),
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let audit = Arc::new(MemoryAuditSink::default());
     let idp = idp::Idp::start().await?;
 
-    // Two more services in this process. `scaffolder` issues plugin-to-plugin tokens and
-    // publishes its keys at /.backstage/auth/v1/jwks.json; `search` accepts plugin tokens
-    // too. Discovery (service id -> base URL) tells each where the others are.
+    // Two more services in this process. `scaffolder` verifies its users (OIDC and Backstage
+    // user tokens), issues plugin-to-plugin tokens, publishes its keys at
+    // /.backstage/auth/v1/jwks.json, and calls catalog (as itself, or on behalf of its
+    // caller). `search` accepts plugin tokens too. Discovery (service id -> base URL) tells
+    // each where the others are.
+    let backstage_issuer = format!("{}/api/auth", idp.issuer);
+    let backstage_users = || {
+        UserProvider::backstage(backstage_issuer.clone())
+            .jwks_url(format!("{}/jwks.json", idp.issuer))
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
     let scaffolder_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let scaffolder_base = format!("http://{}", scaffolder_listener.local_addr()?);
     let scaffolder = Auth::builder("scaffolder")
         .plugin_tokens(PluginTokens::new(Arc::new(MemoryStore::default())))
+        .user_provider(UserProvider::oidc(idp.issuer.clone()).audiences(["scaffolder"]))
+        .user_provider(backstage_users())
+        .audit_sink(audit.clone())
         .build()?;
-    let scaffolder_app: Router = scaffolder.jwks_router().layer(scaffolder.layer());
+    let outbound = Arc::new(S2sClient::new(
+        scaffolder.clone(),
+        StaticDiscovery::new([("catalog", base.as_str())]),
+    ));
+    let scaffolder_app: Router = Router::new()
+        .route("/catalog/{*path}", any(call_catalog))
+        .with_state(outbound)
+        .merge(scaffolder.jwks_router())
+        .layer(scaffolder.layer());
     tokio::spawn(async move { axum::serve(scaffolder_listener, scaffolder_app).await });
     let discovery = StaticDiscovery::new([("scaffolder", scaffolder_base.as_str())]);
 
@@ -164,8 +241,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .user_provider(UserProvider::oidc(idp.issuer.clone()).audiences(["catalog-ui"]))
         // An old Backstage backend still sending legacy HS256 tokens.
         .legacy_secret(LegacySecret::new(LEGACY_SECRET, "old-backend"))
-        // Other services calling with plugin-to-plugin tokens, found through discovery.
+        // Backstage users, whose tokens carry the proof (`uip`) that lets a service act for
+        // them verifiably.
+        .user_provider(backstage_users())
+        // Other services calling with plugin-to-plugin tokens, found through discovery...
         .discovery(discovery)
+        // ...and the one trusted to act for users without the identity provider's proof
+        // (OIDC users: the RFC 8693 `act` form).
+        .trusted_actors(["scaffolder"])
         .route("/healthz", [Method::GET], RoutePolicy::unauthenticated())
         .route(
             "/entities",
@@ -197,8 +280,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/admin/tokens", post(whoami))
         .layer(auth.layer());
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
     tokio::spawn(async move { axum::serve(listener, app).await });
     println!("s2s-auth tour: service `catalog` listening on {base}\n");
 
@@ -224,6 +305,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         plugin_jwt.expose_secret(),
     ));
     let search_query = format!("{search_base}/query");
+    // jane, signed in to Backstage, and to the OIDC provider for scaffolder.
+    let jane_backstage_jwt = idp.backstage_user_token(&backstage_issuer, "user:default/jane");
+    let jane_backstage = Some(("jane's Backstage user token", jane_backstage_jwt.as_str()));
+    let jane_oidc_jwt = idp.token("jane", "scaffolder");
+    let jane_oidc = Some(("jane's OIDC token for scaffolder", jane_oidc_jwt.as_str()));
+    let via_scaffolder = format!("{scaffolder_base}/catalog/entities");
+    let via_scaffolder_admin = format!("{scaffolder_base}/catalog/admin/tokens");
     // (what it shows, method, path, the token as (label, value), the status to expect)
     type Step<'a> = (&'a str, Method, &'a str, Option<(&'a str, &'a str)>, u16);
     #[rustfmt::skip]
@@ -246,11 +334,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("scaffolder calls catalog with a plugin token (its JWKS found by discovery)", Method::GET, "/entities", plugin, 200),
         ("The same token replayed to the search service", Method::GET, search_query.as_str(), plugin, 401),
         ("scaffolder's plugin token on the users-only, sensitive route", Method::POST, "/admin/tokens", plugin, 403),
+        ("jane asks scaffolder, which calls catalog on her behalf (obo: her limited token)", Method::GET, via_scaffolder.as_str(), jane_backstage, 200),
+        ("The same, for an OIDC user (act form: scaffolder is a trusted actor)", Method::GET, via_scaffolder.as_str(), jane_oidc, 200),
+        ("Acting for jane on the sensitive route: on-behalf-of is refused there", Method::POST, via_scaffolder_admin.as_str(), jane_backstage, 403),
+        ("A Backstage user token sent to catalog itself", Method::GET, "/entities", jane_backstage, 200),
     ];
     let mut surprises = Vec::new();
     for (i, (title, method, path, token, expected)) in steps.iter().enumerate() {
         println!("{}. {title}", i + 1);
-        // Paths go to catalog; full URLs (the search service) as they are.
+        // Paths go to catalog; full URLs (search, scaffolder) as they are.
         let url = if path.starts_with("http") {
             (*path).to_owned()
         } else {
@@ -282,11 +374,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("   body: {body}");
         if let Some(event) = audit.last() {
             println!(
-                "   audit: {:?} {} (route {}, subject {}, token {})",
+                "   audit ({}): {:?} {} (route {}, subject {}{}, token {})",
+                event.service_id,
                 event.decision,
                 event.reason,
                 event.route,
                 event.subject.as_deref().unwrap_or("-"),
+                event
+                    .actor
+                    .as_deref()
+                    .map_or_else(String::new, |a| format!(" acted for by {a}")),
                 event
                     .token_fingerprint
                     .map_or_else(|| "-".to_owned(), |f| format!("fp:{f}")),

@@ -125,7 +125,9 @@ pub(crate) fn actor(act: &Value) -> Result<&str, VerifyError> {
         .as_object()
         .and_then(|o| o.get("sub"))
         .and_then(Value::as_str)
-        .ok_or(VerifyError::Malformed("act is not {\"sub\": <service id>}"))?;
+        .ok_or(VerifyError::Malformed(
+            "act is not an object naming a service in sub",
+        ))?;
     if !crate::is_valid_service_id(sub) {
         return Err(VerifyError::WrongSubject);
     }

@@ -327,3 +327,323 @@ async fn verified(auth: &Auth, token: &str) -> Principal {
     let principal = captured.lock().expect("lock").take();
     principal.expect("the handler ran")
 }
+
+// ---------------------------------------------------------------------------------------
+// Forged on-behalf-of tokens: a key of the test's own is "scaffolder"
+// ---------------------------------------------------------------------------------------
+
+/// A forging key published as scaffolder's, the identity provider, and a catalog that
+/// verifies Backstage users and finds scaffolder at the forger's key server.
+struct Forgery {
+    key: SigningKey,
+    server: KeyServer,
+    idp: Idp,
+    catalog: Catalog,
+}
+
+impl Forgery {
+    async fn start() -> Self {
+        Self::with(|idp, base| backstage_catalog(idp, base)).await
+    }
+
+    async fn with(catalog: impl FnOnce(&Idp, &str) -> AuthBuilder) -> Self {
+        let key = SigningKey::es256("forged-scaffolder-key");
+        let server = KeyServer::start(&[&key]).await;
+        let idp = Idp::start().await;
+        let catalog = Catalog::start(catalog(&idp, server.base())).await;
+        Self {
+            key,
+            server,
+            idp,
+            catalog,
+        }
+    }
+
+    /// A plugin token from scaffolder to catalog with `extra` claims, living `life` seconds.
+    fn token(&self, extra: Value, life: u64) -> String {
+        let mut claims = json!({
+            "sub": "scaffolder", "aud": "catalog", "iat": now(), "exp": now() + life,
+        });
+        for (name, value) in extra.as_object().expect("an object") {
+            claims[name] = value.clone();
+        }
+        let header = json!({ "typ": PLUGIN_TYP, "alg": "ES256", "kid": self.key.kid });
+        self.key.sign_raw(&header, &claims)
+    }
+
+    /// An `obo` token carrying jane's genuine limited token, which lives ten minutes.
+    fn obo(&self, life: u64) -> String {
+        let limited = self.idp.limited("user:default/jane", now(), now() + 600);
+        self.token(json!({ "obo": limited }), life)
+    }
+
+    async fn refuses_obo(&self, limited: &str, error: VerifyError) {
+        let token = self.token(json!({ "obo": limited }), 300);
+        self.catalog
+            .refuses(&token, &VerifyError::OnBehalfOfUser(Box::new(error)))
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn a_genuine_limited_token_from_a_known_service_is_accepted() {
+    let f = Forgery::start().await;
+    let (reply, event) = f.catalog.call(Method::GET, "/entities", &f.obo(300)).await;
+    assert_jane_via_scaffolder(&assert_allowed(&reply, &event));
+}
+
+#[tokio::test]
+async fn obo_exp_past_the_user_token_is_refused() {
+    let f = Forgery::start().await;
+    // The limited token ends in 600 s; the plugin token claims 900.
+    f.catalog
+        .refuses(&f.obo(900), &VerifyError::OutlivesUserToken)
+        .await;
+}
+
+#[tokio::test]
+async fn forged_limited_tokens_fail_the_check_they_break() {
+    let f = Forgery::start().await;
+    let (iat, exp) = (now(), now() + 600);
+    let parts = limited_parts(&f.idp.key.kid, "user:default/jane", iat, exp);
+
+    // Signed by someone else under the identity provider's kid.
+    let impostor = SigningKey::es256(&f.idp.key.kid);
+    f.refuses_obo(
+        &format!("{parts}.{}", signature(&impostor, &parts)),
+        VerifyError::BadSignature,
+    )
+    .await;
+    // A user who has left: the limited token expired (so did the user token).
+    f.refuses_obo(
+        &f.idp
+            .limited("user:default/jane", now() - 7200, now() - 3600),
+        VerifyError::Expired,
+    )
+    .await;
+    // Not a user at all.
+    f.refuses_obo(
+        &f.idp.limited("group:default/admins", iat, exp),
+        VerifyError::WrongSubject,
+    )
+    .await;
+    // A full user token is not a limited one: forwarding it would hand out the user's keys.
+    f.refuses_obo(
+        &f.idp.user_token("user:default/jane", exp),
+        VerifyError::WrongType,
+    )
+    .await;
+    // Unsigned, key-carrying, or not a JWS.
+    let none = format!(
+        "{}.{}.",
+        b64url(br#"{"typ":"vnd.backstage.limited-user","alg":"none"}"#),
+        b64url(br#"{"sub":"user:default/jane"}"#)
+    );
+    f.refuses_obo(&none, VerifyError::AlgorithmNone).await;
+    let jku = f.idp.key.sign_raw(
+        &json!({ "typ": "vnd.backstage.limited-user", "alg": "ES256", "jku": "http://evil/jwks" }),
+        &json!({ "sub": "user:default/jane", "iat": iat, "exp": exp }),
+    );
+    f.refuses_obo(&jku, VerifyError::KeyInHeader("jku")).await;
+    f.refuses_obo("not-a-token", VerifyError::Malformed("not a compact JWS"))
+        .await;
+}
+
+#[tokio::test]
+async fn malformed_on_behalf_of_claims_are_refused() {
+    // Trusting scaffolder in both forms, so each claim is judged on its shape.
+    let f = Forgery::with(|idp, base| backstage_catalog(idp, base).trusted_actors(["scaffolder"]))
+        .await;
+    let limited = f.idp.limited("user:default/jane", now(), now() + 600);
+    f.catalog
+        .refuses(
+            &f.token(json!({ "obo": 42 }), 300),
+            &VerifyError::Malformed("obo is not a string"),
+        )
+        .await;
+    f.catalog
+        .refuses(
+            &f.token(
+                json!({ "obo": limited, "act": { "sub": "scaffolder" } }),
+                300,
+            ),
+            &VerifyError::Malformed("token carries both obo and act"),
+        )
+        .await;
+    // The plugin token's own checks come first: a token for search is not for catalog.
+    let mut for_search = f.token(json!({ "obo": limited, "aud": "search" }), 300);
+    f.catalog
+        .refuses(&for_search, &VerifyError::WrongAudience)
+        .await;
+    // A subject that could steer discovery is refused before any key is fetched.
+    let fetched = f.server.total_hits();
+    for_search = f.token(json!({ "obo": limited, "sub": "../scaffolder" }), 300);
+    f.catalog
+        .refuses(&for_search, &VerifyError::WrongSubject)
+        .await;
+    assert_eq!(f.server.total_hits(), fetched);
+}
+
+#[tokio::test]
+async fn a_limited_token_alone_opens_nothing() {
+    let f = Forgery::start().await;
+    let limited = f.idp.limited("user:default/jane", now(), now() + 600);
+    f.catalog.refuses(&limited, &VerifyError::WrongType).await;
+}
+
+#[tokio::test]
+async fn on_behalf_of_is_refused_on_sensitive_routes() {
+    let f = Forgery::start().await;
+    let (reply, event) = f
+        .catalog
+        .call(Method::POST, "/admin/tokens", &f.obo(300))
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
+    assert_eq!(event.reason, "sensitive_route");
+    assert_eq!(event.actor.as_deref(), Some("plugin:scaffolder"));
+}
+
+#[tokio::test]
+async fn obo_needs_a_backstage_identity_provider() {
+    let f = Forgery::with(|_, base| {
+        Auth::builder(SERVICE).discovery(StaticDiscovery::new([("scaffolder", base)]))
+    })
+    .await;
+    f.catalog
+        .refuses(
+            &f.obo(300),
+            &VerifyError::NoUserProvider(
+                "no Backstage identity provider is configured to verify its user",
+            ),
+        )
+        .await;
+}
+
+// ---------------------------------------------------------------------------------------
+// The actor form (RFC 8693 `act`), for users of other identity providers
+// ---------------------------------------------------------------------------------------
+
+/// Catalog trusting `actors` to act for users, finding scaffolder at `base`.
+fn trusting(actors: &'static [&'static str]) -> impl FnOnce(&Idp, &str) -> AuthBuilder {
+    move |_, base| {
+        Auth::builder(SERVICE)
+            .discovery(StaticDiscovery::new([
+                ("scaffolder", base),
+                ("search", base),
+            ]))
+            .trusted_actors(actors.iter().copied())
+    }
+}
+
+#[tokio::test]
+async fn scaffolder_acts_for_an_oidc_user_where_trusted() {
+    let idp = Idp::start().await;
+    let oidc = UserProvider::oidc(IDP_ISSUER)
+        .audiences(["scaffolder"])
+        .jwks_url(idp.server.jwks_url());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let catalog = Catalog::start(trusting(&["scaffolder"])(&idp, &base)).await;
+    let scaffolder = Scaffolder::start(listener, oidc, &catalog.server.base).await;
+
+    let user_exp = now() + 300;
+    let user_token = idp.key.sign(&json!({
+        "iss": IDP_ISSUER, "aud": "scaffolder", "sub": "jane", "iat": now(), "exp": user_exp,
+    }));
+    let (status, principal) = scaffolder.proxy(&user_token).await;
+    assert_eq!(status, StatusCode::OK, "{principal}");
+    assert_jane_via_scaffolder(&principal);
+
+    // The wire format: the user is the subject, scaffolder the actor; exp clamped.
+    let sent = obo_token(&scaffolder, &user_token).await;
+    let (_, claims) = parts(&sent);
+    assert_eq!(claims["sub"], "user:default/jane");
+    assert_eq!(claims["act"], json!({ "sub": "scaffolder" }));
+    assert!(claims.get("obo").is_none());
+    assert_eq!(claims["exp"].as_u64(), Some(user_exp));
+}
+
+#[tokio::test]
+async fn the_actor_form_is_taken_only_from_trusted_actors() {
+    let user = json!({ "sub": "user:default/jane", "act": { "sub": "scaffolder" } });
+    // Nobody trusted: refused before discovery or any fetch.
+    let f = Forgery::with(trusting(&[])).await;
+    f.catalog
+        .refuses(&f.token(user.clone(), 300), &VerifyError::UntrustedActor)
+        .await;
+    assert_eq!(f.server.total_hits(), 0, "no key was fetched");
+
+    let f = Forgery::with(trusting(&["scaffolder"])).await;
+    let (reply, event) = f
+        .catalog
+        .call(Method::GET, "/entities", &f.token(user.clone(), 300))
+        .await;
+    assert_jane_via_scaffolder(&assert_allowed(&reply, &event));
+    // search is a known service, but not trusted to act for users.
+    let from_search = json!({ "sub": "user:default/jane", "act": { "sub": "search" } });
+    f.catalog
+        .refuses(&f.token(from_search, 300), &VerifyError::UntrustedActor)
+        .await;
+    // The subject must be a user's entity ref, exactly.
+    for sub in ["jane", "plugin:scaffolder", "group:default/admins"] {
+        let claims = json!({ "sub": sub, "act": { "sub": "scaffolder" } });
+        f.catalog
+            .refuses(&f.token(claims, 300), &VerifyError::WrongSubject)
+            .await;
+    }
+    // The actor must be a service id, in the RFC 8693 shape.
+    let fetched = f.server.total_hits();
+    let steering = json!({ "sub": "user:default/jane", "act": { "sub": "../scaffolder" } });
+    f.catalog
+        .refuses(&f.token(steering, 300), &VerifyError::WrongSubject)
+        .await;
+    assert_eq!(f.server.total_hits(), fetched, "no fetch for a bad actor");
+    let flat = json!({ "sub": "user:default/jane", "act": "scaffolder" });
+    f.catalog
+        .refuses(
+            &f.token(flat, 300),
+            &VerifyError::Malformed("act is not an object naming a service in sub"),
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn trusted_actors_are_checked_at_build_time() {
+    let err = Auth::builder(SERVICE)
+        .discovery(StaticDiscovery::new([("scaffolder", "http://127.0.0.1:9")]))
+        .trusted_actors(["Scaffolder"])
+        .build()
+        .expect_err("not a service id");
+    assert_eq!(err.path(), Some("s2s.trustedActors[0]"));
+    let err = Auth::builder(SERVICE)
+        .trusted_actors(["scaffolder"])
+        .build()
+        .expect_err("no discovery");
+    assert_eq!(err.path(), Some("s2s.trustedActors"));
+    let yaml = "s2s:\n  serviceId: catalog\n  discovery:\n    scaffolder: http://127.0.0.1:9\n  trustedActors: [scaffolder, '../x']\n";
+    let err = Auth::from_yaml_str(yaml).expect_err("bad actor");
+    assert_eq!(err.path(), Some("s2s.trustedActors[1]"));
+}
+
+#[tokio::test]
+async fn restricted_principals_are_never_delegated() {
+    let scaffolder = Auth::builder("scaffolder")
+        .plugin_tokens(PluginTokens::new(Arc::new(MemoryStore::default())))
+        .build()
+        .expect("builds");
+    let ci = Principal::new(
+        PrincipalType::Service,
+        "external:ci",
+        CredentialKind::Static,
+    )
+    .with_restrictions(
+        AccessRestrictions::new([AccessRestriction::plugin("scaffolder")]).expect("valid"),
+    );
+    let err = scaffolder
+        .on_behalf_of_token(&ci, "catalog")
+        .await
+        .expect_err("restricted");
+    assert!(matches!(err, IssueError::RestrictedPrincipal), "{err}");
+}
