@@ -171,3 +171,43 @@ async fn table_agrees_with_live_requests() {
         }
     }
 }
+
+#[test]
+fn plugin_and_obo_columns_where_they_can_verify() {
+    use s2s_auth::{Auth, RoutePolicy, StaticDiscovery, UserProvider};
+    let discovery = || StaticDiscovery::new([("scaffolder", "http://127.0.0.1:9")]);
+    let route = |b: s2s_auth::AuthBuilder| {
+        b.route(
+            "/admin/tokens",
+            [Method::POST],
+            RoutePolicy::authenticated().sensitive(true),
+        )
+        .build()
+        .expect("builds")
+    };
+    let columns = |auth: &Auth| auth.access_table().columns().to_vec();
+
+    // Plugin tokens, but nothing to verify a user with: no obo column.
+    let plugin_only = route(Auth::builder(SERVICE).discovery(discovery()));
+    assert_eq!(columns(&plugin_only), ["none", "plugin"]);
+    // A Backstage identity provider checks the users of `obo`; trusted actors name them.
+    let backstage = route(
+        Auth::builder(SERVICE)
+            .discovery(discovery())
+            .user_provider(UserProvider::backstage("http://backstage/api/auth")),
+    );
+    assert_eq!(columns(&backstage), ["none", "user", "plugin", "obo"]);
+    let actors = route(
+        Auth::builder(SERVICE)
+            .discovery(discovery())
+            .trusted_actors(["scaffolder"]),
+    );
+    assert_eq!(columns(&actors), ["none", "plugin", "obo"]);
+
+    // Acting for a user is refused on sensitive routes; the user alone is not.
+    let json = backstage.access_table().to_json();
+    let cells = &row(&json, "/admin/tokens", "POST")["cells"];
+    assert_eq!(cells["user"]["status"], 200);
+    assert_eq!(cells["obo"]["status"], 403);
+    assert_eq!(cells["obo"]["reason"], "sensitive_route");
+}

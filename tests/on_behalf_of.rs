@@ -647,3 +647,25 @@ async fn restricted_principals_are_never_delegated() {
         .expect_err("restricted");
     assert!(matches!(err, IssueError::RestrictedPrincipal), "{err}");
 }
+
+#[tokio::test]
+async fn the_users_proof_never_shows() {
+    let (idp, scaffolder, _catalog) = world(backstage_catalog).await;
+    let user_token = idp.user_token("user:default/jane", now() + 600);
+    let principal = verified(&scaffolder.auth, &user_token).await;
+    let proof = parts(&user_token).1["uip"]
+        .as_str()
+        .expect("uip")
+        .to_owned();
+    let obo = obo_token(&scaffolder, &user_token).await;
+    let shown = format!(
+        "{principal:?} {} {:?}",
+        serde_json::to_string(&principal).expect("serializes"),
+        scaffolder.client
+    );
+    for secret in [proof.as_str(), user_token.as_str(), obo.as_str()] {
+        for form in common::leak_forms(secret) {
+            assert!(!shown.contains(&form), "leaked: {shown}");
+        }
+    }
+}
