@@ -343,7 +343,7 @@ struct Forgery {
 
 impl Forgery {
     async fn start() -> Self {
-        Self::with(|idp, base| backstage_catalog(idp, base)).await
+        Self::with(backstage_catalog).await
     }
 
     async fn with(catalog: impl FnOnce(&Idp, &str) -> AuthBuilder) -> Self {
