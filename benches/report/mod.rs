@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 /// The sections, in the order they appear in the file, and how to regenerate each.
-const SECTIONS: [(&str, &str); 2] = [
+const SECTIONS: [(&str, &str); 3] = [
     ("layer", "cargo bench --bench layer"),
     ("jwt", "cargo bench --features jwks-client-rs --bench jwt"),
+    ("plugin", "cargo bench --bench plugin"),
 ];
 
 /// Whether this is a full `cargo bench` run. Criterion gets `--bench` from `cargo bench`;
