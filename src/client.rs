@@ -50,6 +50,9 @@ use crate::secret::SecretString;
 /// quarter of the token's lifetime for short-lived tokens (so a 60 s token is still reused).
 const REFRESH_MARGIN_SECS: u64 = 60;
 
+/// The token held for one target, and when to replace it (unix seconds).
+type TargetToken = tokio::sync::Mutex<Option<(SecretString, u64)>>;
+
 /// How many on-behalf-of tokens a client keeps (one per target and user credential).
 const OBO_CACHE_CAPACITY: u64 = 10_000;
 
@@ -67,8 +70,9 @@ pub struct S2sClient {
     auth: Auth,
     http: reqwest::Client,
     discovery: Arc<dyn Discovery>,
-    /// Per target: the token and the time (unix seconds) to replace it.
-    tokens: tokio::sync::Mutex<HashMap<String, (SecretString, u64)>>,
+    /// Per target: the token and the time (unix seconds) to replace it, behind a lock of its
+    /// own, so a slow mint (a key rotation waiting on the store) holds up only that target.
+    tokens: std::sync::Mutex<HashMap<String, Arc<TargetToken>>>,
     /// On-behalf-of tokens, by SHA-256 of target, user and user credential.
     on_behalf_of: moka::sync::Cache<[u8; 32], (SecretString, u64)>,
     issued: AtomicU64,
@@ -108,7 +112,7 @@ impl S2sClient {
             auth,
             http,
             discovery: Arc::new(discovery),
-            tokens: tokio::sync::Mutex::new(HashMap::new()),
+            tokens: std::sync::Mutex::new(HashMap::new()),
             on_behalf_of: moka::sync::Cache::builder()
                 .max_capacity(OBO_CACHE_CAPACITY)
                 .time_to_live(std::time::Duration::from_secs(3600))
@@ -137,16 +141,27 @@ impl S2sClient {
                 return self.on_behalf_of(p, target).await;
             }
         }
-        // One lock for the check and the mint: concurrent first calls share one token.
-        let mut tokens = self.tokens.lock().await;
-        if let Some((token, replace_at)) = tokens.get(target)
+        if !crate::is_valid_service_id(target) {
+            return Err(IssueError::InvalidTarget(target.to_owned()));
+        }
+        let slot = self
+            .tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(target.to_owned())
+            .or_default()
+            .clone();
+        // One lock per target for the check and the mint: concurrent first calls share one
+        // token.
+        let mut held = slot.lock().await;
+        if let Some((token, replace_at)) = held.as_ref()
             && now() < *replace_at
         {
             return Ok(token.clone());
         }
         let token = self.auth.plugin_token(target).await?;
         self.issued.fetch_add(1, Ordering::Relaxed);
-        tokens.insert(target.to_owned(), (token.clone(), replace_at(&token)));
+        *held = Some((token.clone(), replace_at(&token)));
         Ok(token)
     }
 

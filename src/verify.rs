@@ -102,7 +102,6 @@ impl Verifiers {
         !self.jwks.is_empty() || !self.legacy.is_empty() || self.plugin.is_some()
     }
 
-    /// Starts verifying a token.
     /// Starts verifying a token; `digest` is its SHA-256.
     pub(crate) fn verify(
         self: &Arc<Self>,
