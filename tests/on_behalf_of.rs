@@ -118,21 +118,10 @@ impl Catalog {
 
     /// `method path` with a bearer token: the reply and the one audit event.
     async fn call(&self, method: Method, path: &str, token: &str) -> (Reply, AuditEvent) {
-        self.audit.clear();
-        let response = reqwest::Client::new()
+        let request = reqwest::Client::new()
             .request(method, format!("{}{path}", self.server.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("catalog answers");
-        let reply = Reply {
-            status: response.status(),
-            headers: response.headers().clone(),
-            body: response.text().await.expect("a body"),
-        };
-        let mut events = self.audit.events();
-        assert_eq!(events.len(), 1, "one request, one audit event: {events:#?}");
-        (reply, events.remove(0))
+            .bearer_auth(token);
+        common::send_served(&self.audit, request).await
     }
 
     async fn refuses(&self, token: &str, error: &VerifyError) {

@@ -137,22 +137,11 @@ impl Receiver {
     /// `GET /entities` with `Authorization: Bearer <token>`: the response and the one audit
     /// event it produced.
     async fn call(&self, token: &str) -> (Reply, AuditEvent) {
-        self.audit.clear();
-        let response = self
+        let request = self
             .http
             .get(format!("{}/entities", self.server.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("the receiver answers");
-        let reply = Reply {
-            status: response.status(),
-            headers: response.headers().clone(),
-            body: response.text().await.expect("a body"),
-        };
-        let mut events = self.audit.events();
-        assert_eq!(events.len(), 1, "one request, one audit event: {events:#?}");
-        (reply, events.remove(0))
+            .bearer_auth(token);
+        common::send_served(&self.audit, request).await
     }
 
     /// Asserts `token` is accepted as coming from the plugin `caller`.

@@ -254,6 +254,24 @@ pub fn serve_on(listener: tokio::net::TcpListener, app: Router) -> Served {
     Served { base, task }
 }
 
+/// `request` sent to a served router whose layer writes to `audit`: the reply and the one
+/// audit event it produced.
+pub async fn send_served(
+    audit: &MemoryAuditSink,
+    request: reqwest::RequestBuilder,
+) -> (Reply, AuditEvent) {
+    audit.clear();
+    let response = request.send().await.expect("the server answers");
+    let reply = Reply {
+        status: response.status(),
+        headers: response.headers().clone(),
+        body: response.text().await.expect("a body"),
+    };
+    let mut events = audit.events();
+    assert_eq!(events.len(), 1, "one request, one audit event: {events:#?}");
+    (reply, events.remove(0))
+}
+
 /// A response, read to the end.
 #[derive(Debug)]
 pub struct Reply {
