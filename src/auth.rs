@@ -178,29 +178,22 @@ impl Auth {
         }
         let keys = self.inner.keys.as_ref().ok_or(IssueError::NotConfigured)?;
         let service_id = &self.inner.service_id;
-        let now = crate::plugin::now();
-        if let Some(limited) = principal.limited_user_token() {
-            if limited.exp <= now {
-                return Err(IssueError::CannotDelegate("the user's token has expired"));
-            }
-            let obo = serde_json::Value::from(limited.token.expose_secret());
-            return issue(
-                keys,
-                service_id,
-                target,
-                Some(("obo", obo)),
-                Some(limited.exp),
-            )
-            .await;
-        }
+        // The credential this service received for the user: its expiry bounds the new
+        // token, so a second hop never outlives the first (and neither outlives the user's
+        // own token, which bounds every on-behalf-of token on the way).
         let user_exp = principal
             .expires_at()
             .map(|t| u64::try_from(t.unix_timestamp()).unwrap_or(0))
             .ok_or(IssueError::CannotDelegate(
                 "the user's credential has no expiry",
             ))?;
-        if user_exp <= now {
+        if user_exp <= crate::plugin::now() {
             return Err(IssueError::CannotDelegate("the user's token has expired"));
+        }
+        if let Some(limited) = principal.limited_user_token() {
+            let obo = serde_json::Value::from(limited.token.expose_secret());
+            let max_exp = user_exp.min(limited.exp);
+            return issue(keys, service_id, target, Some(("obo", obo)), Some(max_exp)).await;
         }
         let act = serde_json::json!({ "sub": service_id });
         issue(

@@ -81,8 +81,7 @@ pub(crate) fn limited_user_token(
     #[derive(Serialize)]
     struct Claims<'a> {
         sub: &'a Value,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        iat: Option<&'a Value>,
+        iat: &'a Value,
         exp: &'a Value,
     }
     let uip = claims.get("uip")?.as_str()?;
@@ -101,9 +100,10 @@ pub(crate) fn limited_user_token(
         kid,
     })
     .ok()?;
+    // Receivers require `iat` in a limited token; without it there is nothing to forward.
     let payload = serde_json::to_vec(&Claims {
         sub: claims.get("sub")?,
-        iat: claims.get("iat"),
+        iat: claims.get("iat")?,
         exp,
     })
     .ok()?;
@@ -173,6 +173,9 @@ mod tests {
     fn no_proof_no_limited_token() {
         let base = json!({"sub": "user:default/jane", "iat": 1, "exp": 2});
         assert!(limited_user_token(Algorithm::ES256, None, &claims(base.clone())).is_none());
+        // Without `iat` the limited token would be refused downstream: none is made.
+        let no_iat = json!({"sub": "user:default/jane", "exp": 2, "uip": "c2ln"});
+        assert!(limited_user_token(Algorithm::ES256, None, &claims(no_iat)).is_none());
         for bad in [json!(""), json!("a.b"), json!(7), json!("sig=")] {
             let mut c = claims(base.clone());
             c.insert("uip".into(), bad);

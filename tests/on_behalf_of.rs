@@ -658,3 +658,29 @@ async fn the_users_proof_never_shows() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_second_hop_never_outlives_the_first() {
+    let f = Forgery::start().await;
+    // catalog, which also issues, receives jane's obo token living two minutes (her limited
+    // token lives ten) and acts for her towards search.
+    let catalog = backstage_catalog(&f.idp, f.server.base())
+        .plugin_tokens(PluginTokens::new(Arc::new(MemoryStore::default())))
+        .build()
+        .expect("builds");
+    let received = f.obo(120);
+    let jane = verified(&catalog, &received).await;
+    assert_eq!(jane.credential(), CredentialKind::Obo);
+    let onward = catalog
+        .on_behalf_of_token(&jane, "search")
+        .await
+        .expect("an on-behalf-of token");
+    let (_, claims) = parts(onward.expose_secret());
+    let (_, first) = parts(&received);
+    assert_eq!(claims["sub"], "catalog");
+    assert_eq!(
+        claims["obo"], first["obo"],
+        "the same proof of jane travels on"
+    );
+    assert!(claims["exp"].as_u64() <= first["exp"].as_u64());
+}
