@@ -1373,17 +1373,9 @@ fn behaviours(rt: &Runtime, f: &Fixtures, storms: &[StormResult]) -> Vec<Behavio
 
 fn main() {
     let started = SystemTime::now();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("invariant: a tokio runtime can be built");
+    let rt = report::runtime();
     let fixtures = Fixtures::new(&rt);
-    let mut c = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(50)
-        .without_plots()
-        .configure_from_args();
+    let mut c = report::criterion(3, 50);
     benches(&mut c, &rt, &fixtures);
     c.final_summary();
 

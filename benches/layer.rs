@@ -16,7 +16,7 @@ mod report;
 
 use std::fmt::Write as _;
 use std::hint::black_box;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use axum::Router;
 use axum::body::Body;
@@ -408,17 +408,9 @@ fn paired(rt: &Runtime, a: Case<'_>, b: Case<'_>) -> Paired {
 
 fn main() {
     let started = SystemTime::now();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("invariant: a tokio runtime can be built");
+    let rt = report::runtime();
     let fixtures = Fixtures::new(&rt);
-    let mut c = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4))
-        .sample_size(100)
-        .without_plots()
-        .configure_from_args();
+    let mut c = report::criterion(4, 100);
 
     request_group(&mut c, &rt, &fixtures);
     static_lookup_group(&mut c, &rt, &fixtures);

@@ -37,7 +37,7 @@ mod fixture;
 mod summary;
 
 use std::hint::black_box;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use criterion::Criterion;
 use tokio::runtime::Runtime;
@@ -172,17 +172,9 @@ fn figure(times: &[Vec<f64>], metric: impl Fn(&dyn Fn(Op) -> f64) -> f64) -> Fig
 
 fn main() {
     let started = SystemTime::now();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("invariant: a tokio runtime can be built");
+    let rt = report::runtime();
     let fixtures = Fixtures::new(&rt);
-    let mut c = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(50)
-        .without_plots()
-        .configure_from_args();
+    let mut c = report::criterion(3, 50);
     benches(&mut c, &rt, &fixtures);
     c.final_summary();
     if report::is_full_run() {

@@ -16,6 +16,25 @@ const SECTIONS: [(&str, &str); 3] = [
     ("plugin", "cargo bench --bench plugin"),
 ];
 
+/// The runtime every bench runs its requests on: tokio, current thread, timers on.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("invariant: a tokio runtime can be built")
+}
+
+/// Criterion as the benches use it: 1 s warm-up, `measure_secs` of `samples` samples, no
+/// plots, and the command line's filters.
+pub fn criterion(measure_secs: u64, samples: usize) -> criterion::Criterion {
+    criterion::Criterion::default()
+        .warm_up_time(std::time::Duration::from_secs(1))
+        .measurement_time(std::time::Duration::from_secs(measure_secs))
+        .sample_size(samples)
+        .without_plots()
+        .configure_from_args()
+}
+
 /// Whether this is a full `cargo bench` run. Criterion gets `--bench` from `cargo bench`;
 /// without it (`cargo test --benches`) each routine ran once, untimed, and there is nothing
 /// to report.
