@@ -238,8 +238,9 @@ fn render(est: &[Estimate], times: &[Vec<f64>], timed_fetches: usize, f: &Fixtur
          issuance** (`tokens_issued()`), {:.0} µs for all of them, the issuance included. \
          The benched client issued {benched_issued} {} over all the calls criterion and the \
          paired check made to it. Reusing the held token costs **{} ns** a call (criterion \
-         median; {} ns paired), a fresh issuance **{} ns** ({} ns paired): a mutex, a map \
-         lookup, a clock read and a `String` clone, against an ES256 signature.\n",
+         median; {} ns paired), a fresh issuance **{} ns** ({} ns paired): the map lock and \
+         lookup, the target's own lock, a clock read and a `String` clone, against an ES256 \
+         signature.\n",
         count(REUSE_CALLS),
         wall.as_secs_f64() * 1e6,
         tokens(benched_issued),
