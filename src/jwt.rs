@@ -113,7 +113,7 @@ pub(crate) fn inspect(token: &str) -> Result<Unverified, VerifyError> {
     })
 }
 
-fn decode_part<T: serde::de::DeserializeOwned>(
+pub(crate) fn decode_part<T: serde::de::DeserializeOwned>(
     part: &str,
     what: &'static str,
 ) -> Result<T, VerifyError> {

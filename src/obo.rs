@@ -30,6 +30,27 @@
 //! apply and the audit log shows who acted. An on-behalf-of token never outlives the user's
 //! token: the issuer clamps its `exp`, and the receiver refuses one that claims longer.
 //! A principal with access restrictions cannot be delegated at all.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use s2s_auth::obo::LIMITED_USER_TYP;
+//! use s2s_auth::{Auth, CredentialKind, MemoryStore, PluginTokens, Principal, PrincipalType};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let scaffolder = Auth::builder("scaffolder")
+//!     .plugin_tokens(PluginTokens::new(Arc::new(MemoryStore::default())))
+//!     .build()?;
+//! // An OIDC user (no limited token to forward): the actor form.
+//! let jane = Principal::new(PrincipalType::User, "user:default/jane", CredentialKind::User)
+//!     .with_expiry(time::OffsetDateTime::now_utc() + time::Duration::minutes(5));
+//! let token = scaffolder.on_behalf_of_token(&jane, "catalog").await?;
+//! assert_eq!(token.expose_secret().split('.').count(), 3);
+//! // A Backstage user's forwarded proof carries this `typ`; alone it opens no route.
+//! assert_eq!(LIMITED_USER_TYP, "vnd.backstage.limited-user");
+//! # Ok(())
+//! # }
+//! ```
 
 use std::sync::Arc;
 

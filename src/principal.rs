@@ -226,14 +226,6 @@ impl Principal {
         self.limited_user_token.as_ref()
     }
 
-    /// Whether a service may act on this principal's behalf: a user whose credential carries
-    /// no access restrictions. A Backstage user with the identity provider's proof is
-    /// delegated in the verifiable form; any other user in the actor form, which receivers
-    /// accept only from services they trust (see [`Auth::on_behalf_of_token`](crate::Auth::on_behalf_of_token)).
-    pub fn can_be_delegated(&self) -> bool {
-        self.principal_type == PrincipalType::User && self.restrictions.is_none()
-    }
-
     /// The Backstage-style subject: `user:default/jane`, `plugin:scaffolder`,
     /// `external:ci-bot`, `service-account:indexer`.
     pub fn subject(&self) -> &str {
