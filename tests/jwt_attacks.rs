@@ -366,14 +366,10 @@ async fn user_token_is_refused_where_only_service_tokens_are_allowed() {
     let (reply, event) =
         f.h.call(Method::GET, "/services-only", Some(&user_token))
             .await;
-    assert_refused(
+    assert_forbidden(
         &reply,
         &event,
-        403,
-        &challenge(
-            "insufficient_scope",
-            "user credentials are not allowed on this route (allowed: static, jwks, legacy)",
-        ),
+        "user credentials are not allowed on this route (allowed: static, jwks, legacy)",
         "credential_kind_not_allowed",
     );
     assert_eq!(event.subject.as_deref(), Some("user:default/jane"));

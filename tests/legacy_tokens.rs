@@ -203,14 +203,10 @@ async fn legacy_secret_restrictions_are_enforced() {
         ),
     );
     let (reply, event) = get(&h, &legacy_token(&secret_a(), &legacy_claims())).await;
-    assert_refused(
+    assert_forbidden(
         &reply,
         &event,
-        403,
-        &challenge(
-            "insufficient_scope",
-            "credential is restricted to plugins [scaffolder]; this service is `catalog`",
-        ),
+        "credential is restricted to plugins [scaffolder]; this service is `catalog`",
         "restricted_plugin",
     );
     assert_eq!(event.subject.as_deref(), Some("external:old-backend"));

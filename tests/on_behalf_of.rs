@@ -29,8 +29,10 @@ use s2s_auth::{
 };
 use serde_json::{Value, json};
 
-use common::jwt::{KeyServer, SigningKey, assert_invalid_token, now};
-use common::{Reply, SERVICE, Served, assert_allowed, b64url, serve, serve_on};
+use common::jwt::{KeyServer, SigningKey, now};
+use common::{
+    Reply, SERVICE, Served, assert_allowed, assert_invalid_token, b64url, serve, serve_on,
+};
 
 const IDP_ISSUER: &str = "http://backstage.test/api/auth";
 

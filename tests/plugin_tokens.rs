@@ -32,8 +32,8 @@ use s2s_auth::{
 };
 use serde_json::{Map, Value, json};
 
-use common::jwt::{KeyServer, SigningKey, assert_invalid_token, assert_keys_unavailable, now};
-use common::{Reply, SERVICE, Served, assert_allowed, serve};
+use common::jwt::{KeyServer, SigningKey, assert_keys_unavailable, now};
+use common::{Reply, SERVICE, Served, assert_allowed, assert_invalid_token, serve};
 
 // ---------------------------------------------------------------------------------------
 // Servers

@@ -70,14 +70,10 @@ async fn unauthenticated_route_ignores_malformed_authorization() {
 async fn rejects_static_token_on_user_only_route() {
     let h = Harness::standard();
     let (reply, event) = h.call(Method::GET, "/users/me", Some(CI_TOKEN)).await;
-    assert_refused(
+    assert_forbidden(
         &reply,
         &event,
-        403,
-        &challenge(
-            "insufficient_scope",
-            "static credentials are not allowed on this route (allowed: user)",
-        ),
+        "static credentials are not allowed on this route (allowed: user)",
         "credential_kind_not_allowed",
     );
 }
@@ -141,14 +137,10 @@ fn deny_by_default() -> Harness {
 async fn default_deny_refuses_unlisted_route() {
     let h = deny_by_default();
     let (reply, event) = h.call(Method::GET, "/reports", Some(CI_TOKEN)).await;
-    assert_refused(
+    assert_forbidden(
         &reply,
         &event,
-        403,
-        &challenge(
-            "insufficient_scope",
-            "route is not listed and the default policy is deny",
-        ),
+        "route is not listed and the default policy is deny",
         "default_deny",
     );
     assert_eq!(event.route, "<unlisted>");

@@ -13,14 +13,10 @@ async fn rejects_token_restricted_to_other_plugin() {
     let (reply, event) = h
         .call(Method::GET, "/entities/42", Some(SCAFFOLDER_ONLY_TOKEN))
         .await;
-    assert_refused(
+    assert_forbidden(
         &reply,
         &event,
-        403,
-        &challenge(
-            "insufficient_scope",
-            "credential is restricted to plugins [scaffolder]; this service is `catalog`",
-        ),
+        "credential is restricted to plugins [scaffolder]; this service is `catalog`",
         "restricted_plugin",
     );
     assert_eq!(event.subject.as_deref(), Some("external:scaffolder-bot"));
@@ -34,14 +30,10 @@ async fn rejects_declared_action_outside_restriction() {
     let (reply, event) = h
         .call(Method::GET, "/entities/42/refresh", Some(READ_ACTION_TOKEN))
         .await;
-    assert_refused(
+    assert_forbidden(
         &reply,
         &event,
-        403,
-        &challenge(
-            "insufficient_scope",
-            "credential is restricted to other actions than `update`",
-        ),
+        "credential is restricted to other actions than `update`",
         "restricted_action",
     );
 }
@@ -54,14 +46,10 @@ async fn rejects_method_implied_action_outside_restriction() {
     let (reply, event) = h
         .call(Method::DELETE, "/files/report.csv", Some(READ_ACTION_TOKEN))
         .await;
-    assert_refused(
+    assert_forbidden(
         &reply,
         &event,
-        403,
-        &challenge(
-            "insufficient_scope",
-            "credential is restricted to other actions than `delete`",
-        ),
+        "credential is restricted to other actions than `delete`",
         "restricted_action",
     );
 }
@@ -72,14 +60,10 @@ async fn rejects_permission_outside_restriction() {
     let (reply, event) = h
         .call(Method::DELETE, "/entities/42", Some(READ_PERMISSION_TOKEN))
         .await;
-    assert_refused(
+    assert_forbidden(
         &reply,
         &event,
-        403,
-        &challenge(
-            "insufficient_scope",
-            "credential is restricted to other permissions than `catalog.entity.delete`",
-        ),
+        "credential is restricted to other permissions than `catalog.entity.delete`",
         "restricted_permission",
     );
 }
@@ -94,14 +78,10 @@ async fn rejects_permission_restricted_token_on_route_without_permission() {
             Some(READ_PERMISSION_TOKEN),
         )
         .await;
-    assert_refused(
+    assert_forbidden(
         &reply,
         &event,
-        403,
-        &challenge(
-            "insufficient_scope",
-            "credential is restricted to other permissions than (none declared)",
-        ),
+        "credential is restricted to other permissions than (none declared)",
         "restricted_permission",
     );
 }

@@ -27,11 +27,10 @@ async fn rejects_unknown_static_token() {
     let (reply, event) = h
         .call(Method::GET, "/entities/42", Some(UNKNOWN_TOKEN))
         .await;
-    assert_refused(
+    assert_invalid_token(
         &reply,
         &event,
-        401,
-        &challenge("invalid_token", "token is not recognised"),
+        "token is not recognised",
         "token_unrecognised",
     );
     assert_eq!(event.subject, None);
@@ -43,13 +42,7 @@ async fn rejects_static_token_expired_in_yaml() {
     let (reply, event) = h
         .call(Method::GET, "/entities/42", Some(EXPIRED_TOKEN))
         .await;
-    assert_refused(
-        &reply,
-        &event,
-        401,
-        &challenge("invalid_token", "token has expired"),
-        "token_expired",
-    );
+    assert_invalid_token(&reply, &event, "token has expired", "token_expired");
 }
 
 #[tokio::test]
@@ -62,13 +55,7 @@ async fn rejects_static_token_expired_via_builder() {
         ),
     );
     let (reply, event) = h.call(Method::GET, "/entities/42", Some(token)).await;
-    assert_refused(
-        &reply,
-        &event,
-        401,
-        &challenge("invalid_token", "token has expired"),
-        "token_expired",
-    );
+    assert_invalid_token(&reply, &event, "token has expired", "token_expired");
 }
 
 #[tokio::test]
@@ -103,11 +90,10 @@ async fn token_sha256_is_not_itself_a_token() {
     let h = Harness::standard();
     let digest = sha256_hex(HASHED_TOKEN);
     let (reply, event) = h.call(Method::GET, "/entities/42", Some(&digest)).await;
-    assert_refused(
+    assert_invalid_token(
         &reply,
         &event,
-        401,
-        &challenge("invalid_token", "token is not recognised"),
+        "token is not recognised",
         "token_unrecognised",
     );
 }
@@ -143,14 +129,10 @@ async fn rejects_jwt_shaped_token_without_jwt_verifier() {
     let (reply, event) = h
         .call(Method::GET, "/entities/42", Some(JWT_SHAPED_TOKEN))
         .await;
-    assert_refused(
+    assert_invalid_token(
         &reply,
         &event,
-        401,
-        &challenge(
-            "invalid_token",
-            "token is a JWT but no JWT issuer is configured",
-        ),
+        "token is a JWT but no JWT issuer is configured",
         "no_jwt_verifier",
     );
 }
@@ -163,13 +145,7 @@ async fn assert_read_only(method: Method) {
     let description = format!(
         "static credential is read-only; {method} needs allowWrites on the token or allowStaticWrites on the route"
     );
-    assert_refused(
-        &reply,
-        &event,
-        403,
-        &challenge("insufficient_scope", &description),
-        "read_only_credential",
-    );
+    assert_forbidden(&reply, &event, &description, "read_only_credential");
     assert_eq!(event.subject.as_deref(), Some("external:ci-bot"));
     assert_eq!(event.method, method.as_str());
 }

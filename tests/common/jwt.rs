@@ -515,25 +515,6 @@ pub fn assert_keys_unavailable(reply: &super::Reply, event: &s2s_auth::AuditEven
     retry_after
 }
 
-/// Asserts a 401 `invalid_token` with exactly this description and audit reason.
-#[track_caller]
-pub fn assert_invalid_token(
-    reply: &super::Reply,
-    event: &s2s_auth::AuditEvent,
-    description: &str,
-    reason: &str,
-) {
-    super::assert_refused(
-        reply,
-        event,
-        401,
-        &super::challenge("invalid_token", description),
-        reason,
-    );
-    assert_eq!(event.message, description);
-    assert_eq!(reply.json()["error"]["message"], description);
-}
-
 /// Standard claims: `iss`, `aud`, `sub`, `iat` now, `exp` in ten minutes.
 pub fn claims(iss: &str, aud: &str, sub: &str) -> Value {
     json!({ "iss": iss, "aud": aud, "sub": sub, "iat": now(), "exp": now() + 600 })

@@ -443,6 +443,32 @@ pub fn assert_refused(
     assert_eq!(event.service_id, SERVICE);
 }
 
+/// Asserts a 401 `invalid_token` with exactly this description and audit reason.
+#[track_caller]
+pub fn assert_invalid_token(reply: &Reply, event: &AuditEvent, description: &str, reason: &str) {
+    assert_refused_with(reply, event, 401, "invalid_token", description, reason);
+}
+
+/// Asserts a 403 `insufficient_scope` with exactly this description and audit reason.
+#[track_caller]
+pub fn assert_forbidden(reply: &Reply, event: &AuditEvent, description: &str, reason: &str) {
+    assert_refused_with(reply, event, 403, "insufficient_scope", description, reason);
+}
+
+#[track_caller]
+fn assert_refused_with(
+    reply: &Reply,
+    event: &AuditEvent,
+    status: u16,
+    code: &str,
+    description: &str,
+    reason: &str,
+) {
+    assert_refused(reply, event, status, &challenge(code, description), reason);
+    assert_eq!(event.message, description);
+    assert_eq!(reply.json()["error"]["message"], description);
+}
+
 /// Asserts the request reached the handler through an authenticated route, and returns the
 /// principal the handler saw (`Value::Null` for none, and for `HEAD`, whose body axum drops).
 #[track_caller]
