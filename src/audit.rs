@@ -49,7 +49,7 @@ pub struct AuditEvent {
     #[serde(with = "time::serde::rfc3339")]
     pub time: OffsetDateTime,
     /// The request's `x-request-id` when it sent a sane one (at most 128 visible ASCII
-    /// characters), otherwise a fresh UUID.
+    /// characters), otherwise a process-unique id (a random prefix and a counter).
     pub request_id: String,
     /// Allow or deny.
     pub decision: Decision,

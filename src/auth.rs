@@ -375,8 +375,10 @@ impl Auth {
                 event.message = error.to_string();
                 event.status = error.status().as_u16();
                 self.record(&event);
+                // The message written once: the audit event's is the response's.
                 Err(crate::response::refusal(
                     &error,
+                    &event.message,
                     &inner.service_id,
                     method,
                     path,

@@ -12,12 +12,12 @@ use crate::error::RequestError;
 /// of the refusals), so it is never echoed.
 pub(crate) fn refusal(
     error: &RequestError,
+    message: &str,
     realm: &str,
     method: &Method,
     path: &str,
 ) -> Response<String> {
     let status = error.status();
-    let message = error.to_string();
     let code = match error {
         RequestError::MissingCredentials | RequestError::UnsupportedScheme => None,
         RequestError::InvalidToken(_) => Some("invalid_token"),
@@ -33,7 +33,7 @@ pub(crate) fn refusal(
         Some(code) => format!(
             "Bearer realm=\"{}\", error=\"{code}\", error_description=\"{}\"",
             quoted(realm),
-            quoted(&message)
+            quoted(message)
         ),
     };
     let name = match status {
@@ -42,7 +42,7 @@ pub(crate) fn refusal(
         StatusCode::SERVICE_UNAVAILABLE => "ServiceUnavailableError",
         _ => "AuthenticationError",
     };
-    let body = error_body(name, &message, Some((method, path)), status);
+    let body = error_body(name, message, Some((method, path)), status);
     let mut response = Response::new(body);
     *response.status_mut() = status;
     let headers = response.headers_mut();
@@ -126,12 +126,8 @@ mod tests {
 
     #[test]
     fn invalid_token_challenge() {
-        let r = refusal(
-            &RequestError::InvalidToken(VerifyError::Expired),
-            "catalog",
-            &Method::GET,
-            "/x",
-        );
+        let error = RequestError::InvalidToken(VerifyError::Expired);
+        let r = refusal(&error, &error.to_string(), "catalog", &Method::GET, "/x");
         assert_eq!(r.status(), 401);
         assert_eq!(
             r.headers()[header::WWW_AUTHENTICATE],

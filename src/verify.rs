@@ -224,17 +224,17 @@ impl Verifiers {
         })
     }
 
-    /// The key for `u` from the JWKS at `url`: from the cache without I/O when it is there.
+    /// The key for `u` from the JWKS at `url` (from the cache without I/O when it is there:
+    /// `JwksCache::key` looks there first).
     async fn key(
         self: &Arc<Self>,
         url: &str,
         u: &Unverified,
     ) -> Result<Arc<crate::jwks::UsableKey>, RequestError> {
-        match self.cache.cached_key(url, u.kid.as_deref(), u.alg) {
-            Some(found) => found,
-            None => self.cache.key(url, u.kid.as_deref(), u.alg).await,
-        }
-        .map_err(key_error)
+        self.cache
+            .key(url, u.kid.as_deref(), u.alg)
+            .await
+            .map_err(key_error)
     }
 
     /// The user of an on-behalf-of token: its limited user token, verified against the one
