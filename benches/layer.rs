@@ -123,7 +123,7 @@ fn policy_app(n: usize) -> Router {
                 .route(
                     format!("/svc{i}/files/{{*path}}"),
                     [],
-                    RoutePolicy::authenticated().sensitive(true),
+                    RoutePolicy::authenticated().sensitive(),
                 );
         }
     }

@@ -269,7 +269,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             [],
             RoutePolicy::authenticated()
                 .allow([s2s_auth::CredentialKind::User])
-                .sensitive(true),
+                .sensitive(),
         )
         .audit_sink(audit.clone())
         .build()?;

@@ -25,8 +25,9 @@ use http::Method;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::auth::Inner;
+use crate::auth::Auth;
 use crate::error::{RequestError, VerifyError};
+use crate::pipeline::Pipeline;
 use crate::policy::{Resolved, authorize};
 use crate::principal::{CredentialKind, Principal, PrincipalType};
 
@@ -62,8 +63,16 @@ pub struct AccessTable {
     rows: Vec<Row>,
 }
 
+impl Auth {
+    /// Which routes each credential kind and each configured caller can reach (see the
+    /// [`access_table`](crate::access_table) module).
+    pub fn access_table(&self) -> AccessTable {
+        AccessTable::new(&self.pipeline)
+    }
+}
+
 impl AccessTable {
-    pub(crate) fn new(inner: &Inner) -> Self {
+    pub(crate) fn new(inner: &Pipeline) -> Self {
         // Columns: no credential, each credential kind this service has a verifier for, then
         // each configured caller with its own restrictions.
         let mut columns: Vec<(String, Option<Principal>)> =
@@ -145,7 +154,7 @@ impl AccessTable {
                 .with_restrictions(r.clone());
             columns.push((format!("{origin} (legacy)"), Some(p)));
         }
-        for token in &inner.static_callers {
+        for token in inner.static_callers.iter() {
             let principal = token.principal();
             let mut name = principal.subject().to_owned();
             let mut n = 2;
@@ -197,11 +206,21 @@ impl AccessTable {
                     };
                     push(&entry.pattern, label.to_owned(), method, resolved);
                 }
+            } else {
+                // The methods the route's policies do not name get the strictest of them
+                // (or are refused): shown, so no method of a declared path goes unseen.
+                for (label, method) in unlisted_method_rows() {
+                    let resolved = Resolved::UnlistedMethod {
+                        pattern: &entry.pattern,
+                        policy: entry.unlisted.as_ref(),
+                    };
+                    push(&entry.pattern, label.to_owned(), method, resolved);
+                }
             }
         }
         for (label, method) in any_method_rows() {
             push(
-                "<unlisted>",
+                crate::policy::UNLISTED,
                 label.to_owned(),
                 method,
                 Resolved::Default(inner.registry.default),
@@ -277,6 +296,15 @@ fn any_method_rows() -> [(&'static str, Method); 2] {
     [("* (read)", Method::GET), ("* (write)", Method::POST)]
 }
 
+/// The methods no policy of a route names, as one reading (`OPTIONS`) and one writing
+/// (`PATCH`) stand-in: they are evaluated with the route's strictest policy whatever they are.
+fn unlisted_method_rows() -> [(&'static str, Method); 2] {
+    [
+        ("other (read)", Method::OPTIONS),
+        ("other (write)", Method::PATCH),
+    ]
+}
+
 fn evaluate(
     principal: Option<&Principal>,
     method: &Method,
@@ -318,6 +346,7 @@ fn short(reason: &str) -> &str {
         "restricted_plugin" => "other plugin",
         "restricted_permission" => "permission restricted",
         "restricted_action" => "action restricted",
+        "method_not_declared" => "method not declared",
         other => other,
     }
 }

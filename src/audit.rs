@@ -25,6 +25,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::principal::{CredentialKind, PrincipalType};
+use crate::request_id::RequestIds;
 use crate::secret::Fingerprint;
 
 /// Whether the request was let through.
@@ -37,7 +38,26 @@ pub enum Decision {
     Deny,
 }
 
-/// One audited decision.
+/// What an event records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EventKind {
+    /// A request's allow or deny.
+    Request,
+    /// This service issued a token (a plugin token, or one on behalf of a user): `target`,
+    /// `subject`, `actor`, `expires_at` and the new token's fingerprint.
+    TokenIssued,
+    /// A signing key was generated (`kid`; `expires_at` is when it stops signing).
+    KeyGenerated,
+    /// A public key was published in the store, before it signs anything (`kid`;
+    /// `expires_at` is when it leaves the JWKS).
+    KeyPublished,
+    /// Expired public keys left the store (`message` says how many).
+    KeysPruned,
+}
+
+/// One audited decision or credential event.
 ///
 /// Serialized (by [`JsonLinesSink`]) with camelCase keys. Fields are public to read; the
 /// struct is `#[non_exhaustive]` because later versions add fields.
@@ -45,6 +65,9 @@ pub enum Decision {
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct AuditEvent {
+    /// What this event records. Request events are decisions; the others (issuing, keys)
+    /// have `decision: allow`, `status: 200`, and empty `method` and `route`.
+    pub event: EventKind,
     /// When the decision was made (UTC).
     #[serde(with = "time::serde::rfc3339")]
     pub time: OffsetDateTime,
@@ -78,6 +101,86 @@ pub struct AuditEvent {
     pub route: String,
     /// The fingerprint of the presented token, when there was one.
     pub token_fingerprint: Option<Fingerprint>,
+    /// On an unauthenticated route: the code of the reason a presented credential was
+    /// ignored (the handler saw no principal), e.g. `restricted_plugin` or `token_expired`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<String>,
+    /// For an issued token: the service it is for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// For key events: the key's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    /// For an issued token, when it expires; for a key, when it stops signing
+    /// (`key_generated`) or leaves the published JWKS (`key_published`).
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+impl AuditEvent {
+    /// A request's event before its decision: allowed until [`deny`](Self::deny) says not.
+    pub(crate) fn request(
+        time: OffsetDateTime,
+        request_id: String,
+        service_id: &str,
+        method: &str,
+        route: &str,
+    ) -> Self {
+        AuditEvent {
+            event: EventKind::Request,
+            time,
+            request_id,
+            decision: Decision::Allow,
+            reason: String::new(),
+            message: String::new(),
+            status: 200,
+            service_id: service_id.to_owned(),
+            subject: None,
+            principal_type: None,
+            credential: None,
+            actor: None,
+            method: method.to_owned(),
+            route: route.to_owned(),
+            token_fingerprint: None,
+            ignored: None,
+            target: None,
+            kid: None,
+            expires_at: None,
+        }
+    }
+
+    /// An event that is not a request's decision (issuing, keys).
+    pub(crate) fn lifecycle(
+        kind: EventKind,
+        request_id: String,
+        service_id: &str,
+        reason: &str,
+    ) -> Self {
+        AuditEvent {
+            event: kind,
+            reason: reason.to_owned(),
+            ..AuditEvent::request(OffsetDateTime::now_utc(), request_id, service_id, "", "")
+        }
+    }
+
+    /// Names the verified principal.
+    pub(crate) fn fill_principal(&mut self, p: &crate::principal::Principal) {
+        self.subject = Some(p.subject().to_owned());
+        self.principal_type = Some(p.principal_type());
+        self.credential = Some(p.credential());
+        self.actor = p.actor().map(str::to_owned);
+    }
+
+    /// Records a refusal: its code, message and status.
+    pub(crate) fn deny(&mut self, error: &crate::error::RequestError) {
+        self.decision = Decision::Deny;
+        self.reason = error.code().to_owned();
+        self.message = error.to_string();
+        self.status = error.status().as_u16();
+    }
 }
 
 /// Somewhere audit events go. Implement it to ship events to your own store.
@@ -171,12 +274,52 @@ impl AuditSink for MemoryAuditSink {
 }
 
 /// Emits the event on the `s2s_auth::audit` tracing target.
-pub(crate) fn emit_tracing(e: &AuditEvent) {
+/// Sends each event to `tracing` and to every sink: the one way events leave the crate.
+pub(crate) struct Auditor {
+    sinks: Vec<Arc<dyn AuditSink>>,
+    pub(crate) request_ids: RequestIds,
+}
+
+impl Auditor {
+    pub(crate) fn new(sinks: Vec<Arc<dyn AuditSink>>) -> Self {
+        Self {
+            sinks,
+            request_ids: RequestIds::new(),
+        }
+    }
+
+    /// Records an event that is not a request's decision, with a new id.
+    pub(crate) fn record_lifecycle(
+        &self,
+        kind: EventKind,
+        service_id: &str,
+        reason: &str,
+        fill: impl FnOnce(&mut AuditEvent),
+    ) {
+        let mut event = AuditEvent::lifecycle(kind, self.request_ids.next(), service_id, reason);
+        fill(&mut event);
+        self.record(&event);
+    }
+
+    pub(crate) fn record(&self, event: &AuditEvent) {
+        emit_tracing(event);
+        for sink in &self.sinks {
+            sink.record(event);
+        }
+    }
+
+    pub(crate) fn sink_count(&self) -> usize {
+        self.sinks.len()
+    }
+}
+
+fn emit_tracing(e: &AuditEvent) {
     macro_rules! audit_event {
         ($level:expr) => {
             tracing::event!(
                 target: "s2s_auth::audit",
                 $level,
+                event = ?e.event,
                 request_id = %e.request_id,
                 decision = ?e.decision,
                 reason = %e.reason,
@@ -189,6 +332,9 @@ pub(crate) fn emit_tracing(e: &AuditEvent) {
                 method = %e.method,
                 route = %e.route,
                 token_fingerprint = e.token_fingerprint.map(|f| f.to_string()),
+                ignored = e.ignored.as_deref(),
+                target = e.target.as_deref(),
+                kid = e.kid.as_deref(),
                 "{}",
                 if e.message.is_empty() { "allowed" } else { e.message.as_str() }
             )

@@ -42,7 +42,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::auth::Auth;
-use crate::plugin::{Discovery, IssueError, now};
+use crate::error::{DelegationError, IssueError};
+use crate::plugin::{Discovery, now};
 use crate::principal::{Principal, PrincipalType};
 use crate::secret::SecretString;
 
@@ -135,13 +136,13 @@ impl S2sClient {
     ) -> Result<SecretString, IssueError> {
         if let Some(p) = principal {
             if p.restrictions().is_some() {
-                return Err(IssueError::RestrictedPrincipal);
+                return Err(IssueError::CannotDelegate(DelegationError::Restricted));
             }
             if p.principal_type() == PrincipalType::User {
                 return self.on_behalf_of(p, target).await;
             }
         }
-        if !crate::is_valid_service_id(target) {
+        if !crate::service_id::is_valid_service_id(target) {
             return Err(IssueError::InvalidTarget(target.to_owned()));
         }
         let slot = self

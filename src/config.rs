@@ -102,8 +102,9 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::auth::{Auth, AuthBuilder};
-use crate::error::ConfigError;
+use crate::auth::Auth;
+use crate::builder::AuthBuilder;
+use crate::error::{ConfigError, ConfigRule};
 use crate::external_jwks::{JwksAccess, UserProvider};
 use crate::jwks::JwksCacheConfig;
 use crate::legacy::LegacySecret;
@@ -127,9 +128,14 @@ impl AuthBuilder {
     /// Reads a YAML configuration file (see [`AuthBuilder::from_yaml_str`]).
     pub fn from_yaml_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let path = path.as_ref();
-        let yaml = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
-            file: path.display().to_string(),
-            message: e.to_string(),
+        let yaml = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(
+                "",
+                ConfigRule::Io {
+                    file: path.display().to_string(),
+                    message: e.to_string(),
+                },
+            )
         })?;
         Self::from_yaml_str(&yaml)
     }
@@ -142,7 +148,7 @@ impl AuthBuilder {
     ) -> Result<Self, ConfigError> {
         let mut root: Value = serde_saphyr::from_str(yaml).map_err(|e| {
             let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
-            ConfigError::Syntax { line, column }
+            ConfigError::new("", ConfigRule::Syntax { line, column })
         })?;
         substitute_env(&mut root, String::new(), &env)?;
         parse_root(&Node::root(&root))
@@ -170,8 +176,8 @@ impl<'a> Node<'a> {
         }
     }
 
-    fn err(&self, message: impl Into<String>) -> ConfigError {
-        ConfigError::invalid(self.display_path(), message)
+    fn err(&self, rule: ConfigRule) -> ConfigError {
+        ConfigError::new(self.display_path(), rule)
     }
 
     fn display_path(&self) -> String {
@@ -185,7 +191,7 @@ impl<'a> Node<'a> {
     fn map(&self) -> Result<&'a Map<String, Value>, ConfigError> {
         self.value
             .as_object()
-            .ok_or_else(|| self.err("expected a mapping"))
+            .ok_or_else(|| self.err(ConfigRule::Expected("a mapping")))
     }
 
     fn key_path(&self, key: &str) -> String {
@@ -210,16 +216,18 @@ impl<'a> Node<'a> {
 
     fn required(&self, key: &str) -> Result<Node<'a>, ConfigError> {
         self.get(key)?
-            .ok_or_else(|| ConfigError::invalid(self.key_path(key), "required"))
+            .ok_or_else(|| ConfigError::new(self.key_path(key), ConfigRule::Required))
     }
 
     /// Refuses keys other than `allowed`.
     fn only_keys(&self, allowed: &[&str]) -> Result<(), ConfigError> {
         for key in self.map()?.keys() {
             if !allowed.contains(&key.as_str()) {
-                return Err(ConfigError::invalid(
+                return Err(ConfigError::new(
                     self.key_path(key),
-                    format!("unknown key (expected one of: {})", allowed.join(", ")),
+                    ConfigRule::UnknownKey {
+                        expected: allowed.join(", "),
+                    },
                 ));
             }
         }
@@ -227,30 +235,32 @@ impl<'a> Node<'a> {
     }
 
     fn str(&self) -> Result<&'a str, ConfigError> {
-        self.value
-            .as_str()
-            .ok_or_else(|| self.err("expected a string (quote it if it looks like a number)"))
+        self.value.as_str().ok_or_else(|| {
+            self.err(ConfigRule::Expected(
+                "a string (quote it if it looks like a number)",
+            ))
+        })
     }
 
-    /// A whole number within bounds (seconds, bytes).
-    fn whole_number(&self, min: u64, max: u64) -> Result<u64, ConfigError> {
+    /// A whole number (seconds, bytes). Its range is the builder's to check, with the same
+    /// rule for YAML and Rust.
+    fn whole_number(&self) -> Result<u64, ConfigError> {
         self.value
             .as_u64()
-            .filter(|n| (min..=max).contains(n))
-            .ok_or_else(|| self.err(format!("expected a whole number from {min} to {max}")))
+            .ok_or_else(|| self.err(ConfigRule::Expected("a whole number")))
     }
 
     fn bool(&self) -> Result<bool, ConfigError> {
         self.value
             .as_bool()
-            .ok_or_else(|| self.err("expected true or false"))
+            .ok_or_else(|| self.err(ConfigRule::Expected("true or false")))
     }
 
     fn list(&self) -> Result<Vec<Node<'a>>, ConfigError> {
         let items = self
             .value
             .as_array()
-            .ok_or_else(|| self.err("expected a list"))?;
+            .ok_or_else(|| self.err(ConfigRule::Expected("a list")))?;
         Ok(items
             .iter()
             .enumerate()
@@ -268,7 +278,9 @@ impl<'a> Node<'a> {
         }
         let items = self.list()?;
         if items.is_empty() {
-            return Err(self.err("expected a string or a non-empty list of strings"));
+            return Err(self.err(ConfigRule::Expected(
+                "a string or a non-empty list of strings",
+            )));
         }
         items
             .iter()
@@ -279,10 +291,7 @@ impl<'a> Node<'a> {
 
 fn parse_root(root: &Node<'_>) -> Result<AuthBuilder, ConfigError> {
     if root.value.is_null() {
-        return Err(ConfigError::invalid(
-            "s2s.serviceId",
-            "required (the file is empty)",
-        ));
+        return Err(ConfigError::new("s2s.serviceId", ConfigRule::Required));
     }
     root.map()?;
     let s2s = root.required("s2s")?;
@@ -299,15 +308,20 @@ fn parse_root(root: &Node<'_>) -> Result<AuthBuilder, ConfigError> {
     ])?;
     let service_id = s2s.required("serviceId")?;
     let id = service_id.str()?;
-    if !crate::is_valid_service_id(id) {
-        return Err(service_id.err("service id must match ^[a-z0-9_-]+$"));
+    if !crate::service_id::is_valid_service_id(id) {
+        return Err(service_id.err(ConfigRule::InvalidServiceId));
     }
     let mut builder = Auth::builder(id);
     if let Some(node) = s2s.get("defaultPolicy")? {
         builder = builder.default_policy(match node.str()? {
             "authenticated" => DefaultPolicy::Authenticated,
             "deny" => DefaultPolicy::Deny,
-            _ => return Err(node.err("expected `authenticated` or `deny`")),
+            _ => {
+                return Err(node.err(ConfigRule::UnknownName {
+                    what: "default policy",
+                    expected: "`authenticated` or `deny`".into(),
+                }));
+            }
         });
     }
     if let Some(routes) = s2s.get("routes")? {
@@ -324,19 +338,19 @@ fn parse_root(root: &Node<'_>) -> Result<AuthBuilder, ConfigError> {
         builder.jwks_config = parse_jwks_cache(&jwks)?;
     }
     if let Some(leeway) = s2s.get("leewaySeconds")? {
-        builder.leeway_secs = leeway.whole_number(0, 300)?;
+        builder.leeway_secs = leeway.whole_number()?;
     }
     if let Some(discovery) = s2s.get("discovery")? {
         let mut urls = Vec::new();
         for (id, url) in discovery.map()? {
             let path = discovery.key_path(id);
-            if !crate::is_valid_service_id(id) {
-                return Err(ConfigError::invalid(path, "not a valid service id"));
+            if !crate::service_id::is_valid_service_id(id) {
+                return Err(ConfigError::new(path, ConfigRule::InvalidServiceId));
             }
             let url = url
                 .as_str()
                 .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
-                .ok_or_else(|| ConfigError::invalid(&path, "expected an http(s) base URL"))?;
+                .ok_or_else(|| ConfigError::new(&path, ConfigRule::NotHttpUrl))?;
             urls.push((id.clone(), url.to_owned()));
         }
         builder = builder.discovery(StaticDiscovery::new(urls));
@@ -345,8 +359,8 @@ fn parse_root(root: &Node<'_>) -> Result<AuthBuilder, ConfigError> {
         let mut ids = Vec::new();
         for actor in actors.list()? {
             let id = actor.str()?;
-            if !crate::is_valid_service_id(id) {
-                return Err(actor.err("not a valid service id (^[a-z0-9_-]+$)"));
+            if !crate::service_id::is_valid_service_id(id) {
+                return Err(actor.err(ConfigRule::InvalidServiceId));
             }
             ids.push(id.to_owned());
         }
@@ -366,7 +380,7 @@ fn parse_root(root: &Node<'_>) -> Result<AuthBuilder, ConfigError> {
         if let Some(p) = &plugin_tokens {
             p.only_keys(&["keyDurationSeconds"])?;
             if let Some(d) = p.get("keyDurationSeconds")? {
-                key_duration = Duration::from_secs(d.whole_number(60, 86_400)?);
+                key_duration = Duration::from_secs(d.whole_number()?);
             }
         }
         let kind = match &key_store {
@@ -378,7 +392,12 @@ fn parse_root(root: &Node<'_>) -> Result<AuthBuilder, ConfigError> {
                         "database" => "database",
                         "memory" => "memory",
                         "static" => "static",
-                        _ => return Err(t.err("expected `database`, `memory` or `static`")),
+                        _ => {
+                            return Err(t.err(ConfigRule::UnknownName {
+                                what: "key store type",
+                                expected: "`database`, `memory` or `static`".into(),
+                            }));
+                        }
                     },
                 }
             }
@@ -388,7 +407,7 @@ fn parse_root(root: &Node<'_>) -> Result<AuthBuilder, ConfigError> {
             "memory" => builder.pending_store = Some((StoreSpec::Memory, key_duration)),
             "static" => {
                 let ks = key_store.as_ref().ok_or_else(|| {
-                    ConfigError::invalid("backend.auth.pluginKeyStore", "required")
+                    ConfigError::new("backend.auth.pluginKeyStore", ConfigRule::Required)
                 })?;
                 let keys = parse_static_keys(&ks.required("static")?)?;
                 builder = builder
@@ -457,9 +476,12 @@ fn parse_route(node: &Node<'_>) -> Result<RouteSpec, ConfigError> {
     if let Some(list) = node.get("methods")? {
         for (name, path) in list.str_or_list()? {
             methods.push(parse_method(name).ok_or_else(|| {
-                ConfigError::invalid(
+                ConfigError::new(
                     path,
-                    "unknown method (expected GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS)",
+                    ConfigRule::UnknownName {
+                        what: "method",
+                        expected: "GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS".into(),
+                    },
                 )
             })?);
         }
@@ -479,7 +501,12 @@ fn parse_route(node: &Node<'_>) -> Result<RouteSpec, ConfigError> {
                 CredentialKind::parse(name)
                     .filter(|k| *k != CredentialKind::None)
                     .ok_or_else(|| {
-                        item.err("unknown credential kind (expected user, static, jwks, legacy, plugin, obo or service-account)")
+                        item.err(ConfigRule::UnknownName {
+                            what: "credential kind",
+                            expected:
+                                "user, static, jwks, legacy, plugin, obo, service-account or custom"
+                                    .into(),
+                        })
                     })?,
             );
         }
@@ -491,14 +518,16 @@ fn parse_route(node: &Node<'_>) -> Result<RouteSpec, ConfigError> {
     if let Some(a) = node.get("action")? {
         policy = policy.action(parse_action(&a, a.str()?)?);
     }
-    policy = policy
-        .sensitive(flag("sensitive")?)
-        .allow_static_writes(flag("allowStaticWrites")?);
+    if flag("sensitive")? {
+        policy = policy.sensitive();
+    }
+    policy = policy.allow_static_writes(flag("allowStaticWrites")?);
     Ok(RouteSpec {
         pattern,
         methods,
         policy,
         origin: node.path.clone(),
+        builtin: false,
     })
 }
 
@@ -518,9 +547,12 @@ fn parse_method(name: &str) -> Option<Method> {
 
 fn parse_action(node: &Node<'_>, name: &str) -> Result<Action, ConfigError> {
     Action::parse(name).ok_or_else(|| {
-        ConfigError::invalid(
+        ConfigError::new(
             node.path.clone(),
-            "unknown action (expected create, read, update or delete)",
+            ConfigRule::UnknownName {
+                what: "action",
+                expected: "create, read, update or delete".into(),
+            },
         )
     })
 }
@@ -535,13 +567,16 @@ fn parse_static_keys(node: &Node<'_>) -> Result<Vec<StaticKey>, ConfigError> {
         if let Some(a) = entry.get("algorithm")?
             && a.str()? != "ES256"
         {
-            return Err(a.err("only ES256 is supported for plugin tokens"));
+            return Err(a.err(ConfigRule::UnknownName {
+                what: "algorithm",
+                expected: "ES256 (the one plugin tokens use)".into(),
+            }));
         }
         let read = |field: &str| -> Result<String, ConfigError> {
             let node = entry.required(field)?;
             let file = node.str()?;
             std::fs::read_to_string(file)
-                .map_err(|e| node.err(format!("cannot read the file: {}", e.kind())))
+                .map_err(|e| node.err(ConfigRule::KeyFile(e.kind().to_string())))
         };
         let mut key = StaticKey::new(
             entry.required("keyId")?.str()?,
@@ -578,19 +613,18 @@ fn parse_database(root: &Node<'_>) -> Result<StoreSpec, ConfigError> {
             Ok(StoreSpec::Sqlite(path))
         }
         "pg" | "postgres" | "postgresql" => {
-            let c = connection.ok_or_else(|| {
-                ConfigError::invalid(
-                    db.key_path("connection"),
-                    "required for pg (a postgres:// URL)",
-                )
-            })?;
+            let c = connection
+                .ok_or_else(|| ConfigError::new(db.key_path("connection"), ConfigRule::Required))?;
             let url = c.str()?;
             if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-                return Err(c.err("expected a postgres:// URL"));
+                return Err(c.err(ConfigRule::Expected("a postgres:// URL")));
             }
             Ok(StoreSpec::Postgres(SecretString::new(url)))
         }
-        _ => Err(client.err("expected better-sqlite3 or pg")),
+        _ => Err(client.err(ConfigRule::UnknownName {
+            what: "database client",
+            expected: "better-sqlite3 or pg".into(),
+        })),
     }
 }
 
@@ -614,7 +648,10 @@ fn parse_external_access(entry: &Node<'_>) -> Result<External, ConfigError> {
         "static" => parse_static(entry, restrictions).map(External::Static),
         "jwks" => parse_jwks(entry, restrictions).map(External::Jwks),
         "legacy" => parse_legacy(entry, restrictions).map(External::Legacy),
-        _ => Err(kind.err("unknown type (expected static, jwks or legacy)")),
+        _ => Err(kind.err(ConfigRule::UnknownName {
+            what: "type",
+            expected: "static, jwks or legacy".into(),
+        })),
     }
 }
 
@@ -645,7 +682,7 @@ fn parse_jwks(
     if let Some(p) = options.get("subjectPrefix")? {
         let prefix = p.str()?;
         if prefix.is_empty() || prefix.chars().any(|c| c.is_whitespace() || c == ':') {
-            return Err(p.err("subjectPrefix must be non-empty, without whitespace or `:`"));
+            return Err(p.err(ConfigRule::InvalidSubjectPrefix));
         }
         access = access.subject_prefix(prefix);
     }
@@ -681,9 +718,13 @@ fn parse_algorithms(node: &Node<'_>) -> Result<Vec<Algorithm>, ConfigError> {
         .into_iter()
         .map(|(name, path)| {
             name.parse::<Algorithm>().map_err(|_| {
-                ConfigError::invalid(
+                ConfigError::new(
                     path,
-                    "unknown algorithm (expected RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or EdDSA)",
+                    ConfigRule::UnknownName {
+                        what: "algorithm",
+                        expected: "RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or EdDSA"
+                            .into(),
+                    },
                 )
             })
         })
@@ -705,7 +746,12 @@ fn parse_user_provider(node: &Node<'_>) -> Result<UserProvider, ConfigError> {
         Some(t) => match t.str()? {
             "oidc" => UserProvider::oidc(issuer),
             "backstage" => UserProvider::backstage(issuer),
-            _ => return Err(t.err("unknown type (expected oidc or backstage)")),
+            _ => {
+                return Err(t.err(ConfigRule::UnknownName {
+                    what: "type",
+                    expected: "oidc or backstage".into(),
+                }));
+            }
         },
     };
     provider.origin = node.path.clone();
@@ -734,20 +780,20 @@ fn parse_jwks_cache(node: &Node<'_>) -> Result<JwksCacheConfig, ConfigError> {
     ])?;
     let mut c = JwksCacheConfig::default();
     if let Some(n) = node.get("refreshSeconds")? {
-        c.refresh_interval = Duration::from_secs(n.whole_number(60, 86_400)?);
+        c.refresh_interval = Duration::from_secs(n.whole_number()?);
     }
     if let Some(n) = node.get("unknownKidCooldownSeconds")? {
-        c.unknown_kid_cooldown = Duration::from_secs(n.whole_number(6, 3_600)?);
+        c.unknown_kid_cooldown = Duration::from_secs(n.whole_number()?);
     }
     if let Some(n) = node.get("maxStaleSeconds")? {
-        c.max_stale = Duration::from_secs(n.whole_number(0, 7 * 86_400)?);
+        c.max_stale = Duration::from_secs(n.whole_number()?);
     }
     if let Some(n) = node.get("fetchTimeoutSeconds")? {
-        c.fetch_timeout = Duration::from_secs(n.whole_number(1, 60)?);
+        c.fetch_timeout = Duration::from_secs(n.whole_number()?);
     }
     if let Some(n) = node.get("maxBodyBytes")? {
-        c.max_body_bytes = usize::try_from(n.whole_number(1_024, 16 * 1024 * 1024)?)
-            .map_err(|_| n.err("too large"))?;
+        // Saturates: a value too big for this machine fails the builder's range check.
+        c.max_body_bytes = usize::try_from(n.whole_number()?).unwrap_or(usize::MAX);
     }
     Ok(c)
 }
@@ -769,19 +815,22 @@ fn parse_static(
         (Some(t), None) => StaticToken::new(subject, SecretString::new(t.str()?)),
         (None, Some(h)) => StaticToken::from_sha256_hex(subject, h.str()?),
         (Some(_), Some(_)) => {
-            return Err(options.err("give either token or tokenSha256, not both"));
+            return Err(options.err(ConfigRule::Exclusive("token or tokenSha256")));
         }
         (None, None) => {
-            return Err(ConfigError::invalid(
+            return Err(ConfigError::new(
                 options.key_path("token"),
-                "required (or tokenSha256)",
+                ConfigRule::Required,
             ));
         }
     };
     token.origin = entry.path.clone();
     if let Some(at) = options.get("expiresAt")? {
-        let when = OffsetDateTime::parse(at.str()?, &Rfc3339)
-            .map_err(|_| at.err("expected an RFC 3339 time, like 2027-01-31T00:00:00Z"))?;
+        let when = OffsetDateTime::parse(at.str()?, &Rfc3339).map_err(|_| {
+            at.err(ConfigRule::Expected(
+                "an RFC 3339 time, like 2027-01-31T00:00:00Z",
+            ))
+        })?;
         token = token.expires_at(when);
     }
     if let Some(w) = options.get("allowWrites")? {
@@ -808,9 +857,12 @@ fn parse_restrictions(list: &Node<'_>) -> Result<AccessRestrictions, ConfigError
             let mut actions = Vec::new();
             for (name, path) in action.str_or_list()? {
                 actions.push(Action::parse(name).ok_or_else(|| {
-                    ConfigError::invalid(
+                    ConfigError::new(
                         path,
-                        "unknown action (expected create, read, update or delete)",
+                        ConfigRule::UnknownName {
+                            what: "action",
+                            expected: "create, read, update or delete".into(),
+                        },
                     )
                 })?);
             }
@@ -837,12 +889,13 @@ fn parse_restrictions(list: &Node<'_>) -> Result<AccessRestrictions, ConfigError
         };
         match &e {
             RestrictionError::DuplicatePlugin(p) | RestrictionError::InvalidPlugin(p) => {
-                ConfigError::invalid(at(find(p)), e.to_string())
+                ConfigError::new(at(find(p)), ConfigRule::Restriction(e))
             }
-            RestrictionError::EmptyList(p) => {
-                ConfigError::invalid(format!("{}[{}]", list.path, find(p)), e.to_string())
-            }
-            _ => ConfigError::invalid(list.path.clone(), e.to_string()),
+            RestrictionError::EmptyList(p) => ConfigError::new(
+                format!("{}[{}]", list.path, find(p)),
+                ConfigRule::Restriction(e),
+            ),
+            _ => ConfigError::new(list.path.clone(), ConfigRule::Restriction(e)),
         }
     })
 }
@@ -891,22 +944,23 @@ fn expand(
             out.push_str("${");
             rest = tail;
         } else if let Some(tail) = after.strip_prefix("${") {
-            let end = tail.find('}').ok_or_else(|| {
-                ConfigError::invalid(path, "unclosed `${` (write `$${` for a literal `${`)")
-            })?;
+            let end = tail
+                .find('}')
+                .ok_or_else(|| ConfigError::new(path, ConfigRule::UnclosedEnv))?;
             let name = &tail[..end];
             let valid = !name.is_empty()
                 && !name.starts_with(|c: char| c.is_ascii_digit())
                 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
             if !valid {
-                return Err(ConfigError::invalid(
-                    path,
-                    "`${...}` must name an environment variable (letters, digits, `_`)",
-                ));
+                return Err(ConfigError::new(path, ConfigRule::BadEnvName));
             }
-            let value = env(name).ok_or_else(|| ConfigError::MissingEnv {
-                path: path.to_owned(),
-                var: name.to_owned(),
+            let value = env(name).ok_or_else(|| {
+                ConfigError::new(
+                    path,
+                    ConfigRule::MissingEnv {
+                        var: name.to_owned(),
+                    },
+                )
             })?;
             out.push_str(&value);
             rest = &tail[end + 1..];
@@ -937,18 +991,19 @@ mod tests {
             expand("$${CI_TOKEN} $5", "p", &env).unwrap(),
             "${CI_TOKEN} $5"
         );
-        assert!(matches!(
-            expand("${NOPE}", "x.y", &env),
-            Err(ConfigError::MissingEnv { path, var }) if path == "x.y" && var == "NOPE"
-        ));
-        assert!(expand("${", "p", &env).is_err());
-        assert!(expand("${A-B}", "p", &env).is_err());
+        let err = expand("${NOPE}", "x.y", &env).unwrap_err();
+        assert_eq!(err.path(), Some("x.y"));
+        assert!(matches!(err.rule(), ConfigRule::MissingEnv { var } if var == "NOPE"));
+        let rule = |s: &str| expand(s, "p", &env).unwrap_err().rule().clone();
+        assert_eq!(rule("${"), ConfigRule::UnclosedEnv);
+        assert_eq!(rule("${A-B}"), ConfigRule::BadEnvName);
     }
 
     #[test]
     fn syntax_errors_do_not_quote_the_input() {
         let err = AuthBuilder::from_yaml_str("s2s: [secret-value-here\n  : : :").unwrap_err();
-        assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");
+        assert!(matches!(err.rule(), ConfigRule::Syntax { .. }), "{err}");
+        assert_eq!(err.path(), None);
         assert!(!err.to_string().contains("secret-value-here"));
     }
 }

@@ -4,7 +4,9 @@
 //!   Mapped to an HTTP response in exactly one place (the `response` module).
 //! - [`VerifyError`]: which check a credential failed (a part of `RequestError`).
 //! - [`Forbidden`]: which policy rule refused a verified caller (a part of `RequestError`).
-//! - [`ConfigError`]: a bad configuration value, with the path of the value.
+//! - [`ConfigError`]: a bad configuration value: its path and the [`ConfigRule`] it breaks.
+//! - [`IssueError`]: why a token could not be issued.
+//! - [`DelegationError`]: why this service cannot act for a principal.
 //!
 //! No variant carries a token or a secret: messages name the check, never the credential.
 
@@ -232,6 +234,13 @@ pub enum Forbidden {
     /// The route is not listed and the default policy is `deny`.
     #[error("route is not listed and the default policy is deny")]
     DefaultDeny,
+    /// The route is declared, but its policies name other methods and cannot be combined
+    /// into one for this method (no credential kind is allowed by all of them).
+    #[error("{method} is not declared for this route")]
+    MethodNotDeclared {
+        /// The method of the request.
+        method: Method,
+    },
     /// The route does not accept this kind of credential.
     #[error("{kind} credentials are not allowed on this route (allowed: {allowed})")]
     KindNotAllowed {
@@ -286,6 +295,7 @@ impl Forbidden {
     pub fn code(&self) -> &'static str {
         match self {
             Forbidden::DefaultDeny => "default_deny",
+            Forbidden::MethodNotDeclared { .. } => "method_not_declared",
             Forbidden::KindNotAllowed { .. } => "credential_kind_not_allowed",
             Forbidden::Sensitive { .. } => "sensitive_route",
             Forbidden::ReadOnly { .. } => "read_only_credential",
@@ -296,27 +306,114 @@ impl Forbidden {
     }
 }
 
-/// A bad configuration value. `path` names it the way the YAML does
-/// (`backend.auth.externalAccess[2].options.token`); messages never include a secret.
-#[derive(Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a token could not be issued.
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ConfigError {
-    /// A value is missing, has the wrong type, or breaks a rule.
-    #[error("{path}: {message}")]
-    Invalid {
-        /// Where the value is.
-        path: String,
-        /// What is wrong with it.
-        message: String,
-    },
-    /// A `${VAR}` reference to an environment variable that is not set.
-    #[error("{path}: environment variable `{var}` is not set")]
-    MissingEnv {
-        /// Where the reference is.
-        path: String,
-        /// The variable's name.
-        var: String,
-    },
+pub enum IssueError {
+    /// Plugin tokens are not configured on this `Auth` (no key store).
+    #[error("plugin tokens are not configured (no key store)")]
+    NotConfigured,
+    /// The target is not a valid service id.
+    #[error("`{0}` is not a valid service id")]
+    InvalidTarget(String),
+    /// The store refused or is unreachable: no key is used before its public half is stored.
+    #[error("cannot publish the signing key: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// Key generation or signing failed.
+    #[error("signing failed: {0}")]
+    Signing(String),
+    /// This service cannot act on behalf of the principal; the variant says why.
+    #[error("cannot act on behalf of this principal: {0}")]
+    CannotDelegate(#[from] DelegationError),
+}
+
+/// Why this service cannot act on behalf of a principal (see
+/// [`Auth::on_behalf_of_token`](crate::Auth::on_behalf_of_token)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DelegationError {
+    /// Only a user can be acted for; a service calls as itself (a plugin token).
+    #[error("only a user can be acted for; a service calls as itself")]
+    NotAUser,
+    /// The user's credential has no expiry, so nothing would bound a token on their behalf.
+    #[error("the user's credential has no expiry")]
+    NoExpiry,
+    /// The user's credential has expired.
+    #[error("the user's credential has expired")]
+    Expired,
+    /// The principal carries access restrictions: a token on its behalf would escape them
+    /// (Backstage #35347).
+    #[error("a restricted credential cannot be delegated")]
+    Restricted,
+}
+
+/// A bad configuration value: where it is, and which rule it breaks.
+///
+/// `path` names the value the way the YAML does
+/// (`backend.auth.externalAccess[2].options.token`), also when it was set in Rust; `rule` is
+/// the rule, to match on. Neither ever includes a secret.
+///
+/// ```
+/// use s2s_auth::{Auth, ConfigRule, StaticToken};
+///
+/// let err = Auth::builder("catalog")
+///     .static_token(StaticToken::new("ci-bot", "short"))
+///     .build()
+///     .unwrap_err();
+/// assert_eq!(err.path(), Some("backend.auth.externalAccess[0].options.token"));
+/// assert!(matches!(err.rule(), ConfigRule::TokenTooShort { .. }));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    path: String,
+    rule: ConfigRule,
+}
+
+impl ConfigError {
+    pub(crate) fn new(path: impl Into<String>, rule: ConfigRule) -> Self {
+        ConfigError {
+            path: path.into(),
+            rule,
+        }
+    }
+
+    /// The path of the bad value; `None` for errors about the whole file (syntax, I/O).
+    pub fn path(&self) -> Option<&str> {
+        (!self.path.is_empty()).then_some(self.path.as_str())
+    }
+
+    /// The rule the value breaks.
+    pub fn rule(&self) -> &ConfigRule {
+        &self.rule
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.rule)
+        } else {
+            write!(f, "{}: {}", self.path, self.rule)
+        }
+    }
+}
+
+impl fmt::Debug for ConfigError {
+    // Same as Display: it holds no secrets, and a readable `{:?}` (as printed by
+    // `main() -> Result`) helps more than a struct dump.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The rule a configuration value breaks. Each variant's text is what an operator reads
+/// after the value's path.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigRule {
+    // -- the file itself
     /// The YAML could not be parsed. Only the position is kept: parser messages can quote
     /// the input, and the input may hold secrets.
     #[error("YAML syntax error at line {line}, column {column}")]
@@ -334,29 +431,179 @@ pub enum ConfigError {
         /// The operating system's message.
         message: String,
     },
-}
-
-impl ConfigError {
-    pub(crate) fn invalid(path: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError::Invalid {
-            path: path.into(),
-            message: message.into(),
-        }
-    }
-
-    /// The path of the bad value, when there is one.
-    pub fn path(&self) -> Option<&str> {
-        match self {
-            ConfigError::Invalid { path, .. } | ConfigError::MissingEnv { path, .. } => Some(path),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Debug for ConfigError {
-    // Same as Display: the variants hold no secrets, and a readable `{:?}` (as printed by
-    // `main() -> Result`) helps more than a struct dump.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
+    /// A `${VAR}` reference to an environment variable that is not set.
+    #[error("environment variable `{var}` is not set")]
+    MissingEnv {
+        /// The variable's name.
+        var: String,
+    },
+    /// `${` without a closing `}`.
+    #[error("unclosed `${{` (write `$${{` for a literal `${{`)")]
+    UnclosedEnv,
+    /// `${...}` naming something that is not a variable name.
+    #[error("`${{...}}` must name an environment variable (letters, digits, `_`)")]
+    BadEnvName,
+    // -- shapes
+    /// A required value is missing.
+    #[error("required")]
+    Required,
+    /// A key this section does not know (a misspelling must not silently change behaviour).
+    #[error("unknown key (expected one of: {expected})")]
+    UnknownKey {
+        /// The keys allowed here, comma-separated.
+        expected: String,
+    },
+    /// A value of the wrong type or form; the text says what was expected.
+    #[error("expected {0}")]
+    Expected(&'static str),
+    /// A number outside its range.
+    #[error("expected a whole number from {min} to {max}")]
+    OutOfRange {
+        /// The smallest allowed value.
+        min: u64,
+        /// The largest allowed value.
+        max: u64,
+    },
+    /// A name that is not one of a fixed set (a type, a method, an algorithm, ...).
+    #[error("unknown {what} (expected {expected})")]
+    UnknownName {
+        /// What kind of name (`type`, `method`, `credential kind`, ...).
+        what: &'static str,
+        /// The names allowed, in words.
+        expected: String,
+    },
+    /// Two options that exclude each other.
+    #[error("give either {0}, not both")]
+    Exclusive(&'static str),
+    // -- identities
+    /// Not a service id (`^[a-z0-9_-]+$`).
+    #[error("not a valid service id (^[a-z0-9_-]+$)")]
+    InvalidServiceId,
+    /// A subject with whitespace or nothing in it.
+    #[error("subject must be non-empty and contain no whitespace")]
+    InvalidSubject,
+    /// A `subjectPrefix` that is empty or has whitespace or `:`.
+    #[error("subjectPrefix must be non-empty, without whitespace or `:`")]
+    InvalidSubjectPrefix,
+    // -- static tokens
+    /// A static token shorter than the minimum.
+    #[error("token must be at least {min} characters")]
+    TokenTooShort {
+        /// The minimum length.
+        min: usize,
+    },
+    /// A static token longer than a request may carry.
+    #[error("token is longer than the 8 KiB a request may carry")]
+    TokenTooLong,
+    /// A static token with whitespace.
+    #[error("token must not contain whitespace")]
+    TokenWhitespace,
+    /// A static token outside visible ASCII.
+    #[error("token must be visible ASCII (it travels in an HTTP header)")]
+    TokenNotVisibleAscii,
+    /// A static token that classification would send elsewhere.
+    #[error(
+        "token is shaped like {0} and would be sent to another verifier; use an opaque random string"
+    )]
+    TokenMisclassified(&'static str),
+    /// The same static token configured twice.
+    #[error("this token is already configured in an earlier entry")]
+    DuplicateToken,
+    /// `tokenSha256` that is not 64 hex digits.
+    #[error("tokenSha256 must be 64 hex digits (the SHA-256 of the token)")]
+    BadTokenDigest,
+    // -- keys and secrets
+    /// A legacy secret that is not base64.
+    #[error("secret must be base64")]
+    SecretNotBase64,
+    /// A shared secret too short to resist brute force.
+    #[error(
+        "secret must decode to at least {min_bytes} bytes (a short HMAC secret can be brute-forced)"
+    )]
+    SecretTooShort {
+        /// The minimum, in decoded bytes.
+        min_bytes: usize,
+    },
+    /// A key file or key that cannot be used; the text says why.
+    #[error("{0}")]
+    BadKey(&'static str),
+    /// A key file that cannot be read.
+    #[error("cannot read the file: {0}")]
+    KeyFile(String),
+    /// An HMAC algorithm for a JWKS entry.
+    #[error(
+        "HMAC algorithms are never accepted from a JWKS (a published shared secret lets anyone sign)"
+    )]
+    HmacFromJwks,
+    /// An algorithm list with nothing in it.
+    #[error("lists no algorithm")]
+    NoAlgorithm,
+    /// A static key store with no key.
+    #[error("lists no key")]
+    NoKey,
+    // -- URLs and sources
+    /// A URL that is not http(s).
+    #[error("expected an http(s) URL")]
+    NotHttpUrl,
+    /// A JWKS entry without `issuer` or `audience`, without the explicit opt-out.
+    #[error(
+        "required: identity providers sign many applications' tokens with the same keys, so \
+         without both an issuer and an audience check a token minted for someone else verifies \
+         here. Set dangerouslyAllowMissingIssuerOrAudience: true only if this JWKS signs nothing \
+         but tokens meant for this service"
+    )]
+    MissingIssuerOrAudience,
+    /// A user provider without an audience.
+    #[error(
+        "required: without an audience check, a token the provider minted for any other \
+         application verifies here"
+    )]
+    AudienceRequired,
+    /// Access restrictions that break a rule.
+    #[error(transparent)]
+    Restriction(#[from] crate::restrictions::RestrictionError),
+    /// A configuration naming a key store was built without opening it.
+    #[error("this configuration names a key store, which must be opened: use build_async()")]
+    StoreNeedsAsync,
+    /// The key store could not be opened.
+    #[error("cannot open the key store: {0}")]
+    StoreUnavailable(String),
+    /// The HTTP client for key sources could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(String),
+    // -- policies
+    /// A route path not starting with `/`.
+    #[error("a route path must start with `/`")]
+    PathNotAbsolute,
+    /// A route pattern the router refuses (a conflict with another pattern, bad syntax).
+    #[error("route pattern refused: {0}")]
+    PatternRefused(String),
+    /// Two policies for the same pattern and method.
+    #[error("`{pattern}` already has a policy for this method")]
+    DuplicateRoutePolicy {
+        /// The pattern.
+        pattern: String,
+    },
+    /// A policy for a path the wrapped router does not serve (a misspelling would otherwise
+    /// leave the real route on the default policy).
+    #[error("no route {path}{}", suggestion.as_ref().map(|s| format!("; did you mean {s}?")).unwrap_or_default())]
+    NoSuchRoute {
+        /// The path of the policy.
+        path: String,
+        /// The closest served route, if one is close.
+        suggestion: Option<String>,
+    },
+    /// An unauthenticated route with rules that only apply to authenticated callers.
+    #[error("an unauthenticated route takes no allow, permission, sensitive or allowStaticWrites")]
+    UnauthenticatedWithRules,
+    /// `allow` with no kind in it.
+    #[error("allow lists no credential kind; use the deny default policy or remove the route")]
+    EmptyAllow,
+    // -- combinations
+    /// Trusted actors without discovery to find their keys.
+    #[error("trusted actors need s2s.discovery, to find each actor's keys")]
+    ActorsNeedDiscovery,
+    /// The least JWKS refresh interval is above the greatest.
+    #[error("the least refresh interval is above the greatest")]
+    RefreshBoundsInverted,
 }

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Map, Value};
 
-use crate::error::{ConfigError, RequestError, VerifyError};
+use crate::error::{ConfigError, ConfigRule, RequestError, VerifyError};
 use crate::jwks::{JwksCache, KeyError, UsableKey};
 use crate::jwt::{Unverified, check_iat, str_claim};
 use crate::principal::{CredentialKind, Principal, PrincipalType};
@@ -130,9 +130,9 @@ impl JwksAccess {
     pub(crate) fn into_verifier(self, leeway: u64) -> Result<JwksVerifier, ConfigError> {
         let origin = &self.origin;
         if !(self.url.starts_with("https://") || self.url.starts_with("http://")) {
-            return Err(ConfigError::invalid(
+            return Err(ConfigError::new(
                 format!("{origin}.options.url"),
-                "url must be an http(s) URL",
+                ConfigRule::NotHttpUrl,
             ));
         }
         if (self.issuers.is_none() || self.audiences.is_none())
@@ -143,12 +143,9 @@ impl JwksAccess {
             } else {
                 "audience"
             };
-            return Err(ConfigError::invalid(
+            return Err(ConfigError::new(
                 format!("{origin}.options.{missing}"),
-                "required: identity providers sign many applications' tokens with the same keys, \
-                 so without both an issuer and an audience check a token minted for someone else \
-                 verifies here. Set dangerouslyAllowMissingIssuerOrAudience: true only if this \
-                 JWKS signs nothing but tokens meant for this service",
+                ConfigRule::MissingIssuerOrAudience,
             ));
         }
         let algorithms = check_algorithms(self.algorithms, &format!("{origin}.options.algorithm"))?;
@@ -234,16 +231,15 @@ impl UserProvider {
     pub(crate) fn into_verifier(self, leeway: u64) -> Result<JwksVerifier, ConfigError> {
         let origin = &self.origin;
         if !(self.issuer.starts_with("https://") || self.issuer.starts_with("http://")) {
-            return Err(ConfigError::invalid(
+            return Err(ConfigError::new(
                 format!("{origin}.issuer"),
-                "issuer must be an http(s) URL",
+                ConfigRule::NotHttpUrl,
             ));
         }
         if self.audiences.is_empty() {
-            return Err(ConfigError::invalid(
+            return Err(ConfigError::new(
                 format!("{origin}.audience"),
-                "required: without an audience check, a token the provider minted for any other \
-                 application verifies here",
+                ConfigRule::AudienceRequired,
             ));
         }
         let algorithms = check_algorithms(self.algorithms, &format!("{origin}.algorithm"))?;
@@ -273,16 +269,13 @@ fn check_algorithms(
 ) -> Result<Vec<Algorithm>, ConfigError> {
     let algorithms = algorithms.unwrap_or_else(|| DEFAULT_ALGORITHMS.to_vec());
     if algorithms.is_empty() {
-        return Err(ConfigError::invalid(path, "lists no algorithm"));
+        return Err(ConfigError::new(path, ConfigRule::NoAlgorithm));
     }
     if algorithms
         .iter()
         .any(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
     {
-        return Err(ConfigError::invalid(
-            path,
-            "HMAC algorithms are never accepted from a JWKS (a published shared secret lets anyone sign)",
-        ));
+        return Err(ConfigError::new(path, ConfigRule::HmacFromJwks));
     }
     Ok(algorithms)
 }

@@ -1,19 +1,29 @@
-//! The tower middleware: [`AuthLayer`], [`AuthService`] and their [`ResponseFuture`].
+//! The tower middleware: [`AuthLayer`], [`AuthService`] and their [`ResponseFuture`], the
+//! trio every tower-http middleware has.
+//!
+//! Use it to guard a router you already have (the crate's first use case):
 //!
 //! ```
 //! use axum::{routing::get, Router};
-//! use s2s_auth::{Auth, StaticToken};
+//! use http::Method;
+//! use s2s_auth::{Auth, RoutePolicy, StaticToken};
 //!
 //! let auth = Auth::builder("catalog")
 //!     .static_token(StaticToken::new("ci-bot", "a-long-random-token-for-ci"))
+//!     .route("/healthz", [Method::GET], RoutePolicy::unauthenticated())
 //!     .build()?;
 //! // Apply it to the outermost router, and declare policies with the full paths the
 //! // router sees: the layer matches `request.uri().path()` against its own registry.
 //! let app: Router = Router::new()
 //!     .route("/entities", get(|| async { "[]" }))
+//!     .route("/healthz", get(|| async { "ok" }))
 //!     .layer(auth.layer());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! The layer cannot see which routes an axum `Router` serves, so it cannot tell a misspelt
+//! policy path from a real one. Declare routes through [`Auth::router`] instead and every
+//! policy path is checked against the routes at start.
 //!
 //! The layer works on any `tower::Service<http::Request<B>>` whose response body can be
 //! built from a `String` (axum's `Body`, `String`, `Full<Bytes>`): refusals are JSON bodies.
@@ -26,7 +36,17 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use crate::auth::{Auth, Decided, PendingDecision};
+use crate::auth::Auth;
+use crate::pipeline::{Decided, PendingDecision};
+use crate::principal::{Principal, Realm};
+
+impl Auth {
+    /// The tower layer that guards a router or service with this configuration. Apply it
+    /// outermost, so it sees full paths (see the [`layer`](crate::layer) module).
+    pub fn layer(&self) -> AuthLayer {
+        AuthLayer::new(self.clone())
+    }
+}
 
 /// Wraps a service in [`AuthService`]. Made by [`Auth::layer`].
 #[derive(Clone, Debug)]
@@ -45,17 +65,12 @@ impl<S> Layer<S> for AuthLayer {
     type Service = AuthService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService {
-            inner,
-            auth: self.auth.clone(),
-        }
+        AuthService::new(inner, self.auth.clone())
     }
 }
 
 /// Authenticates and authorizes each request, then calls `inner` with the [`Principal`]
 /// in the request's extensions, or answers the refusal itself.
-///
-/// [`Principal`]: crate::Principal
 #[derive(Clone, Debug)]
 pub struct AuthService<S> {
     inner: S,
@@ -66,6 +81,21 @@ impl<S> AuthService<S> {
     /// Wraps `inner`.
     pub fn new(inner: S, auth: Auth) -> Self {
         Self { inner, auth }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the service.
+    pub fn into_inner(self) -> S {
+        self.inner
     }
 }
 
@@ -83,16 +113,17 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        match self.auth.decide(req.method(), req.uri(), req.headers()) {
+        let pipeline = &self.auth.pipeline;
+        let state = match pipeline.decide(req.method(), req.uri(), req.headers()) {
             // Decided without I/O (almost always): call `inner` right here, on the instance
             // that `poll_ready` readied.
             Decided::Ready(Ok(principal)) => {
-                set_principal(&mut req, principal);
-                ResponseFuture::Inner {
+                set_principal(&mut req, principal, &self.auth);
+                State::Inner {
                     future: self.inner.call(req),
                 }
             }
-            Decided::Ready(Err(refusal)) => ResponseFuture::Refused {
+            Decided::Ready(Err(refusal)) => State::Refused {
                 response: Some(refusal.map(ResBody::from)),
             },
             // A key must be fetched first. The readied `inner` moves into the future and a
@@ -101,35 +132,48 @@ where
             Decided::Pending(decision) => {
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
-                ResponseFuture::Verifying {
+                State::Verifying {
                     decision,
-                    pending: Some((inner, req)),
+                    pending: Some((inner, req, self.auth.clone())),
                 }
             }
-        }
+        };
+        ResponseFuture { state }
     }
 }
 
 pin_project! {
-    /// The response future of [`AuthService`]: a verification waiting for a key, the inner
-    /// service's future, or a refusal.
-    #[project = ResponseFutureProj]
-    #[allow(missing_docs)] // pin-project-lite cannot carry docs on pinned fields
-    pub enum ResponseFuture<S, ReqBody>
+    /// The response future of [`AuthService`].
+    pub struct ResponseFuture<S, ReqBody>
     where
         S: Service<Request<ReqBody>>,
     {
-        /// Waiting for a key fetch before deciding.
+        #[pin]
+        state: State<S, ReqBody>,
+    }
+}
+
+impl<S: Service<Request<ReqBody>>, ReqBody> std::fmt::Debug for ResponseFuture<S, ReqBody> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+pin_project! {
+    /// A verification waiting for a key, the inner service's future, or a refusal.
+    #[project = StateProj]
+    enum State<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
         Verifying {
             decision: PendingDecision,
-            pending: Option<(S, Request<ReqBody>)>,
+            pending: Option<(S, Request<ReqBody>, Auth)>,
         },
-        /// The request was let through.
         Inner {
             #[pin]
             future: S::Future,
         },
-        /// The request was refused.
         Refused {
             response: Option<S::Response>,
         },
@@ -143,31 +187,32 @@ where
 {
     type Output = Result<Response<ResBody>, S::Error>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
         loop {
-            match self.as_mut().project() {
-                ResponseFutureProj::Verifying { decision, pending } => {
+            match state.as_mut().project() {
+                StateProj::Verifying { decision, pending } => {
                     let outcome = std::task::ready!(decision.as_mut().poll(cx));
-                    let Some((mut inner, mut req)) = pending.take() else {
+                    let Some((mut inner, mut req, auth)) = pending.take() else {
                         unreachable!(
                             "invariant: a Verifying future holds its request until decided"
                         )
                     };
                     let next = match outcome {
                         Ok(principal) => {
-                            set_principal(&mut req, principal);
-                            ResponseFuture::Inner {
+                            set_principal(&mut req, principal, &auth);
+                            State::Inner {
                                 future: inner.call(req),
                             }
                         }
-                        Err(refusal) => ResponseFuture::Refused {
+                        Err(refusal) => State::Refused {
                             response: Some(refusal.map(ResBody::from)),
                         },
                     };
-                    self.set(next);
+                    state.set(next);
                 }
-                ResponseFutureProj::Inner { future } => return future.poll(cx),
-                ResponseFutureProj::Refused { response } => {
+                StateProj::Inner { future } => return future.poll(cx),
+                StateProj::Refused { response } => {
                     return Poll::Ready(Ok(response
                         .take()
                         .expect("invariant: a ResponseFuture is not polled after it completed")));
@@ -179,14 +224,17 @@ where
 
 /// Puts the verified principal into the request, or removes any there: only what this layer
 /// verified may reach the handler, so the handler and the audit event always agree on who is
-/// calling (a `Principal` inserted by other code upstream is dropped).
-fn set_principal<B>(req: &mut Request<B>, principal: Option<crate::Principal>) {
+/// calling (a `Principal` inserted by other code upstream is dropped). With no principal, the
+/// realm goes in instead, so the extractor's rejection sends this service's challenge.
+fn set_principal<B>(req: &mut Request<B>, principal: Option<Principal>, auth: &Auth) {
     match principal {
         Some(principal) => {
             req.extensions_mut().insert(principal);
         }
         None => {
-            req.extensions_mut().remove::<crate::Principal>();
+            req.extensions_mut().remove::<Principal>();
+            req.extensions_mut()
+                .insert(Realm(auth.pipeline.realm.clone()));
         }
     }
 }

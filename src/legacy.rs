@@ -21,7 +21,7 @@ use base64::engine::general_purpose::STANDARD;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
-use crate::error::{ConfigError, VerifyError};
+use crate::error::{ConfigError, ConfigRule, VerifyError};
 use crate::jwt::{Unverified, check_iat, str_claim};
 use crate::principal::{CredentialKind, Principal, PrincipalType};
 use crate::restrictions::AccessRestrictions;
@@ -65,17 +65,17 @@ impl LegacySecret {
         let path = format!("{}{options}.secret", self.origin);
         let bytes = STANDARD
             .decode(self.secret.expose_secret().trim())
-            .map_err(|_| ConfigError::invalid(&path, "secret must be base64"))?;
+            .map_err(|_| ConfigError::new(&path, ConfigRule::SecretNotBase64))?;
         if bytes.len() < 16 {
-            return Err(ConfigError::invalid(
+            return Err(ConfigError::new(
                 &path,
-                "secret must decode to at least 16 bytes (a short HMAC secret can be brute-forced)",
+                ConfigRule::SecretTooShort { min_bytes: 16 },
             ));
         }
         if self.subject.is_empty() || self.subject.chars().any(char::is_whitespace) {
-            return Err(ConfigError::invalid(
+            return Err(ConfigError::new(
                 format!("{}.options.subject", self.origin),
-                "subject must be non-empty and contain no whitespace",
+                ConfigRule::InvalidSubject,
             ));
         }
         Ok(LegacyKey {

@@ -71,45 +71,54 @@
 pub mod access_table;
 pub mod audit;
 mod auth;
+mod builder;
 mod classify;
 pub mod client;
 pub mod config;
 pub mod error;
 pub mod external_jwks;
 mod extract;
+mod issue;
 pub mod jwks;
 mod jwt;
 pub mod layer;
 pub mod legacy;
 pub mod obo;
+mod pipeline;
 pub mod plugin;
 pub mod policy;
 pub mod principal;
+mod publish;
+mod request_id;
 mod response;
 pub mod restrictions;
+pub mod router;
 pub mod secret;
+mod service_id;
 pub mod static_token;
 pub mod store;
 mod verify;
 
 pub use access_table::AccessTable;
-pub use audit::{AuditEvent, AuditSink, Decision, JsonLinesSink, MemoryAuditSink};
-pub use auth::{
-    Auth, AuthBuilder, DEFAULT_LEEWAY_SECS, DEFAULT_VERIFIED_CACHE_CAPACITY, is_valid_service_id,
-};
+pub use audit::{AuditEvent, AuditSink, Decision, EventKind, JsonLinesSink, MemoryAuditSink};
+pub use auth::Auth;
+pub use builder::{AuthBuilder, DEFAULT_LEEWAY_SECS, DEFAULT_VERIFIED_CACHE_CAPACITY};
 pub use client::{ClientError, S2sClient};
-pub use error::{ConfigError, Forbidden, RequestError, VerifyError};
+pub use error::{
+    ConfigError, ConfigRule, DelegationError, Forbidden, IssueError, RequestError, VerifyError,
+};
 pub use external_jwks::{JwksAccess, UserProvider};
 pub use extract::MAX_TOKEN_LEN;
 pub use jsonwebtoken::Algorithm;
 pub use jwks::{FetchError, FetchedDocument, HttpFetcher, JwksCache, JwksCacheConfig, KeyFetcher};
 pub use layer::{AuthLayer, AuthService, ResponseFuture};
 pub use legacy::LegacySecret;
-pub use plugin::{Discovery, IssueError, PluginTokens, StaticDiscovery, StaticKey};
+pub use plugin::{Discovery, PluginTokens, StaticDiscovery, StaticKey};
 pub use policy::{DefaultPolicy, RoutePolicy};
 pub use principal::{CredentialKind, MissingPrincipal, Principal, PrincipalType};
 pub use restrictions::{AccessRestriction, AccessRestrictions, Action};
 pub use secret::{Fingerprint, SecretString};
+pub use service_id::is_valid_service_id;
 pub use static_token::StaticToken;
 pub use store::{
     MemoryStore, PostgresStore, PublicKeyRecord, SqliteStore, Store, StoreError, StoreFuture,

@@ -61,28 +61,11 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::VerifyError;
+use crate::principal::LimitedUserToken;
 use crate::secret::SecretString;
 
 /// The `typ` of Backstage limited user tokens.
 pub const LIMITED_USER_TYP: &str = "vnd.backstage.limited-user";
-
-/// A limited user token: the identity provider's proof of a user, which a service forwards
-/// (inside a plugin token's `obo` claim) to act for that user. A secret: `Debug` shows only
-/// its fingerprint.
-#[derive(Clone, Debug)]
-pub(crate) struct LimitedUserToken {
-    pub(crate) token: SecretString,
-    /// The user token's `exp` (unix seconds): no token on the user's behalf may outlive it.
-    pub(crate) exp: u64,
-}
-
-impl PartialEq for LimitedUserToken {
-    fn eq(&self, other: &Self) -> bool {
-        self.exp == other.exp && self.token.expose_secret() == other.token.expose_secret()
-    }
-}
-
-impl Eq for LimitedUserToken {}
 
 /// Rebuilds the limited user token of a verified Backstage user token, if it carries the
 /// `uip` proof. `claims` are the verified claims; `alg` and `kid` its header's.
@@ -149,7 +132,7 @@ pub(crate) fn actor(act: &Value) -> Result<&str, VerifyError> {
         .ok_or(VerifyError::Malformed(
             "act is not an object naming a service in sub",
         ))?;
-    if !crate::is_valid_service_id(sub) {
+    if !crate::service_id::is_valid_service_id(sub) {
         return Err(VerifyError::WrongSubject);
     }
     Ok(sub)

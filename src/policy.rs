@@ -24,7 +24,7 @@
 //!             .allow([CredentialKind::Static, CredentialKind::User])
 //!             .allow_static_writes(true),
 //!     )
-//!     .route("/admin/tokens", [], RoutePolicy::authenticated().sensitive(true))
+//!     .route("/admin/tokens", [], RoutePolicy::authenticated().sensitive())
 //!     .default_policy(DefaultPolicy::Deny)
 //!     .build()?;
 //! let table = auth.access_table().to_markdown();
@@ -55,7 +55,7 @@ use std::collections::BTreeSet;
 use http::Method;
 use serde::Serialize;
 
-use crate::error::{ConfigError, Forbidden};
+use crate::error::{ConfigError, ConfigRule, Forbidden};
 use crate::principal::{CredentialKind, Principal};
 use crate::restrictions::Action;
 
@@ -76,6 +76,12 @@ impl RoutePolicy {
     /// still only read).
     pub fn authenticated() -> Self {
         Self::default()
+    }
+
+    /// Only users (people), with any user credential: their own token or a service acting
+    /// for them (refuse the latter with [`sensitive`](Self::sensitive)).
+    pub fn users() -> Self {
+        Self::authenticated().allow([CredentialKind::User, CredentialKind::Obo])
     }
 
     /// Everyone, with or without a credential (health checks, the published JWKS).
@@ -105,9 +111,10 @@ impl RoutePolicy {
     }
 
     /// Marks the route sensitive: credentials minted for machines, and principals acting on
-    /// behalf of someone, are refused. Default `false`.
-    pub fn sensitive(mut self, sensitive: bool) -> Self {
-        self.sensitive = sensitive;
+    /// behalf of someone, are refused (issuing tokens, changing credentials, account admin).
+    /// Routes are not sensitive unless marked.
+    pub fn sensitive(mut self) -> Self {
+        self.sensitive = true;
         self
     }
 
@@ -155,15 +162,15 @@ impl RoutePolicy {
                 || self.allow_static_writes
                 || self.permission.is_some())
         {
-            return Err(ConfigError::invalid(
+            return Err(ConfigError::new(
                 origin,
-                "an unauthenticated route takes no allow, permission, sensitive or allowStaticWrites",
+                ConfigRule::UnauthenticatedWithRules,
             ));
         }
         if self.allow.as_ref().is_some_and(BTreeSet::is_empty) {
-            return Err(ConfigError::invalid(
+            return Err(ConfigError::new(
                 format!("{origin}.allow"),
-                "allow lists no credential kind; use the deny default policy or remove the route",
+                ConfigRule::EmptyAllow,
             ));
         }
         Ok(())
@@ -184,10 +191,20 @@ pub enum DefaultPolicy {
 /// The policy that applies to one request.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Resolved<'a> {
+    /// A declared route: the policy for this method, or the route's policy for every other
+    /// method.
     Route {
         pattern: &'a str,
         policy: &'a RoutePolicy,
     },
+    /// A declared route whose policies do not name this method: the strictest of them all
+    /// (never the permissive default), or `None` when they cannot be combined (no
+    /// credential kind is allowed by all of them): refused.
+    UnlistedMethod {
+        pattern: &'a str,
+        policy: Option<&'a RoutePolicy>,
+    },
+    /// A route nobody declared.
     Default(DefaultPolicy),
 }
 
@@ -195,15 +212,25 @@ impl Resolved<'_> {
     /// The route pattern for audit events.
     pub(crate) fn pattern(&self) -> &str {
         match self {
-            Resolved::Route { pattern, .. } => pattern,
-            Resolved::Default(_) => "<unlisted>",
+            Resolved::Route { pattern, .. } | Resolved::UnlistedMethod { pattern, .. } => pattern,
+            Resolved::Default(_) => UNLISTED,
         }
     }
 
     pub(crate) fn is_unauthenticated(&self) -> bool {
-        matches!(self, Resolved::Route { policy, .. } if policy.unauthenticated)
+        match self {
+            Resolved::Route { policy, .. }
+            | Resolved::UnlistedMethod {
+                policy: Some(policy),
+                ..
+            } => policy.unauthenticated,
+            _ => false,
+        }
     }
 }
+
+/// The pattern audit events and the access table show for routes nobody declared.
+pub(crate) const UNLISTED: &str = "<unlisted>";
 
 /// One route of the registry: a pattern, a policy per method and one for the other methods.
 #[derive(Clone, Debug)]
@@ -211,15 +238,22 @@ pub(crate) struct RouteEntry {
     pub(crate) pattern: String,
     pub(crate) by_method: Vec<(Method, RoutePolicy)>,
     pub(crate) any_method: Option<RoutePolicy>,
+    /// For methods neither listed nor covered by `any_method`: the strictest combination of
+    /// the listed policies (`None`: they cannot be combined, refuse).
+    pub(crate) unlisted: Option<RoutePolicy>,
 }
 
-/// A route as given to the builder or read from config.
+/// A route as given to the builder, the router wrapper, or read from config.
 #[derive(Clone, Debug)]
 pub(crate) struct RouteSpec {
     pub(crate) pattern: String,
     pub(crate) methods: Vec<Method>,
     pub(crate) policy: RoutePolicy,
+    /// Where it was declared (`s2s.routes[3]`, `route("/x")`): error messages name it.
     pub(crate) origin: String,
+    /// Whether the route is served by this crate (the published JWKS), so it needs no
+    /// application route to match.
+    pub(crate) builtin: bool,
 }
 
 /// Holds every route's policy and finds the one for a request.
@@ -238,10 +272,7 @@ impl PolicyRegistry {
             spec.policy.check(&spec.origin)?;
             let path_at = format!("{}.path", spec.origin);
             if !spec.pattern.starts_with('/') {
-                return Err(ConfigError::invalid(
-                    path_at,
-                    "a route path must start with `/`",
-                ));
+                return Err(ConfigError::new(path_at, ConfigRule::PathNotAbsolute));
             }
             let index = match routes.iter().position(|r| r.pattern == spec.pattern) {
                 Some(i) => i,
@@ -249,21 +280,24 @@ impl PolicyRegistry {
                     router
                         .insert(spec.pattern.clone(), routes.len())
                         .map_err(|e| {
-                            ConfigError::invalid(&path_at, format!("route pattern refused: {e}"))
+                            ConfigError::new(&path_at, ConfigRule::PatternRefused(e.to_string()))
                         })?;
                     routes.push(RouteEntry {
                         pattern: spec.pattern.clone(),
                         by_method: Vec::new(),
                         any_method: None,
+                        unlisted: None,
                     });
                     routes.len() - 1
                 }
             };
             let entry = &mut routes[index];
             let duplicate = || {
-                ConfigError::invalid(
+                ConfigError::new(
                     format!("{}.methods", spec.origin),
-                    format!("`{}` already has a policy for this method", spec.pattern),
+                    ConfigRule::DuplicateRoutePolicy {
+                        pattern: spec.pattern.clone(),
+                    },
                 )
             };
             if spec.methods.is_empty() {
@@ -278,6 +312,9 @@ impl PolicyRegistry {
                 }
                 entry.by_method.push((method.clone(), spec.policy.clone()));
             }
+        }
+        for entry in &mut routes {
+            entry.unlisted = strictest(entry.by_method.iter().map(|(_, p)| p));
         }
         Ok(Self {
             router,
@@ -311,8 +348,50 @@ impl PolicyRegistry {
                 pattern: &entry.pattern,
                 policy,
             },
-            None => Resolved::Default(self.default),
+            None => Resolved::UnlistedMethod {
+                pattern: &entry.pattern,
+                policy: entry.unlisted.as_ref(),
+            },
         }
+    }
+}
+
+/// The strictest policy that every one of `policies` would also impose, for a method none of
+/// them lists: a caller it lets through is one each of them lets through.
+///
+/// - unauthenticated only if all are;
+/// - the credential kinds all of them allow (`None` if that leaves none: refuse);
+/// - sensitive if any is;
+/// - static writes only if all allow them;
+/// - the permission only if all declare the same one (no permission refuses every
+///   permission-restricted credential, the strictest choice);
+/// - the action only if all declare the same one, else the method's own.
+fn strictest<'a>(policies: impl Iterator<Item = &'a RoutePolicy>) -> Option<RoutePolicy> {
+    let mut out: Option<RoutePolicy> = None;
+    for p in policies {
+        let Some(acc) = out.as_mut() else {
+            out = Some(p.clone());
+            continue;
+        };
+        acc.unauthenticated &= p.unauthenticated;
+        acc.allow = match (acc.allow.take(), &p.allow) {
+            (None, None) => None,
+            (Some(a), None) => Some(a),
+            (None, Some(b)) => Some(b.clone()),
+            (Some(a), Some(b)) => Some(a.intersection(b).copied().collect()),
+        };
+        acc.sensitive |= p.sensitive;
+        acc.allow_static_writes &= p.allow_static_writes;
+        if acc.permission != p.permission {
+            acc.permission = None;
+        }
+        if acc.action != p.action {
+            acc.action = None;
+        }
+    }
+    match out {
+        Some(p) if p.allow.as_ref().is_some_and(BTreeSet::is_empty) => None,
+        other => other,
     }
 }
 
@@ -332,7 +411,16 @@ pub(crate) fn authorize(
 ) -> Result<(), Forbidden> {
     let default = RoutePolicy::default();
     let policy = match resolved {
-        Resolved::Route { policy, .. } => *policy,
+        Resolved::Route { policy, .. }
+        | Resolved::UnlistedMethod {
+            policy: Some(policy),
+            ..
+        } => *policy,
+        Resolved::UnlistedMethod { policy: None, .. } => {
+            return Err(Forbidden::MethodNotDeclared {
+                method: method.clone(),
+            });
+        }
         Resolved::Default(DefaultPolicy::Deny) => return Err(Forbidden::DefaultDeny),
         Resolved::Default(DefaultPolicy::Authenticated) => &default,
     };
@@ -402,6 +490,7 @@ mod tests {
             methods: methods.to_vec(),
             policy,
             origin: "s2s.routes[0]".into(),
+            builtin: false,
         }
     }
 
@@ -410,7 +499,7 @@ mod tests {
         let reg = PolicyRegistry::new(
             &[
                 spec("/a/{id}", &[Method::GET], RoutePolicy::unauthenticated()),
-                spec("/a/{id}", &[], RoutePolicy::authenticated().sensitive(true)),
+                spec("/a/{id}", &[], RoutePolicy::authenticated().sensitive()),
                 spec("/files/{*rest}", &[], RoutePolicy::authenticated()),
             ],
             DefaultPolicy::Deny,
@@ -461,11 +550,7 @@ mod tests {
         );
         assert!(
             PolicyRegistry::new(
-                &[spec(
-                    "/a",
-                    &[],
-                    RoutePolicy::unauthenticated().sensitive(true)
-                )],
+                &[spec("/a", &[], RoutePolicy::unauthenticated().sensitive())],
                 DefaultPolicy::Authenticated
             )
             .is_err()

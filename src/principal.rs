@@ -23,19 +23,19 @@
 //!
 //! If `Principal` is asked for and the layer put none there (the route is unauthenticated
 //! and the request carried no credential, or the layer is missing), the extractor rejects
-//! with [`MissingPrincipal`]: a 401 with `WWW-Authenticate: Bearer`.
+//! with [`MissingPrincipal`]: a 401 with the layer's own challenge,
+//! `WWW-Authenticate: Bearer realm="<service id>"`.
 
 use std::fmt;
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
-use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::obo::LimitedUserToken;
 use crate::restrictions::AccessRestrictions;
+use crate::secret::SecretString;
 
 /// The kind of credential a caller presented.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -130,6 +130,24 @@ impl fmt::Display for PrincipalType {
         })
     }
 }
+
+/// A limited user token: the identity provider's proof of a user, which a service forwards
+/// (inside a plugin token's `obo` claim) to act for that user. A secret: `Debug` shows only
+/// its fingerprint.
+#[derive(Clone, Debug)]
+pub(crate) struct LimitedUserToken {
+    pub(crate) token: SecretString,
+    /// The user token's `exp` (unix seconds): no token on the user's behalf may outlive it.
+    pub(crate) exp: u64,
+}
+
+impl PartialEq for LimitedUserToken {
+    fn eq(&self, other: &Self) -> bool {
+        self.exp == other.exp && self.token.expose_secret() == other.token.expose_secret()
+    }
+}
+
+impl Eq for LimitedUserToken {}
 
 /// A verified caller.
 ///
@@ -266,11 +284,20 @@ impl Principal {
 
 /// The rejection of the [`Principal`] extractor when the request carries no principal.
 ///
-/// Responds 401 with `WWW-Authenticate: Bearer` and a Backstage-shaped JSON body. Seeing it
+/// Responds 401 with `WWW-Authenticate: Bearer realm="<service id>"` (the same challenge the
+/// layer sends; a bare `Bearer` when no layer ran) and a Backstage-shaped JSON body. Seeing it
 /// usually means the route is declared `unauthenticated` (take `Option<Principal>` there) or
 /// the router is not wrapped in [`AuthLayer`](crate::AuthLayer).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MissingPrincipal;
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingPrincipal {
+    /// The service's realm, when the layer ran (it leaves its [`Realm`] in the request).
+    pub(crate) realm: Option<Realm>,
+}
+
+/// The realm (this service's id) the layer leaves in every request it lets through, so a
+/// rejection made later, by an extractor, answers with the same challenge as the layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Realm(pub(crate) Arc<str>);
 
 impl fmt::Display for MissingPrincipal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -280,26 +307,6 @@ impl fmt::Display for MissingPrincipal {
 
 impl std::error::Error for MissingPrincipal {}
 
-impl IntoResponse for MissingPrincipal {
-    fn into_response(self) -> Response {
-        let body = crate::response::error_body(
-            "AuthenticationError",
-            &self.to_string(),
-            None,
-            http::StatusCode::UNAUTHORIZED,
-        );
-        (
-            http::StatusCode::UNAUTHORIZED,
-            [
-                (http::header::WWW_AUTHENTICATE, "Bearer"),
-                (http::header::CONTENT_TYPE, "application/json"),
-            ],
-            body,
-        )
-            .into_response()
-    }
-}
-
 impl<S: Send + Sync> FromRequestParts<S> for Principal {
     type Rejection = MissingPrincipal;
 
@@ -308,7 +315,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
             .extensions
             .get::<Principal>()
             .cloned()
-            .ok_or(MissingPrincipal)
+            .ok_or_else(|| MissingPrincipal {
+                realm: parts.extensions.get::<Realm>().cloned(),
+            })
     }
 }
 

@@ -1,10 +1,14 @@
-//! The one place where a [`RequestError`] becomes an HTTP response (RFC 6750 and Backstage's
-//! error body).
+//! The one place where an error becomes an HTTP response (RFC 6750 and Backstage's error
+//! body): the layer's refusals ([`RequestError`]) and the [`Principal`](crate::Principal)
+//! extractor's rejection ([`MissingPrincipal`]), so both send the same challenge.
 
 use http::{HeaderValue, Method, Response, StatusCode, header};
 use serde::Serialize;
 
+use axum::response::IntoResponse;
+
 use crate::error::RequestError;
+use crate::principal::MissingPrincipal;
 
 /// Builds the refusal for `error` on a service whose realm is `realm`.
 ///
@@ -62,6 +66,27 @@ pub(crate) fn refusal(
         headers.remove(header::WWW_AUTHENTICATE);
     }
     response
+}
+
+impl IntoResponse for MissingPrincipal {
+    fn into_response(self) -> axum::response::Response {
+        let status = StatusCode::UNAUTHORIZED;
+        let body = error_body("AuthenticationError", &self.to_string(), None, status);
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        // No error code: the request simply carried no credential (RFC 6750 section 3).
+        let challenge = match &self.realm {
+            Some(realm) => HeaderValue::from_str(&format!("Bearer realm=\"{}\"", quoted(&realm.0)))
+                .unwrap_or(HeaderValue::from_static("Bearer")),
+            None => HeaderValue::from_static("Bearer"),
+        };
+        headers.insert(header::WWW_AUTHENTICATE, challenge);
+        response
+    }
 }
 
 /// Backstage's error body: `{"error":{"name","message"},"request":{"method","url"},

@@ -185,7 +185,7 @@ impl AccessRestrictions {
         }
         let mut seen = BTreeSet::new();
         for r in &list {
-            if !crate::is_valid_service_id(&r.plugin) {
+            if !crate::service_id::is_valid_service_id(&r.plugin) {
                 return Err(RestrictionError::InvalidPlugin(r.plugin.clone()));
             }
             if !seen.insert(r.plugin.as_str()) {

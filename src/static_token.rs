@@ -34,7 +34,7 @@ use std::collections::HashMap;
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
-use crate::error::{ConfigError, VerifyError};
+use crate::error::{ConfigError, ConfigRule, VerifyError};
 use crate::principal::{CredentialKind, Principal, PrincipalType};
 use crate::restrictions::AccessRestrictions;
 use crate::secret::{SecretString, parse_sha256_hex, sha256};
@@ -146,9 +146,9 @@ impl StaticToken {
     fn digest(&self) -> Result<[u8; 32], ConfigError> {
         let origin = &self.origin;
         if self.subject.is_empty() || self.subject.chars().any(char::is_whitespace) {
-            return Err(ConfigError::invalid(
+            return Err(ConfigError::new(
                 format!("{origin}.options.subject"),
-                "subject must be non-empty and contain no whitespace",
+                ConfigRule::InvalidSubject,
             ));
         }
         match &self.secret {
@@ -156,41 +156,34 @@ impl StaticToken {
                 let value = token.expose_secret();
                 let path = format!("{origin}.options.token");
                 if value.chars().count() < MIN_STATIC_TOKEN_LEN {
-                    return Err(ConfigError::invalid(
+                    return Err(ConfigError::new(
                         path,
-                        format!("token must be at least {MIN_STATIC_TOKEN_LEN} characters"),
+                        ConfigRule::TokenTooShort {
+                            min: MIN_STATIC_TOKEN_LEN,
+                        },
                     ));
                 }
                 if value.chars().any(char::is_whitespace) {
-                    return Err(ConfigError::invalid(
-                        path,
-                        "token must not contain whitespace",
-                    ));
+                    return Err(ConfigError::new(path, ConfigRule::TokenWhitespace));
                 }
                 if !value.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
-                    return Err(ConfigError::invalid(
-                        path,
-                        "token must be visible ASCII (it travels in an HTTP header)",
-                    ));
+                    return Err(ConfigError::new(path, ConfigRule::TokenNotVisibleAscii));
                 }
                 if value.len() > crate::extract::MAX_TOKEN_LEN {
-                    return Err(ConfigError::invalid(
-                        path,
-                        "token is longer than the 8 KiB a request may carry",
-                    ));
+                    return Err(ConfigError::new(path, ConfigRule::TokenTooLong));
                 }
                 if crate::classify::looks_like_jwt(value) {
-                    return Err(ConfigError::invalid(
+                    return Err(ConfigError::new(
                         path,
-                        "token is shaped like a JWT and would be sent to the JWT verifiers; use an opaque random string",
+                        ConfigRule::TokenMisclassified("a JWT"),
                     ));
                 }
                 Ok(sha256(value.as_bytes()))
             }
             TokenSecret::Sha256Hex(hex) => parse_sha256_hex(hex.expose_secret()).ok_or_else(|| {
-                ConfigError::invalid(
+                ConfigError::new(
                     format!("{origin}.options.tokenSha256"),
-                    "tokenSha256 must be 64 hex digits (the SHA-256 of the token)",
+                    ConfigRule::BadTokenDigest,
                 )
             }),
         }
@@ -223,9 +216,9 @@ impl StaticTokens {
                     TokenSecret::Plain(_) => "token",
                     TokenSecret::Sha256Hex(_) => "tokenSha256",
                 };
-                return Err(ConfigError::invalid(
+                return Err(ConfigError::new(
                     format!("{}.options.{field}", token.origin),
-                    "this token is already configured in an earlier entry",
+                    ConfigRule::DuplicateToken,
                 ));
             }
             bucket.push(Entry {

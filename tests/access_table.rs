@@ -154,6 +154,8 @@ async fn table_agrees_with_live_requests() {
         let method = match row.method.as_str() {
             "* (read)" => Method::GET,
             "* (write)" => Method::POST,
+            "other (read)" => Method::OPTIONS,
+            "other (write)" => Method::PATCH,
             m => m.parse().expect("a method name"),
         };
         let path = concrete_path(&row.route);
@@ -180,7 +182,7 @@ fn plugin_and_obo_columns_where_they_can_verify() {
         b.route(
             "/admin/tokens",
             [Method::POST],
-            RoutePolicy::authenticated().sensitive(true),
+            RoutePolicy::authenticated().sensitive(),
         )
         .build()
         .expect("builds")

@@ -24,8 +24,8 @@ use jsonwebtoken::Algorithm;
 use s2s_auth::plugin::PLUGIN_TYP;
 use s2s_auth::{
     AccessRestriction, AccessRestrictions, AuditEvent, Auth, AuthBuilder, CredentialKind,
-    IssueError, MemoryAuditSink, MemoryStore, PluginTokens, Principal, PrincipalType, RoutePolicy,
-    S2sClient, StaticDiscovery, UserProvider, VerifyError,
+    DelegationError, IssueError, MemoryAuditSink, MemoryStore, PluginTokens, Principal,
+    PrincipalType, RoutePolicy, S2sClient, StaticDiscovery, UserProvider, VerifyError,
 };
 use serde_json::{Value, json};
 
@@ -109,7 +109,7 @@ impl Catalog {
             .route(
                 "/admin/tokens",
                 [Method::POST],
-                RoutePolicy::authenticated().sensitive(true),
+                RoutePolicy::authenticated().sensitive(),
             )
             .audit_sink(audit.clone())
             .build()
@@ -636,7 +636,10 @@ async fn restricted_principals_are_never_delegated() {
         .on_behalf_of_token(&ci, "catalog")
         .await
         .expect_err("restricted");
-    assert!(matches!(err, IssueError::RestrictedPrincipal), "{err}");
+    assert!(
+        matches!(err, IssueError::CannotDelegate(DelegationError::Restricted)),
+        "{err}"
+    );
 }
 
 #[tokio::test]

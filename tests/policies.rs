@@ -114,7 +114,7 @@ async fn sensitive_policy_refuses_machine_minted_kinds() {
         assert!(!kind.is_machine_minted(), "{kind}");
     }
     // And the policy itself is recorded as sensitive, so it reaches `authorize`.
-    let policy = RoutePolicy::authenticated().sensitive(true);
+    let policy = RoutePolicy::authenticated().sensitive();
     assert!(policy.is_sensitive());
 }
 

@@ -14,32 +14,9 @@ use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey};
 
+use crate::audit::{Auditor, EventKind};
+use crate::error::IssueError;
 use crate::store::{PublicKeyRecord, Store, StoreError};
-
-/// Why a token could not be issued.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum IssueError {
-    /// Plugin tokens are not configured on this `Auth` (no key store).
-    #[error("plugin tokens are not configured (no key store)")]
-    NotConfigured,
-    /// The target is not a valid service id.
-    #[error("`{0}` is not a valid service id")]
-    InvalidTarget(String),
-    /// The store refused or is unreachable: no key is used before its public half is stored.
-    #[error("cannot publish the signing key: {0}")]
-    Store(#[from] StoreError),
-    /// Key generation or signing failed.
-    #[error("signing failed: {0}")]
-    Signing(String),
-    /// The principal carries access restrictions: a restricted credential cannot be
-    /// delegated (a token on its behalf would escape its restrictions).
-    #[error("a restricted credential cannot be delegated")]
-    RestrictedPrincipal,
-    /// The principal cannot be acted for (no user, or no token to delegate).
-    #[error("cannot act on behalf of this principal: {0}")]
-    CannotDelegate(&'static str),
-}
 
 /// A key that may sign until `sign_until` (unix seconds).
 pub(crate) struct SigningKey {
@@ -55,6 +32,7 @@ pub(crate) struct KeyManager {
     key_duration: Duration,
     current: RwLock<Option<Arc<SigningKey>>>,
     rotating: tokio::sync::Mutex<()>,
+    auditor: Arc<Auditor>,
 }
 
 /// Generated keys kept in a store, or static keys from PEM files.
@@ -80,13 +58,19 @@ pub(crate) fn now() -> u64 {
 }
 
 impl KeyManager {
-    pub(crate) fn new(service_id: String, store: Arc<dyn Store>, key_duration: Duration) -> Self {
+    pub(crate) fn new(
+        service_id: String,
+        store: Arc<dyn Store>,
+        key_duration: Duration,
+        auditor: Arc<Auditor>,
+    ) -> Self {
         Self {
             service_id,
             source: Source::Store(store),
             key_duration,
             current: RwLock::new(None),
             rotating: tokio::sync::Mutex::new(()),
+            auditor,
         }
     }
 
@@ -95,6 +79,7 @@ impl KeyManager {
         service_id: String,
         keys: Vec<(String, EncodingKey, serde_json::Value)>,
         key_duration: Duration,
+        auditor: Arc<Auditor>,
     ) -> Option<Self> {
         let mut keys = keys.into_iter();
         let (kid, key, first_jwk) = keys.next()?;
@@ -113,6 +98,7 @@ impl KeyManager {
             key_duration,
             current: RwLock::new(None),
             rotating: tokio::sync::Mutex::new(()),
+            auditor,
         })
     }
 
@@ -157,8 +143,17 @@ impl KeyManager {
         let key = self.generate(store).await?;
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(key.clone());
         // Housekeeping on rotation: expired public keys leave the store (and the JWKS).
-        if let Err(e) = store.prune_public_keys(now() as i64).await {
-            tracing::warn!(target: "s2s_auth::keys", error = %e, "pruning expired keys failed");
+        match store.prune_public_keys(now() as i64).await {
+            Ok(0) => {}
+            Ok(pruned) => self.auditor.record_lifecycle(
+                EventKind::KeysPruned,
+                &self.service_id,
+                "keys_pruned",
+                |e| e.message = format!("{pruned} expired public key(s) left the store"),
+            ),
+            Err(e) => {
+                tracing::warn!(target: "s2s_auth::keys", error = %e, "pruning expired keys failed");
+            }
         }
         Ok(key)
     }
@@ -176,21 +171,37 @@ impl KeyManager {
         let jwk = serde_json::to_value(&jwk).map_err(|e| IssueError::Signing(e.to_string()))?;
         let created = now();
         let duration = self.key_duration.as_secs();
+        let sign_until = created + duration;
+        self.audit_key(EventKind::KeyGenerated, "key_generated", &kid, sign_until);
         // Published before first use, for three key durations: tokens signed at the very end
         // of the signing window still verify for their whole life.
+        let published_until = created + 3 * duration;
         store
             .put_public_key(&PublicKeyRecord {
                 service_id: self.service_id.clone(),
                 kid: kid.clone(),
                 jwk,
-                expires_at: (created + 3 * duration) as i64,
+                expires_at: published_until as i64,
             })
             .await?;
-        tracing::info!(target: "s2s_auth::keys", service = %self.service_id, %kid, "new signing key published");
+        self.audit_key(
+            EventKind::KeyPublished,
+            "key_published",
+            &kid,
+            published_until,
+        );
         Ok(Arc::new(SigningKey {
             kid,
             key,
-            sign_until: created + duration,
+            sign_until,
         }))
+    }
+
+    fn audit_key(&self, kind: EventKind, reason: &str, kid: &str, until: u64) {
+        self.auditor
+            .record_lifecycle(kind, &self.service_id, reason, |e| {
+                e.kid = Some(kid.to_owned());
+                e.expires_at = time::OffsetDateTime::from_unix_timestamp(until as i64).ok();
+            });
     }
 }

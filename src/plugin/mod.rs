@@ -34,7 +34,6 @@
 mod keys;
 mod static_keys;
 
-pub use keys::IssueError;
 pub(crate) use keys::{KeyManager, now};
 pub use static_keys::StaticKey;
 
@@ -45,7 +44,8 @@ use std::time::Duration;
 use jsonwebtoken::{Algorithm, Header, Validation};
 use serde_json::{Map, Value, json};
 
-use crate::error::VerifyError;
+use crate::audit::Auditor;
+use crate::error::{ConfigError, ConfigRule, IssueError, VerifyError};
 use crate::jwks::UsableKey;
 use crate::jwt::{Unverified, check_iat, str_claim};
 use crate::principal::{CredentialKind, Principal, PrincipalType};
@@ -99,12 +99,17 @@ impl PluginTokens {
     }
 
     /// Builds the key manager (checking static keys).
-    pub(crate) fn into_manager(self, service_id: &str) -> Result<KeyManager, crate::ConfigError> {
+    pub(crate) fn into_manager(
+        self,
+        service_id: &str,
+        auditor: Arc<Auditor>,
+    ) -> Result<KeyManager, ConfigError> {
         if let Some(store) = self.store {
             return Ok(KeyManager::new(
                 service_id.to_owned(),
                 store,
                 self.key_duration,
+                auditor,
             ));
         }
         let mut keys = Vec::new();
@@ -116,9 +121,9 @@ impl PluginTokens {
             let (encoding, jwk) = key.load()?;
             keys.push((key.key_id().to_owned(), encoding, jwk));
         }
-        KeyManager::new_static(service_id.to_owned(), keys, self.key_duration).ok_or_else(|| {
-            crate::ConfigError::invalid("backend.auth.pluginKeyStore.static.keys", "lists no key")
-        })
+        KeyManager::new_static(service_id.to_owned(), keys, self.key_duration, auditor).ok_or_else(
+            || ConfigError::new("backend.auth.pluginKeyStore.static.keys", ConfigRule::NoKey),
+        )
     }
 
     /// A new key every `duration` (default 1 hour; Backstage's `keyDuration`). Each public
@@ -175,7 +180,7 @@ pub(crate) async fn issue(
     extra: Option<(&str, Value)>,
     max_exp: Option<u64>,
 ) -> Result<SecretString, IssueError> {
-    if !crate::is_valid_service_id(target) {
+    if !crate::service_id::is_valid_service_id(target) {
         return Err(IssueError::InvalidTarget(target.to_owned()));
     }
     let key = keys.signing_key().await?;
@@ -293,7 +298,7 @@ impl PluginVerifier {
             Some(act) => self.trusted_actor(act)?,
             None => {
                 let sub = u.sub.as_deref().ok_or(VerifyError::MissingClaim("sub"))?;
-                if !crate::is_valid_service_id(sub) {
+                if !crate::service_id::is_valid_service_id(sub) {
                     return Err(VerifyError::WrongSubject);
                 }
                 sub
@@ -345,7 +350,7 @@ impl PluginVerifier {
                     .with_actor(format!("plugin:{actor}"))
             }
             (Some(obo), None) => {
-                if !crate::is_valid_service_id(sub) {
+                if !crate::service_id::is_valid_service_id(sub) {
                     return Err(VerifyError::WrongSubject);
                 }
                 let limited = obo
@@ -358,7 +363,7 @@ impl PluginVerifier {
                 });
             }
             (None, None) => {
-                if !crate::is_valid_service_id(sub) {
+                if !crate::service_id::is_valid_service_id(sub) {
                     return Err(VerifyError::WrongSubject);
                 }
                 Principal::new(

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, EncodingKey};
 
-use crate::error::ConfigError;
+use crate::error::{ConfigError, ConfigRule};
 use crate::secret::SecretString;
 
 /// One static key: its id and PEM texts.
@@ -44,16 +44,16 @@ impl StaticKey {
     pub(crate) fn load(&self) -> Result<(EncodingKey, serde_json::Value), ConfigError> {
         let at = |field: &str| format!("{}.{field}", self.origin);
         if self.key_id.is_empty() || self.key_id.chars().any(char::is_whitespace) {
-            return Err(ConfigError::invalid(
+            return Err(ConfigError::new(
                 at("keyId"),
-                "keyId must be non-empty, without whitespace",
+                ConfigRule::BadKey("keyId must be non-empty, without whitespace"),
             ));
         }
         let private =
             pem_der(self.private_pem.expose_secret(), "PRIVATE KEY").ok_or_else(|| {
-                ConfigError::invalid(
+                ConfigError::new(
                     at("privateKeyFile"),
-                    "expected a PKCS#8 PEM (-----BEGIN PRIVATE KEY-----)",
+                    ConfigRule::BadKey("expected a PKCS#8 PEM (-----BEGIN PRIVATE KEY-----)"),
                 )
             })?;
         // Parsing the pair checks it is a P-256 key in PKCS#8.
@@ -62,16 +62,22 @@ impl StaticKey {
             &private,
         )
         .map_err(|_| {
-            ConfigError::invalid(at("privateKeyFile"), "not an ES256 (P-256) private key")
+            ConfigError::new(
+                at("privateKeyFile"),
+                ConfigRule::BadKey("not an ES256 (P-256) private key"),
+            )
         })?;
         let key = EncodingKey::from_ec_der(&private);
         let mut jwk = Jwk::from_encoding_key(&key, Algorithm::ES256).map_err(|_| {
-            ConfigError::invalid(at("privateKeyFile"), "cannot derive the public key")
+            ConfigError::new(
+                at("privateKeyFile"),
+                ConfigRule::BadKey("cannot derive the public key"),
+            )
         })?;
         let public = pem_der(&self.public_pem, "PUBLIC KEY").ok_or_else(|| {
-            ConfigError::invalid(
+            ConfigError::new(
                 at("publicKeyFile"),
-                "expected a PEM public key (-----BEGIN PUBLIC KEY-----)",
+                ConfigRule::BadKey("expected a PEM public key (-----BEGIN PUBLIC KEY-----)"),
             )
         })?;
         // An uncompressed P-256 point (0x04 || x || y) ends the SubjectPublicKeyInfo.
@@ -80,7 +86,12 @@ impl StaticKey {
             .checked_sub(65)
             .map(|start| &public[start..])
             .filter(|p| p[0] == 0x04)
-            .ok_or_else(|| ConfigError::invalid(at("publicKeyFile"), "not a P-256 public key"))?;
+            .ok_or_else(|| {
+                ConfigError::new(
+                    at("publicKeyFile"),
+                    ConfigRule::BadKey("not a P-256 public key"),
+                )
+            })?;
         let matches = match &jwk.algorithm {
             AlgorithmParameters::EllipticCurve(p) => {
                 let b64 = |s: &str| {
@@ -94,15 +105,16 @@ impl StaticKey {
             _ => false,
         };
         if !matches {
-            return Err(ConfigError::invalid(
+            return Err(ConfigError::new(
                 at("publicKeyFile"),
-                "the public key does not belong to the private key",
+                ConfigRule::BadKey("the public key does not belong to the private key"),
             ));
         }
         jwk.common.key_id = Some(self.key_id.clone());
         jwk.common.public_key_use = Some(PublicKeyUse::Signature);
-        let jwk = serde_json::to_value(&jwk)
-            .map_err(|_| ConfigError::invalid(at("keyId"), "cannot encode the JWK"))?;
+        let jwk = serde_json::to_value(&jwk).map_err(|_| {
+            ConfigError::new(at("keyId"), ConfigRule::BadKey("cannot encode the JWK"))
+        })?;
         Ok((key, jwk))
     }
 

@@ -1,0 +1,459 @@
+//! [`AuthBuilder`]: everything an [`Auth`] can be told, from Rust or (through the `config`
+//! module, which only maps YAML onto these calls) from YAML, and the **one validator** that
+//! checks every range and combination before anything is built.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Method;
+
+use crate::audit::{AuditSink, Auditor};
+use crate::auth::Auth;
+use crate::error::{ConfigError, ConfigRule};
+use crate::external_jwks::{JwksAccess, UserProvider};
+use crate::jwks::{FetchError, JwksCache, JwksCacheConfig, KeyFetcher};
+use crate::legacy::{LegacySecret, LegacyVerifier};
+use crate::pipeline::Pipeline;
+use crate::plugin::{Discovery, JWKS_PATH, PluginTokens, PluginVerifier};
+use crate::policy::{DefaultPolicy, PolicyRegistry, RoutePolicy, RouteSpec};
+use crate::service_id::is_valid_service_id;
+use crate::static_token::{StaticToken, StaticTokens};
+use crate::verify::{UntilExp, Verifiers};
+
+/// The default clock leeway for `exp`, `nbf` and `iat`, in seconds.
+pub const DEFAULT_LEEWAY_SECS: u64 = 30;
+
+/// The default number of verified JWTs remembered.
+pub const DEFAULT_VERIFIED_CACHE_CAPACITY: u64 = 10_000;
+
+/// Builds an [`Auth`]. Everything the YAML configuration can say, this can say too.
+#[must_use = "call .build() to get an Auth"]
+pub struct AuthBuilder {
+    pub(crate) service_id: String,
+    pub(crate) static_tokens: Vec<StaticToken>,
+    pub(crate) jwks_access: Vec<JwksAccess>,
+    pub(crate) user_providers: Vec<UserProvider>,
+    pub(crate) legacy_secrets: Vec<LegacySecret>,
+    pub(crate) routes: Vec<RouteSpec>,
+    pub(crate) default_policy: DefaultPolicy,
+    sinks: Vec<Arc<dyn AuditSink>>,
+    pub(crate) jwks_config: JwksCacheConfig,
+    fetcher: Option<Arc<dyn KeyFetcher>>,
+    pub(crate) leeway_secs: u64,
+    pub(crate) verified_cache_capacity: u64,
+    pub(crate) plugin_tokens: Option<PluginTokens>,
+    discovery: Option<Arc<dyn Discovery>>,
+    pub(crate) trusted_actors: Vec<String>,
+    /// A key store named by configuration, opened by [`AuthBuilder::build_async`].
+    pub(crate) pending_store: Option<(crate::store::StoreSpec, Duration)>,
+}
+
+impl fmt::Debug for AuthBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthBuilder")
+            .field("service_id", &self.service_id)
+            .field("static_tokens", &self.static_tokens)
+            .field("routes", &self.routes.len())
+            .field("default_policy", &self.default_policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Auth {
+    /// Starts building the authentication of the service called `service_id` (Backstage's
+    /// plugin id, `^[a-z0-9_-]+$`; it is also the realm in `WWW-Authenticate`).
+    pub fn builder(service_id: impl Into<String>) -> AuthBuilder {
+        AuthBuilder::new(service_id.into())
+    }
+}
+
+impl AuthBuilder {
+    fn new(service_id: String) -> Self {
+        AuthBuilder {
+            service_id,
+            static_tokens: Vec::new(),
+            jwks_access: Vec::new(),
+            user_providers: Vec::new(),
+            legacy_secrets: Vec::new(),
+            routes: Vec::new(),
+            default_policy: DefaultPolicy::default(),
+            sinks: Vec::new(),
+            jwks_config: JwksCacheConfig::default(),
+            fetcher: None,
+            leeway_secs: DEFAULT_LEEWAY_SECS,
+            verified_cache_capacity: DEFAULT_VERIFIED_CACHE_CAPACITY,
+            plugin_tokens: None,
+            discovery: None,
+            trusted_actors: Vec::new(),
+            pending_store: None,
+        }
+    }
+
+    /// Adds a static token (Backstage `externalAccess` `type: static`).
+    pub fn static_token(mut self, token: StaticToken) -> Self {
+        let mut token = token;
+        if token.origin == "static_token" {
+            token.origin = format!("static_token[{}]", self.static_tokens.len());
+        }
+        self.static_tokens.push(token);
+        self
+    }
+
+    /// Adds an external caller whose JWTs are verified against a JWKS (`type: jwks`).
+    pub fn jwks_access(mut self, access: JwksAccess) -> Self {
+        let mut access = access;
+        if access.origin == "jwks_access" {
+            access.origin = format!("jwks_access[{}]", self.jwks_access.len());
+        }
+        self.jwks_access.push(access);
+        self
+    }
+
+    /// Adds an identity provider for user tokens.
+    pub fn user_provider(mut self, provider: UserProvider) -> Self {
+        let mut provider = provider;
+        if provider.origin == "user_provider" {
+            provider.origin = format!("user_provider[{}]", self.user_providers.len());
+        }
+        self.user_providers.push(provider);
+        self
+    }
+
+    /// Adds a legacy HS256 shared secret (`type: legacy`). Secrets are tried in the order
+    /// they are added.
+    pub fn legacy_secret(mut self, secret: LegacySecret) -> Self {
+        let mut secret = secret;
+        if secret.origin == "legacy_secret" {
+            secret.origin = format!("legacy_secret[{}]", self.legacy_secrets.len());
+        }
+        self.legacy_secrets.push(secret);
+        self
+    }
+
+    /// Tunes the JWKS cache (refresh, rate limits, stale keys, timeouts, body cap).
+    pub fn jwks_cache_config(mut self, config: JwksCacheConfig) -> Self {
+        self.jwks_config = config;
+        self
+    }
+
+    /// Fetches JWKS and discovery documents with `fetcher` instead of the built-in HTTP
+    /// client (see [`KeyFetcher`]).
+    pub fn key_fetcher(mut self, fetcher: Arc<dyn KeyFetcher>) -> Self {
+        self.fetcher = Some(fetcher);
+        self
+    }
+
+    /// The clock leeway for `exp`, `nbf` and `iat`, in whole seconds. Default 30 s, at most
+    /// 300 s ([`build`](Self::build) refuses more, at `s2s.leewaySeconds`). Larger values let
+    /// tokens live past their expiry by that much.
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway_secs = leeway.as_secs();
+        self
+    }
+
+    /// How many verified JWTs are remembered (each until its `exp`, and only while its key
+    /// stays in the JWKS). Default 10,000; 0 turns the cache off; at most 10 million.
+    pub fn verified_cache_capacity(mut self, capacity: u64) -> Self {
+        self.verified_cache_capacity = capacity;
+        self
+    }
+
+    /// Lets this service issue plugin-to-plugin tokens (and publish their keys: mount
+    /// [`Auth::jwks_router`]). Keys are kept in the given store.
+    pub fn plugin_tokens(mut self, tokens: PluginTokens) -> Self {
+        self.plugin_tokens = Some(tokens);
+        self
+    }
+
+    /// Lets this service verify plugin-to-plugin tokens from the services `discovery` knows.
+    pub fn discovery(mut self, discovery: impl Discovery) -> Self {
+        self.discovery = Some(Arc::new(discovery));
+        self
+    }
+
+    /// The services whose word this service takes for a user: on-behalf-of tokens in the
+    /// actor form (`sub` the user, `act: {"sub": <service>}`, RFC 8693), which carry no proof
+    /// from the identity provider, are accepted only from these (config
+    /// `s2s.trustedActors`). Empty by default: the actor form is refused. The delegated
+    /// Backstage form (`obo`) needs no trust, since the identity provider signed the user.
+    /// Needs [`discovery`](Self::discovery), to find each actor's keys.
+    ///
+    /// ```
+    /// use s2s_auth::{Auth, StaticDiscovery};
+    ///
+    /// let catalog = Auth::builder("catalog")
+    ///     .discovery(StaticDiscovery::new([("scaffolder", "http://scaffolder:7007/api/scaffolder")]))
+    ///     .trusted_actors(["scaffolder"])
+    ///     .build()?;
+    /// # let _ = catalog;
+    /// # Ok::<(), s2s_auth::ConfigError>(())
+    /// ```
+    pub fn trusted_actors<I: IntoIterator<Item = S>, S: Into<String>>(mut self, actors: I) -> Self {
+        self.trusted_actors = actors.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the policy of `pattern` (axum syntax: `/entities/{id}`, `/files/{*rest}`) for
+    /// `methods`, or for every method not listed elsewhere when `methods` is empty.
+    pub fn route(
+        mut self,
+        pattern: impl Into<String>,
+        methods: impl IntoIterator<Item = Method>,
+        policy: RoutePolicy,
+    ) -> Self {
+        let pattern = pattern.into();
+        let origin = format!("route({pattern:?})");
+        self.routes.push(RouteSpec {
+            pattern,
+            methods: methods.into_iter().collect(),
+            policy,
+            origin,
+            builtin: false,
+        });
+        self
+    }
+
+    /// The policy of routes nobody listed. Default: [`DefaultPolicy::Authenticated`].
+    pub fn default_policy(mut self, policy: DefaultPolicy) -> Self {
+        self.default_policy = policy;
+        self
+    }
+
+    /// Sends audit events to `sink` too (they always go to `tracing`).
+    pub fn audit_sink(mut self, sink: impl AuditSink + 'static) -> Self {
+        self.sinks.push(Arc::new(sink));
+        self
+    }
+
+    /// Opens the key store the configuration names (SQLite or PostgreSQL, running its
+    /// migrations), then [`build`](Self::build)s. Use it for configurations that name a
+    /// database key store; it is the same as `build` for the others (a memory or static
+    /// key store builds synchronously).
+    pub async fn build_async(mut self) -> Result<Auth, ConfigError> {
+        if let Some((spec, key_duration)) = self.pending_store.take() {
+            let store = spec.open().await.map_err(|e| {
+                ConfigError::new(
+                    "backend.database",
+                    ConfigRule::StoreUnavailable(e.to_string()),
+                )
+            })?;
+            self.plugin_tokens = Some(PluginTokens::new(store).key_duration(key_duration));
+        }
+        self.build()
+    }
+
+    /// Checks everything and builds the [`Auth`]. Errors name the bad value's path, the way
+    /// the YAML does, whether the value came from YAML or from Rust.
+    pub fn build(self) -> Result<Auth, ConfigError> {
+        self.validate()?;
+        let static_tokens = StaticTokens::new(&self.static_tokens)?;
+        let mut routes = self.routes;
+        // The published JWKS must be reachable by everyone, whatever the default policy: on
+        // issuers (peers fetch their keys) and on verifiers too, whose JWKS (maybe empty) is
+        // how Backstage callers learn that a target takes plugin tokens.
+        let plugin_auth = self.plugin_tokens.is_some() || self.discovery.is_some();
+        if plugin_auth && !routes.iter().any(|r| r.pattern == JWKS_PATH) {
+            routes.push(RouteSpec {
+                pattern: JWKS_PATH.to_owned(),
+                methods: Vec::new(),
+                policy: RoutePolicy::unauthenticated(),
+                origin: String::from("plugin_tokens"),
+                builtin: true,
+            });
+        }
+        let registry = PolicyRegistry::new(&routes, self.default_policy)?;
+        let key_duration = self
+            .plugin_tokens
+            .as_ref()
+            .map_or(DEFAULT_KEY_DURATION, |p| p.key_duration);
+        let auditor = Arc::new(Auditor::new(self.sinks));
+        let keys = match self.plugin_tokens {
+            Some(p) => Some(Arc::new(p.into_manager(&self.service_id, auditor.clone())?)),
+            None => None,
+        };
+        let plugin = self.discovery.map(|d| {
+            PluginVerifier::new(
+                self.service_id.clone(),
+                d,
+                key_duration,
+                self.trusted_actors,
+                self.leeway_secs,
+            )
+        });
+        let mut jwks = Vec::new();
+        for access in self.jwks_access {
+            jwks.push(access.into_verifier(self.leeway_secs)?);
+        }
+        for provider in self.user_providers {
+            jwks.push(provider.into_verifier(self.leeway_secs)?);
+        }
+        let legacy_keys = self
+            .legacy_secrets
+            .iter()
+            .map(LegacySecret::compile)
+            .collect::<Result<Vec<_>, _>>()?;
+        let legacy = LegacyVerifier::new(legacy_keys, self.leeway_secs);
+        let cache = match self.fetcher {
+            Some(fetcher) => JwksCache::new(self.jwks_config, fetcher),
+            None => JwksCache::with_http(self.jwks_config).map_err(|e: FetchError| {
+                ConfigError::new("s2s.jwks", ConfigRule::HttpClient(e.to_string()))
+            })?,
+        };
+        let verifiers = Verifiers {
+            static_tokens,
+            jwks,
+            legacy,
+            plugin,
+            cache: Arc::new(cache),
+            verified: (self.verified_cache_capacity > 0).then(|| {
+                moka::sync::Cache::builder()
+                    .max_capacity(self.verified_cache_capacity)
+                    .expire_after(UntilExp)
+                    .build()
+            }),
+            leeway: self.leeway_secs,
+        };
+        Ok(Auth {
+            pipeline: Arc::new(Pipeline {
+                realm: Arc::from(self.service_id.as_str()),
+                service_id: self.service_id,
+                verifiers: Arc::new(verifiers),
+                keys,
+                static_callers: self.static_tokens.into(),
+                specs: routes,
+                registry,
+                auditor,
+            }),
+        })
+    }
+
+    /// The one validator: every range and every combination, with the same rules whatever
+    /// set the value. Paths are the YAML's, so an operator can find the value either way.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.pending_store.is_some() {
+            return Err(ConfigError::new(
+                "backend.database",
+                ConfigRule::StoreNeedsAsync,
+            ));
+        }
+        if !is_valid_service_id(&self.service_id) {
+            return Err(ConfigError::new(
+                "s2s.serviceId",
+                ConfigRule::InvalidServiceId,
+            ));
+        }
+        in_range("s2s.leewaySeconds", self.leeway_secs, LEEWAY_RANGE)?;
+        in_range(
+            "s2s.verifiedCacheCapacity",
+            self.verified_cache_capacity,
+            VERIFIED_CACHE_RANGE,
+        )?;
+        let c = &self.jwks_config;
+        in_range(
+            "s2s.jwks.refreshSeconds",
+            c.refresh_interval.as_secs(),
+            REFRESH_RANGE,
+        )?;
+        in_range(
+            "s2s.jwks.minRefreshSeconds",
+            c.min_refresh_interval.as_secs(),
+            REFRESH_RANGE,
+        )?;
+        in_range(
+            "s2s.jwks.maxRefreshSeconds",
+            c.max_refresh_interval.as_secs(),
+            REFRESH_RANGE,
+        )?;
+        if c.min_refresh_interval > c.max_refresh_interval {
+            return Err(ConfigError::new(
+                "s2s.jwks.minRefreshSeconds",
+                ConfigRule::RefreshBoundsInverted,
+            ));
+        }
+        in_range(
+            "s2s.jwks.unknownKidCooldownSeconds",
+            c.unknown_kid_cooldown.as_secs(),
+            COOLDOWN_RANGE,
+        )?;
+        in_range(
+            "s2s.jwks.maxStaleSeconds",
+            c.max_stale.as_secs(),
+            MAX_STALE_RANGE,
+        )?;
+        // Whole seconds: a sub-second timeout (or zero) would fail every fetch.
+        if c.fetch_timeout.subsec_nanos() != 0 {
+            return Err(ConfigError::new(
+                "s2s.jwks.fetchTimeoutSeconds",
+                ConfigRule::Expected("a whole number of seconds"),
+            ));
+        }
+        in_range(
+            "s2s.jwks.fetchTimeoutSeconds",
+            c.fetch_timeout.as_secs(),
+            FETCH_TIMEOUT_RANGE,
+        )?;
+        in_range(
+            "s2s.jwks.maxBodyBytes",
+            c.max_body_bytes as u64,
+            MAX_BODY_RANGE,
+        )?;
+        let key_duration = match (&self.plugin_tokens, &self.pending_store) {
+            (Some(p), _) => Some(p.key_duration),
+            (None, Some((_, d))) => Some(*d),
+            (None, None) => None,
+        };
+        if let Some(d) = key_duration {
+            in_range(
+                "s2s.pluginTokens.keyDurationSeconds",
+                d.as_secs(),
+                KEY_DURATION_RANGE,
+            )?;
+        }
+        if let Some(bad) = self
+            .trusted_actors
+            .iter()
+            .position(|a| !is_valid_service_id(a))
+        {
+            return Err(ConfigError::new(
+                format!("s2s.trustedActors[{bad}]"),
+                ConfigRule::InvalidServiceId,
+            ));
+        }
+        if !self.trusted_actors.is_empty() && self.discovery.is_none() {
+            return Err(ConfigError::new(
+                "s2s.trustedActors",
+                ConfigRule::ActorsNeedDiscovery,
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A value within its range, or the error naming both.
+fn in_range(path: &str, value: u64, (min, max): (u64, u64)) -> Result<(), ConfigError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(ConfigError::new(path, ConfigRule::OutOfRange { min, max }))
+    }
+}
+
+/// `s2s.leewaySeconds`: up to 5 minutes. More lets expired tokens live that much longer.
+pub(crate) const LEEWAY_RANGE: (u64, u64) = (0, 300);
+/// `s2s.verifiedCacheCapacity`: 0 (off) up to 10 million entries.
+pub(crate) const VERIFIED_CACHE_RANGE: (u64, u64) = (0, 10_000_000);
+/// The JWKS refresh intervals: 1 minute to 1 day.
+pub(crate) const REFRESH_RANGE: (u64, u64) = (60, 86_400);
+/// The unknown-`kid` cooldown: at least 6 s (10 fetches a minute), at most 1 hour.
+pub(crate) const COOLDOWN_RANGE: (u64, u64) = (6, 3_600);
+/// How long stale keys keep verifying while the source is down: up to 7 days.
+pub(crate) const MAX_STALE_RANGE: (u64, u64) = (0, 7 * 86_400);
+/// One fetch's timeout: 1 s to 60 s.
+pub(crate) const FETCH_TIMEOUT_RANGE: (u64, u64) = (1, 60);
+/// The largest key document: 1 KiB to 16 MiB.
+pub(crate) const MAX_BODY_RANGE: (u64, u64) = (1_024, 16 * 1024 * 1024);
+/// A signing key's duration: 1 minute to 1 day.
+pub(crate) const KEY_DURATION_RANGE: (u64, u64) = (60, 86_400);
+/// The default signing key duration (Backstage's): 1 hour.
+pub(crate) const DEFAULT_KEY_DURATION: Duration = Duration::from_secs(3600);

@@ -1,0 +1,196 @@
+//! The decision every request goes through, in the order of DESIGN.md section 3:
+//!
+//! ```text
+//! extract ─► classify ─► verify (one verifier) ─► authorize (the route's policy) ─► respond
+//! ```
+//!
+//! Each stage is its own module (`extract`, `classify`, `verify`, `policy`, `response`);
+//! this one only strings them together and audits the outcome, so "where is 401 vs 403
+//! decided" has one answer: the error's own [`status`](crate::RequestError::status), turned
+//! into a response by `response`, called from here.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use http::{HeaderMap, Method, Response, Uri};
+use time::OffsetDateTime;
+
+use crate::audit::{AuditEvent, Auditor};
+use crate::error::RequestError;
+use crate::extract;
+use crate::plugin::KeyManager;
+use crate::policy::{DefaultPolicy, PolicyRegistry, Resolved, RouteSpec, authorize};
+use crate::principal::Principal;
+use crate::secret::{Fingerprint, sha256};
+use crate::static_token::StaticToken;
+use crate::verify::{Verification, Verifiers};
+
+/// Everything a decision needs. Built once by the builder; rebuilt only to bind the policies
+/// of a router wrapper (sharing every verifier and cache).
+pub(crate) struct Pipeline {
+    pub(crate) service_id: String,
+    /// The service id again, shared with every request that needs it for a challenge.
+    pub(crate) realm: Arc<str>,
+    pub(crate) verifiers: Arc<Verifiers>,
+    pub(crate) keys: Option<Arc<KeyManager>>,
+    pub(crate) static_callers: Arc<[StaticToken]>,
+    /// The routes as declared (builder and config), kept to merge with a router's own.
+    pub(crate) specs: Vec<RouteSpec>,
+    pub(crate) registry: PolicyRegistry,
+    pub(crate) auditor: Arc<Auditor>,
+}
+
+/// The outcome of [`Pipeline::decide`]: the principal to hand on (none on an unauthenticated
+/// route without a usable credential) or the refusal to send.
+pub(crate) type Outcome = Result<Option<Principal>, Response<String>>;
+
+/// The outcome, now or once a key is fetched.
+pub(crate) enum Decided {
+    Ready(Outcome),
+    Pending(PendingDecision),
+}
+
+/// A decision waiting for a key fetch.
+pub(crate) type PendingDecision = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+impl Pipeline {
+    /// The same pipeline with another set of routes (the router wrapper's, merged).
+    pub(crate) fn with_routes(
+        &self,
+        specs: Vec<RouteSpec>,
+        default: DefaultPolicy,
+    ) -> Result<Self, crate::ConfigError> {
+        Ok(Self {
+            service_id: self.service_id.clone(),
+            realm: self.realm.clone(),
+            verifiers: self.verifiers.clone(),
+            keys: self.keys.clone(),
+            static_callers: self.static_callers.clone(),
+            registry: PolicyRegistry::new(&specs, default)?,
+            specs,
+            auditor: self.auditor.clone(),
+        })
+    }
+
+    /// Decides one request and audits the decision.
+    pub(crate) fn decide(
+        self: &Arc<Self>,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Decided {
+        let resolved = self.registry.resolve(method, uri.path());
+        let mut event = AuditEvent::request(
+            OffsetDateTime::now_utc(),
+            self.auditor.request_ids.for_request(headers),
+            &self.service_id,
+            method.as_str(),
+            resolved.pattern(),
+        );
+        // Extract, then classify and verify (one verifier; see the `verify` module).
+        let verification = match extract::bearer_token(headers, uri) {
+            Ok(Some(token)) => {
+                // Hashed once: the static-token lookup key, the verified-token cache key and
+                // (through one more short hash) the audit fingerprint.
+                let digest = sha256(token.as_bytes());
+                event.token_fingerprint = Some(Fingerprint::of_digest(&digest));
+                self.verifiers.verify(token, &digest, event.time)
+            }
+            Ok(None) => Verification::Done(Err(RequestError::MissingCredentials)),
+            Err(e) => Verification::Done(Err(e)),
+        };
+        match verification {
+            Verification::Done(result) => {
+                Decided::Ready(self.conclude(method, uri.path(), &resolved, event, result))
+            }
+            Verification::Pending(pending) => {
+                let this = self.clone();
+                let method = method.clone();
+                let path = uri.path().to_owned();
+                Decided::Pending(Box::pin(async move {
+                    let result = pending.await;
+                    let resolved = this.registry.resolve(&method, &path);
+                    this.conclude(&method, &path, &resolved, event, result)
+                }))
+            }
+        }
+    }
+
+    /// Authorizes a verification result by the route's policy, audits, and returns the
+    /// outcome (respond: the refusal is built by the `response` module).
+    // The refusal is built once and moved straight into the response future; boxing it would
+    // add an allocation to every refused request for no gain.
+    #[allow(clippy::result_large_err)]
+    fn conclude(
+        &self,
+        method: &Method,
+        path: &str,
+        resolved: &Resolved<'_>,
+        mut event: AuditEvent,
+        verified: Result<Principal, RequestError>,
+    ) -> Outcome {
+        if let Ok(p) = &verified {
+            event.fill_principal(p);
+        }
+        if resolved.is_unauthenticated() {
+            return Ok(self.unauthenticated(method, event, verified));
+        }
+        let outcome = verified.and_then(|principal| {
+            authorize(&principal, method, resolved, &self.service_id)?;
+            Ok(principal)
+        });
+        match outcome {
+            Ok(principal) => {
+                event.reason = String::from("allowed");
+                self.auditor.record(&event);
+                Ok(Some(principal))
+            }
+            Err(error) => {
+                event.deny(&error);
+                self.auditor.record(&event);
+                // The message written once: the audit event's is the response's.
+                Err(crate::response::refusal(
+                    &error,
+                    &event.message,
+                    &self.service_id,
+                    method,
+                    path,
+                ))
+            }
+        }
+    }
+
+    /// Everyone may call an unauthenticated route. A credential sent anyway still yields a
+    /// principal, but only one the same request would have been let through with on a route
+    /// that asks for any authenticated caller: a credential restricted to other plugins, a
+    /// read-only one writing, or an invalid one is dropped (a stale token must not break a
+    /// health check), and the audit event says why.
+    fn unauthenticated(
+        &self,
+        method: &Method,
+        mut event: AuditEvent,
+        verified: Result<Principal, RequestError>,
+    ) -> Option<Principal> {
+        let authenticated = Resolved::Default(DefaultPolicy::Authenticated);
+        let principal = match verified {
+            Ok(p) => match authorize(&p, method, &authenticated, &self.service_id) {
+                Ok(()) => Some(p),
+                Err(refused) => {
+                    event.message = format!("credential ignored: {refused}");
+                    event.ignored = Some(refused.code().to_owned());
+                    None
+                }
+            },
+            Err(RequestError::MissingCredentials) => None,
+            Err(e) => {
+                event.message = format!("credential ignored: {e}");
+                event.ignored = Some(e.code().to_owned());
+                None
+            }
+        };
+        event.reason = String::from("unauthenticated_route");
+        self.auditor.record(&event);
+        principal
+    }
+}

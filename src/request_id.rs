@@ -1,0 +1,65 @@
+//! Request ids for audit events: the caller's `x-request-id` when it is sane, else a
+//! process-unique id (a random prefix and a counter; cheaper than a UUID per request).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use http::HeaderMap;
+
+/// The longest caller-supplied request id taken as it is.
+const MAX_CALLER_ID_LEN: usize = 128;
+
+/// Hands out request ids.
+pub(crate) struct RequestIds {
+    prefix: String,
+    counter: AtomicU64,
+}
+
+impl RequestIds {
+    pub(crate) fn new() -> Self {
+        let mut bytes = [0u8; 6];
+        // A failing OS random source leaves the prefix zero: ids stay unique in the process.
+        let _ = aws_lc_rs::rand::fill(&mut bytes);
+        Self {
+            prefix: crate::secret::to_hex(&bytes),
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    /// The caller's `x-request-id` if it is 1 to 128 bytes of visible ASCII (so it cannot
+    /// inject a log line), else a new id.
+    pub(crate) fn for_request(&self, headers: &HeaderMap) -> String {
+        if let Some(id) = headers.get("x-request-id") {
+            let bytes = id.as_bytes();
+            if !bytes.is_empty()
+                && bytes.len() <= MAX_CALLER_ID_LEN
+                && bytes.iter().all(|b| (0x21..=0x7e).contains(b))
+                && let Ok(id) = id.to_str()
+            {
+                return id.to_owned();
+            }
+        }
+        self.next()
+    }
+
+    /// A new process-unique id.
+    pub(crate) fn next(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n:x}", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn takes_sane_caller_ids_only() {
+        let ids = RequestIds::new();
+        let mut headers = HeaderMap::new();
+        headers.insert("x-request-id", "abc-123".parse().unwrap());
+        assert_eq!(ids.for_request(&headers), "abc-123");
+        headers.insert("x-request-id", "has space".parse().unwrap());
+        assert_ne!(ids.for_request(&headers), "has space");
+        assert_ne!(ids.next(), ids.next());
+    }
+}
