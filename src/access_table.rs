@@ -17,7 +17,12 @@
 //! let markdown = table.to_markdown();
 //! assert!(markdown.contains("| `/entities` | POST |"));
 //! let json = table.to_json();
-//! assert_eq!(json["rows"][1]["cells"]["static"]["status"], 403);
+//! let post = json["rows"].as_array().into_iter().flatten()
+//!     .find(|r| r["route"] == "/entities" && r["method"] == "POST")
+//!     .ok_or("no POST /entities row")?;
+//! assert_eq!(post["cells"]["static"]["status"], 403); // static tokens are read-only
+//! // Methods a declared path does not list get its strictest policy, shown as their own row.
+//! assert!(markdown.contains("| `/healthz` | other (write) |"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -210,10 +215,7 @@ impl AccessTable {
                 // The methods the route's policies do not name get the strictest of them
                 // (or are refused): shown, so no method of a declared path goes unseen.
                 for (label, method) in unlisted_method_rows() {
-                    let resolved = Resolved::UnlistedMethod {
-                        pattern: &entry.pattern,
-                        policy: entry.unlisted.as_ref(),
-                    };
+                    let resolved = inner.registry.unlisted_method(entry);
                     push(&entry.pattern, label.to_owned(), method, resolved);
                 }
             }

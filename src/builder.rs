@@ -350,20 +350,26 @@ impl AuthBuilder {
             VERIFIED_CACHE_RANGE,
         )?;
         let c = &self.jwks_config;
-        in_range(
+        // Durations are checked as durations: Rust may say 200 ms where YAML says whole
+        // seconds, under the same bounds. Zero is refused where it would spin or fail every
+        // fetch; the top bounds keep time arithmetic far from overflow.
+        at_most_secs(
             "s2s.jwks.refreshSeconds",
-            c.refresh_interval.as_secs(),
-            REFRESH_RANGE,
+            c.refresh_interval,
+            MAX_REFRESH_SECS,
+            true,
         )?;
-        in_range(
+        at_most_secs(
             "s2s.jwks.minRefreshSeconds",
-            c.min_refresh_interval.as_secs(),
-            REFRESH_RANGE,
+            c.min_refresh_interval,
+            MAX_REFRESH_SECS,
+            false,
         )?;
-        in_range(
+        at_most_secs(
             "s2s.jwks.maxRefreshSeconds",
-            c.max_refresh_interval.as_secs(),
-            REFRESH_RANGE,
+            c.max_refresh_interval,
+            MAX_REFRESH_SECS,
+            true,
         )?;
         if c.min_refresh_interval > c.max_refresh_interval {
             return Err(ConfigError::new(
@@ -371,27 +377,33 @@ impl AuthBuilder {
                 ConfigRule::RefreshBoundsInverted,
             ));
         }
-        in_range(
-            "s2s.jwks.unknownKidCooldownSeconds",
-            c.unknown_kid_cooldown.as_secs(),
-            COOLDOWN_RANGE,
-        )?;
-        in_range(
-            "s2s.jwks.maxStaleSeconds",
-            c.max_stale.as_secs(),
-            MAX_STALE_RANGE,
-        )?;
-        // Whole seconds: a sub-second timeout (or zero) would fail every fetch.
-        if c.fetch_timeout.subsec_nanos() != 0 {
+        // At least 6 s: no more than 10 kid-miss fetches a minute per URL, ever.
+        if c.unknown_kid_cooldown < Duration::from_secs(MIN_COOLDOWN_SECS) {
             return Err(ConfigError::new(
-                "s2s.jwks.fetchTimeoutSeconds",
-                ConfigRule::Expected("a whole number of seconds"),
+                "s2s.jwks.unknownKidCooldownSeconds",
+                ConfigRule::OutOfRange {
+                    min: MIN_COOLDOWN_SECS,
+                    max: MAX_COOLDOWN_SECS,
+                },
             ));
         }
-        in_range(
+        at_most_secs(
+            "s2s.jwks.unknownKidCooldownSeconds",
+            c.unknown_kid_cooldown,
+            MAX_COOLDOWN_SECS,
+            false,
+        )?;
+        at_most_secs(
+            "s2s.jwks.maxStaleSeconds",
+            c.max_stale,
+            MAX_STALE_SECS,
+            false,
+        )?;
+        at_most_secs(
             "s2s.jwks.fetchTimeoutSeconds",
-            c.fetch_timeout.as_secs(),
-            FETCH_TIMEOUT_RANGE,
+            c.fetch_timeout,
+            MAX_FETCH_TIMEOUT_SECS,
+            true,
         )?;
         in_range(
             "s2s.jwks.maxBodyBytes",
@@ -430,6 +442,23 @@ impl AuthBuilder {
     }
 }
 
+/// A duration above zero (when `nonzero`) and at most `max` seconds.
+fn at_most_secs(path: &str, d: Duration, max: u64, nonzero: bool) -> Result<(), ConfigError> {
+    if nonzero && d.is_zero() {
+        return Err(ConfigError::new(path, ConfigRule::Zero));
+    }
+    if d > Duration::from_secs(max) {
+        return Err(ConfigError::new(
+            path,
+            ConfigRule::OutOfRange {
+                min: u64::from(nonzero),
+                max,
+            },
+        ));
+    }
+    Ok(())
+}
+
 /// A value within its range, or the error naming both.
 fn in_range(path: &str, value: u64, (min, max): (u64, u64)) -> Result<(), ConfigError> {
     if (min..=max).contains(&value) {
@@ -443,14 +472,16 @@ fn in_range(path: &str, value: u64, (min, max): (u64, u64)) -> Result<(), Config
 pub(crate) const LEEWAY_RANGE: (u64, u64) = (0, 300);
 /// `s2s.verifiedCacheCapacity`: 0 (off) up to 10 million entries.
 pub(crate) const VERIFIED_CACHE_RANGE: (u64, u64) = (0, 10_000_000);
-/// The JWKS refresh intervals: 1 minute to 1 day.
-pub(crate) const REFRESH_RANGE: (u64, u64) = (60, 86_400);
+/// The JWKS refresh intervals: at most 1 day.
+pub(crate) const MAX_REFRESH_SECS: u64 = 86_400;
 /// The unknown-`kid` cooldown: at least 6 s (10 fetches a minute), at most 1 hour.
-pub(crate) const COOLDOWN_RANGE: (u64, u64) = (6, 3_600);
-/// How long stale keys keep verifying while the source is down: up to 7 days.
-pub(crate) const MAX_STALE_RANGE: (u64, u64) = (0, 7 * 86_400);
-/// One fetch's timeout: 1 s to 60 s.
-pub(crate) const FETCH_TIMEOUT_RANGE: (u64, u64) = (1, 60);
+pub(crate) const MIN_COOLDOWN_SECS: u64 = 6;
+/// See [`MIN_COOLDOWN_SECS`].
+pub(crate) const MAX_COOLDOWN_SECS: u64 = 3_600;
+/// How long stale keys keep verifying while the source is down: at most 7 days.
+pub(crate) const MAX_STALE_SECS: u64 = 7 * 86_400;
+/// One fetch's timeout: at most 60 s.
+pub(crate) const MAX_FETCH_TIMEOUT_SECS: u64 = 60;
 /// The largest key document: 1 KiB to 16 MiB.
 pub(crate) const MAX_BODY_RANGE: (u64, u64) = (1_024, 16 * 1024 * 1024);
 /// A signing key's duration: 1 minute to 1 day.

@@ -350,8 +350,9 @@ pub enum DelegationError {
 /// A bad configuration value: where it is, and which rule it breaks.
 ///
 /// `path` names the value the way the YAML does
-/// (`backend.auth.externalAccess[2].options.token`), also when it was set in Rust; `rule` is
-/// the rule, to match on. Neither ever includes a secret.
+/// (`backend.auth.externalAccess[2].options.token`, `s2s.leewaySeconds`); an entry added in
+/// Rust is named by its builder call (`static_token[0].options.token`). `rule` is the rule,
+/// to match on. Neither ever includes a secret.
 ///
 /// ```
 /// use s2s_auth::{Auth, ConfigRule, StaticToken};
@@ -360,8 +361,8 @@ pub enum DelegationError {
 ///     .static_token(StaticToken::new("ci-bot", "short"))
 ///     .build()
 ///     .unwrap_err();
-/// assert_eq!(err.path(), Some("backend.auth.externalAccess[0].options.token"));
-/// assert!(matches!(err.rule(), ConfigRule::TokenTooShort { .. }));
+/// assert_eq!(err.path(), Some("static_token[0].options.token"));
+/// assert_eq!(err.rule(), &ConfigRule::TokenTooShort { min: 8 });
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -464,6 +465,9 @@ pub enum ConfigRule {
         /// The largest allowed value.
         max: u64,
     },
+    /// A duration or count that must be more than zero.
+    #[error("must be more than zero")]
+    Zero,
     /// A name that is not one of a fixed set (a type, a method, an algorithm, ...).
     #[error("unknown {what} (expected {expected})")]
     UnknownName {

@@ -348,7 +348,16 @@ impl PolicyRegistry {
                 pattern: &entry.pattern,
                 policy,
             },
-            None => Resolved::UnlistedMethod {
+            None => self.unlisted_method(entry),
+        }
+    }
+
+    /// A method no policy of `entry` names: the stricter of the default policy and the
+    /// strictest of the route's own, so it is never let in more easily than either.
+    pub(crate) fn unlisted_method<'a>(&'a self, entry: &'a RouteEntry) -> Resolved<'a> {
+        match self.default {
+            DefaultPolicy::Deny => Resolved::Default(DefaultPolicy::Deny),
+            DefaultPolicy::Authenticated => Resolved::UnlistedMethod {
                 pattern: &entry.pattern,
                 policy: entry.unlisted.as_ref(),
             },

@@ -305,7 +305,9 @@ fn jwks_cache_and_leeway_settings_are_checked() {
         &jwks("unknownKidCooldownSeconds: 1"),
         "s2s.jwks.unknownKidCooldownSeconds",
     );
-    error_at(&jwks("refreshSeconds: 5"), "s2s.jwks.refreshSeconds");
+    // One validator for YAML and Rust: Rust may refresh every 200 ms (tests do), so YAML
+    // may say 1 s; only zero, which would spin, is refused.
+    error_at(&jwks("refreshSeconds: 0"), "s2s.jwks.refreshSeconds");
     error_at(
         &jwks("fetchTimeoutSeconds: 0"),
         "s2s.jwks.fetchTimeoutSeconds",
@@ -313,6 +315,11 @@ fn jwks_cache_and_leeway_settings_are_checked() {
     error_at(&jwks("maxBodyBytes: 100"), "s2s.jwks.maxBodyBytes");
     error_at(&jwks("maxStaleSeconds: -1"), "s2s.jwks.maxStaleSeconds");
     error_at(&s2s_with("  leewaySeconds: 301\n"), "s2s.leewaySeconds");
+    error_at(&jwks("maxStaleSeconds: 604801"), "s2s.jwks.maxStaleSeconds");
+    error_at(
+        &jwks("fetchTimeoutSeconds: 18446744073709551615"),
+        "s2s.jwks.fetchTimeoutSeconds",
+    );
     error_at(&s2s_with("  leewaySeconds: '30'\n"), "s2s.leewaySeconds");
     AuthBuilder::from_yaml_str_with_env(
         &s2s_with("  jwks:\n    refreshSeconds: 60\n    unknownKidCooldownSeconds: 6\n    maxStaleSeconds: 0\n    fetchTimeoutSeconds: 60\n    maxBodyBytes: 1024\n  leewaySeconds: 0\n"),
@@ -320,6 +327,58 @@ fn jwks_cache_and_leeway_settings_are_checked() {
     )
     .and_then(AuthBuilder::build)
     .expect("bounds are inclusive");
+}
+
+#[test]
+fn builder_checks_the_same_ranges_as_yaml() {
+    use s2s_auth::{Auth, ConfigRule, JwksCacheConfig};
+    let rule_at = |b: AuthBuilder| {
+        let e = b.build().expect_err("out of range");
+        (e.path().map(str::to_owned), e.rule().clone())
+    };
+    assert_eq!(
+        rule_at(Auth::builder("catalog").leeway(Duration::from_secs(86_400))),
+        (
+            Some("s2s.leewaySeconds".to_owned()),
+            ConfigRule::OutOfRange { min: 0, max: 300 }
+        )
+    );
+    let tuned = |tune: fn(&mut JwksCacheConfig)| {
+        let mut c = JwksCacheConfig::default();
+        tune(&mut c);
+        c
+    };
+    let zero_timeout = tuned(|c| c.fetch_timeout = Duration::ZERO);
+    assert_eq!(
+        rule_at(Auth::builder("catalog").jwks_cache_config(zero_timeout)),
+        (
+            Some("s2s.jwks.fetchTimeoutSeconds".to_owned()),
+            ConfigRule::Zero
+        )
+    );
+    let huge_stale = tuned(|c| c.max_stale = Duration::MAX);
+    assert_eq!(
+        rule_at(Auth::builder("catalog").jwks_cache_config(huge_stale))
+            .0
+            .as_deref(),
+        Some("s2s.jwks.maxStaleSeconds")
+    );
+    let storm = tuned(|c| c.unknown_kid_cooldown = Duration::from_secs(1));
+    assert_eq!(
+        rule_at(Auth::builder("catalog").jwks_cache_config(storm)).1,
+        ConfigRule::OutOfRange { min: 6, max: 3_600 }
+    );
+    assert_eq!(
+        rule_at(
+            Auth::builder("catalog").plugin_tokens(
+                s2s_auth::PluginTokens::new(std::sync::Arc::new(s2s_auth::MemoryStore::default()))
+                    .key_duration(Duration::from_secs(u64::MAX))
+            )
+        )
+        .0
+        .as_deref(),
+        Some("s2s.pluginTokens.keyDurationSeconds")
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -131,5 +131,23 @@ async fn principal_extractor_on_unauthenticated_route_without_token_is_401() {
     )
     .await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    // The same challenge the layer itself sends: the realm is this service.
+    assert_eq!(reply.www_authenticate(), Some(bare_challenge().as_str()));
+}
+
+#[tokio::test]
+async fn principal_extractor_without_the_layer_answers_a_bare_challenge() {
+    let router = Router::new().route(
+        "/whoami",
+        get(|p: Principal| async move { p.subject().to_owned() }),
+    );
+    let reply = send(
+        &router,
+        request(Method::GET, "/whoami")
+            .body(Body::empty())
+            .expect("valid request"),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.www_authenticate(), Some("Bearer"));
 }

@@ -48,9 +48,9 @@ pub struct JwksCacheConfig {
     /// See [`JwksCacheConfig::min_refresh_interval`].
     pub max_refresh_interval: Duration,
     /// The least time between two fetches forced by an unknown `kid` (or retried after a
-    /// failure) for one URL. Default 30 s. Values below 6 s are raised to 6 s, so no more
-    /// than 10 such fetches a minute are ever made: lower it and a storm of made-up `kid`s
-    /// turns into a storm on your identity provider.
+    /// failure) for one URL. Default 30 s; from 6 s (so no more than 10 such fetches a minute
+    /// are ever made: lower, and a storm of made-up `kid`s would turn into a storm on your
+    /// identity provider) to 1 hour, checked by [`AuthBuilder::build`](crate::AuthBuilder::build).
     pub unknown_kid_cooldown: Duration,
     /// How long keys keep verifying after the last successful fetch while the server is
     /// unreachable. Default 24 hours. After that the keys are dropped and requests needing
