@@ -15,11 +15,12 @@ use crate::external_jwks::{JwksAccess, UserProvider};
 use crate::jwks::{FetchError, JwksCache, JwksCacheConfig, KeyFetcher};
 use crate::legacy::{LegacySecret, LegacyVerifier};
 use crate::pipeline::Pipeline;
-use crate::plugin::{Discovery, JWKS_PATH, PluginTokens, PluginVerifier};
+use crate::plugin::{Discovery, JWKS_PATH, PluginTokens, PluginVerifier, backstage_provider};
 use crate::policy::{DefaultPolicy, PolicyRegistry, RoutePolicy, RouteSpec};
 use crate::service_id::is_valid_service_id;
 use crate::static_token::{StaticToken, StaticTokens};
-use crate::verify::{UntilExp, Verifiers};
+use crate::verifier::{Shared, UntilExp};
+use crate::verify::Verifiers;
 
 /// The default clock leeway for `exp`, `nbf` and `iat`, in seconds.
 pub const DEFAULT_LEEWAY_SECS: u64 = 30;
@@ -272,22 +273,23 @@ impl AuthBuilder {
             Some(p) => Some(Arc::new(p.into_manager(&self.service_id, auditor.clone())?)),
             None => None,
         };
+        let mut jwks = Vec::new();
+        for access in self.jwks_access {
+            jwks.push(Arc::new(access.into_verifier(self.leeway_secs)?));
+        }
+        for provider in self.user_providers {
+            jwks.push(Arc::new(provider.into_verifier(self.leeway_secs)?));
+        }
         let plugin = self.discovery.map(|d| {
-            PluginVerifier::new(
+            Arc::new(PluginVerifier::new(
                 self.service_id.clone(),
                 d,
                 key_duration,
                 self.trusted_actors,
                 self.leeway_secs,
-            )
+                backstage_provider(&jwks),
+            ))
         });
-        let mut jwks = Vec::new();
-        for access in self.jwks_access {
-            jwks.push(access.into_verifier(self.leeway_secs)?);
-        }
-        for provider in self.user_providers {
-            jwks.push(provider.into_verifier(self.leeway_secs)?);
-        }
         let legacy_keys = self
             .legacy_secrets
             .iter()
@@ -300,11 +302,7 @@ impl AuthBuilder {
                 ConfigError::new("s2s.jwks", ConfigRule::HttpClient(e.to_string()))
             })?,
         };
-        let verifiers = Verifiers {
-            static_tokens,
-            jwks,
-            legacy,
-            plugin,
+        let shared = Shared {
             cache: Arc::new(cache),
             verified: (self.verified_cache_capacity > 0).then(|| {
                 moka::sync::Cache::builder()
@@ -313,6 +311,13 @@ impl AuthBuilder {
                     .build()
             }),
             leeway: self.leeway_secs,
+        };
+        let verifiers = Verifiers {
+            static_tokens: Arc::new(static_tokens),
+            jwks,
+            legacy: Arc::new(legacy),
+            plugin,
+            shared: Arc::new(shared),
         };
         Ok(Auth {
             pipeline: Arc::new(Pipeline {

@@ -9,8 +9,134 @@
 //! | three base64url segments, the first starting `eyJ` (a JSON object) | JWT verifiers (chosen further by the unverified header and `iss`) |
 //! | anything else | the static-token table |
 //!
+//! A JWT is then sent on by its *unverified* header and claims, read once here (refusing
+//! `alg: none` and key-carrying headers before anything else looks at it):
+//!
+//! 1. `typ: vnd.backstage.plugin` goes to the plugin-token verifier (plugin-to-plugin and
+//!    on-behalf-of tokens); `typ: vnd.backstage.limited-user` is refused on its own (it only
+//!    vouches for a user inside an on-behalf-of token);
+//! 2. `typ: vnd.backstage.user` goes to the Backstage user providers with that `iss`;
+//! 3. a token with an `iss` goes to the one verifier configured for that issuer (and, if
+//!    several share the issuer, that audience). An `iss` nobody configured is refused at
+//!    once, with no network call, unless an issuer-less entry was explicitly allowed;
+//! 4. an HS256 token without `iss` goes to the legacy secrets.
+//!
 //! Configuration refuses static tokens that would be classified otherwise (a plaintext
 //! static token shaped like a JWT), so a configured token always reaches its verifier.
+
+use std::sync::Arc;
+
+use crate::error::VerifyError;
+use crate::external_jwks::{BACKSTAGE_USER_TYP, JwksVerifier};
+use crate::jwt::{Unverified, inspect};
+use crate::obo::LIMITED_USER_TYP;
+use crate::plugin::PLUGIN_TYP;
+
+/// The one verifier a token goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// The static-token table.
+    Static,
+    /// The JWKS verifier at this index.
+    Jwks(usize),
+    /// The legacy secrets.
+    Legacy,
+    /// The plugin-token verifier.
+    Plugin,
+}
+
+/// What is configured, as classification needs to know it.
+pub(crate) struct Known<'a> {
+    pub(crate) jwks: &'a [Arc<JwksVerifier>],
+    pub(crate) legacy: bool,
+    pub(crate) plugin: bool,
+}
+
+impl Known<'_> {
+    /// Whether any verifier takes JWTs.
+    pub(crate) fn any_jwt(&self) -> bool {
+        !self.jwks.is_empty() || self.legacy || self.plugin
+    }
+
+    /// Reads a JWT's unverified header and claims and chooses its verifier.
+    pub(crate) fn classify_jwt(&self, token: &str) -> Result<(Route, Unverified), VerifyError> {
+        let u = inspect(token)?;
+        let route = self.route(&u)?;
+        Ok((route, u))
+    }
+
+    /// Chooses the one verifier for a JWT, from its unverified header and claims.
+    fn route(&self, u: &Unverified) -> Result<Route, VerifyError> {
+        match u.typ.as_deref() {
+            Some(PLUGIN_TYP) if self.plugin => return Ok(Route::Plugin),
+            Some(PLUGIN_TYP) => return Err(VerifyError::Unsupported("plugin-to-plugin")),
+            // A limited user token opens no route on its own: it only vouches for the user
+            // inside an on-behalf-of token.
+            Some(LIMITED_USER_TYP) => return Err(VerifyError::WrongType),
+            _ => {}
+        }
+        let backstage_user = u.typ.as_deref() == Some(BACKSTAGE_USER_TYP);
+        let Some(iss) = u.iss.as_deref() else {
+            if u.alg == jsonwebtoken::Algorithm::HS256 && self.legacy {
+                return Ok(Route::Legacy);
+            }
+            // Only an entry that explicitly gave up the issuer check takes issuer-less tokens.
+            if let Some(route) = self.pick(|v| v.issuers.is_none(), &u.aud) {
+                return route;
+            }
+            // Issuer-less tokens are otherwise legacy-shaped: the legacy verifier names the
+            // check they fail (another `alg` than HS256).
+            if self.legacy {
+                return Ok(Route::Legacy);
+            }
+            // Plugin tokens are the other issuer-less kind: where they are verified, an
+            // issuer-less token that is none of the above fails on its `typ`.
+            if self.plugin {
+                return Err(VerifyError::WrongType);
+            }
+            return Err(VerifyError::MissingClaim("iss"));
+        };
+        let by_issuer =
+            |v: &JwksVerifier| v.has_issuer(iss) && (!backstage_user || v.is_backstage_user());
+        if let Some(route) = self.pick(by_issuer, &u.aud) {
+            return route;
+        }
+        if backstage_user && self.jwks.iter().any(|v| v.has_issuer(iss)) {
+            // A Backstage user token from an issuer configured for other kinds of tokens.
+            return Err(VerifyError::WrongType);
+        }
+        self.pick(|v| v.issuers.is_none() && !backstage_user, &u.aud)
+            .unwrap_or(Err(VerifyError::UnknownIssuer))
+    }
+
+    /// The one verifier passing `filter`, narrowed by audience when several do.
+    fn pick(
+        &self,
+        filter: impl Fn(&JwksVerifier) -> bool,
+        aud: &[String],
+    ) -> Option<Result<Route, VerifyError>> {
+        let candidates: Vec<usize> = (0..self.jwks.len())
+            .filter(|&i| filter(&self.jwks[i]))
+            .collect();
+        match candidates.as_slice() {
+            [] => None,
+            [one] => Some(Ok(Route::Jwks(*one))),
+            many => {
+                let narrowed: Vec<usize> = many
+                    .iter()
+                    .copied()
+                    .filter(|&i| self.jwks[i].accepts_any_audience(aud))
+                    .collect();
+                Some(match narrowed.as_slice() {
+                    [one] => Ok(Route::Jwks(*one)),
+                    // No audience matches any of them: the first will say "wrong audience".
+                    [] => Ok(Route::Jwks(many[0])),
+                    _ => Err(VerifyError::Ambiguous),
+                })
+            }
+        }
+    }
+}
 
 /// The verifier family a token goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

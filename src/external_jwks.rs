@@ -30,17 +30,18 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Map, Value};
 
 use crate::error::{ConfigError, ConfigRule, RequestError, VerifyError};
-use crate::jwks::{JwksCache, KeyError, UsableKey};
+use crate::jwks::{JwksCache, UsableKey, key_error};
 use crate::jwt::{Unverified, check_iat, str_claim};
 use crate::principal::{CredentialKind, Principal, PrincipalType};
 use crate::restrictions::AccessRestrictions;
+use crate::verifier::{Shared, Token, Verification, Verifier};
 
 /// The asymmetric algorithms accepted when an entry lists none.
 pub const DEFAULT_ALGORITHMS: [Algorithm; 9] = [
@@ -667,15 +668,35 @@ pub(crate) fn entity_ref(value: &str) -> Result<String, VerifyError> {
     Ok(format!("user:default/{value}"))
 }
 
-/// Maps a key lookup failure to the request error.
-pub(crate) fn key_error(e: KeyError) -> RequestError {
-    match e {
-        KeyError::UnknownKid => VerifyError::UnknownKey.into(),
-        KeyError::AlgorithmMismatch => VerifyError::KeyAlgorithmMismatch.into(),
-        KeyError::KidRequired => VerifyError::KidRequired.into(),
-        KeyError::Unavailable { retry_after } => RequestError::KeysUnavailable {
-            retry_after_secs: retry_after.as_secs().max(1),
-        },
+impl Verifier for JwksVerifier {
+    fn verify(self: &Arc<Self>, token: Token<'_>, shared: &Arc<Shared>) -> Verification {
+        let Some(u) = token.jwt else {
+            return Verification::done(Err(VerifyError::Malformed("not a JWT")));
+        };
+        if let Err(e) = self.precheck(&u) {
+            return Verification::done(Err(e));
+        }
+        let digest = token.digest;
+        if let Some(url) = self.url_now()
+            && let Some(found) = shared.cache.cached_key(url, u.kid.as_deref(), u.alg)
+        {
+            return Verification::Done(found.map_err(key_error).and_then(|key| {
+                let (p, exp) = self.finish(token.raw, &u, &key, shared.leeway)?;
+                shared.remember(digest, &p, exp, vec![(url.to_owned(), u.kid.clone())]);
+                Ok(p)
+            }));
+        }
+        // The key has to be fetched (or discovery has to run): the only asynchronous path.
+        let this = self.clone();
+        let shared = shared.clone();
+        let raw = token.raw.to_owned();
+        Verification::Pending(Box::pin(async move {
+            let url = this.url(&shared.cache).await?.to_owned();
+            let key = shared.key(&url, &u).await?;
+            let (p, exp) = this.finish(&raw, &u, &key, shared.leeway)?;
+            shared.remember(digest, &p, exp, vec![(url, u.kid)]);
+            Ok(p)
+        }))
     }
 }
 

@@ -16,6 +16,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use std::sync::Arc;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -26,6 +28,7 @@ use crate::jwt::{Unverified, check_iat, str_claim};
 use crate::principal::{CredentialKind, Principal, PrincipalType};
 use crate::restrictions::AccessRestrictions;
 use crate::secret::SecretString;
+use crate::verifier::{Shared, Token, Verification, Verifier};
 
 /// The subject Backstage legacy tokens carry.
 pub const LEGACY_SUBJECT: &str = "backstage-server";
@@ -131,7 +134,7 @@ impl LegacyVerifier {
             .filter_map(|k| Some((k.origin.as_str(), k.restrictions.as_ref()?)))
     }
 
-    pub(crate) fn verify(
+    fn check(
         &self,
         token: &str,
         u: &Unverified,
@@ -178,5 +181,19 @@ impl LegacyVerifier {
             return Ok((p, exp));
         }
         Err(VerifyError::BadSignature)
+    }
+}
+
+impl Verifier for LegacyVerifier {
+    fn verify(self: &Arc<Self>, token: Token<'_>, shared: &Arc<Shared>) -> Verification {
+        let Some(u) = token.jwt else {
+            return Verification::done(Err(VerifyError::Malformed("not a JWT")));
+        };
+        let result = self.check(token.raw, &u, shared.leeway).map(|(p, exp)| {
+            // No key reference: legacy secrets do not rotate at run time.
+            shared.remember(token.digest, &p, exp, Vec::new());
+            p
+        });
+        Verification::done(result)
     }
 }

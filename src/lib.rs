@@ -97,6 +97,7 @@ pub mod secret;
 mod service_id;
 pub mod static_token;
 pub mod store;
+mod verifier;
 mod verify;
 
 pub use access_table::AccessTable;

@@ -24,7 +24,8 @@ use crate::policy::{DefaultPolicy, PolicyRegistry, Resolved, RouteSpec, authoriz
 use crate::principal::Principal;
 use crate::secret::{Fingerprint, sha256};
 use crate::static_token::StaticToken;
-use crate::verify::{Verification, Verifiers};
+use crate::verifier::Verification;
+use crate::verify::Verifiers;
 
 /// Everything a decision needs. Built once by the builder; rebuilt only to bind the policies
 /// of a router wrapper (sharing every verifier and cache).

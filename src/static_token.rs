@@ -30,6 +30,7 @@
 //! ```
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
@@ -38,6 +39,7 @@ use crate::error::{ConfigError, ConfigRule, VerifyError};
 use crate::principal::{CredentialKind, Principal, PrincipalType};
 use crate::restrictions::AccessRestrictions;
 use crate::secret::{SecretString, parse_sha256_hex, sha256};
+use crate::verifier::{Shared, Token, Verification, Verifier};
 
 /// The shortest plaintext static token accepted (Backstage's rule).
 pub const MIN_STATIC_TOKEN_LEN: usize = 8;
@@ -234,9 +236,8 @@ impl StaticTokens {
         self.len == 0
     }
 
-    /// Verifies a token: the principal, or why not.
-    /// Verifies a token given its SHA-256: the principal, or why not.
-    pub(crate) fn verify(
+    /// Looks a token up by its SHA-256: the principal, or why not.
+    pub(crate) fn lookup(
         &self,
         digest: &[u8; 32],
         now: OffsetDateTime,
@@ -266,6 +267,12 @@ fn prefix(digest: &[u8; 32]) -> u128 {
     u128::from_le_bytes(bytes)
 }
 
+impl Verifier for StaticTokens {
+    fn verify(self: &Arc<Self>, token: Token<'_>, _shared: &Arc<Shared>) -> Verification {
+        Verification::done(self.lookup(&token.digest, token.now))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,12 +291,12 @@ mod tests {
             StaticToken::from_sha256_hex("ci", hex),
         ])
         .unwrap();
-        let p = table.verify(&sha256(b"first-token-value"), now()).unwrap();
+        let p = table.lookup(&sha256(b"first-token-value"), now()).unwrap();
         assert_eq!(p.subject(), "external:ci");
         assert!(p.is_read_only());
-        assert!(table.verify(&sha256(b"second-token-value"), now()).is_ok());
+        assert!(table.lookup(&sha256(b"second-token-value"), now()).is_ok());
         assert_eq!(
-            table.verify(&sha256(b"third-token"), now()),
+            table.lookup(&sha256(b"third-token"), now()),
             Err(VerifyError::Unrecognised)
         );
     }
@@ -315,7 +322,7 @@ mod tests {
                 .expires_at(now() - Duration::seconds(1))])
             .unwrap();
         assert_eq!(
-            table.verify(&sha256(b"expired-token-value"), now()),
+            table.lookup(&sha256(b"expired-token-value"), now()),
             Err(VerifyError::Expired)
         );
     }

@@ -92,6 +92,18 @@ pub(crate) enum KeyError {
     Unavailable { retry_after: Duration },
 }
 
+/// Maps a key lookup failure to the request error.
+pub(crate) fn key_error(e: KeyError) -> crate::error::RequestError {
+    match e {
+        KeyError::UnknownKid => crate::error::VerifyError::UnknownKey.into(),
+        KeyError::AlgorithmMismatch => crate::error::VerifyError::KeyAlgorithmMismatch.into(),
+        KeyError::KidRequired => crate::error::VerifyError::KidRequired.into(),
+        KeyError::Unavailable { retry_after } => crate::error::RequestError::KeysUnavailable {
+            retry_after_secs: retry_after.as_secs().max(1),
+        },
+    }
+}
+
 struct Fetched {
     keys: KeySet,
     fetched_at: Instant,

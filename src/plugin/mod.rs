@@ -33,22 +33,21 @@
 
 mod keys;
 mod static_keys;
+mod verify;
 
 pub(crate) use keys::{KeyManager, now};
 pub use static_keys::StaticKey;
+pub(crate) use verify::{PluginVerifier, backstage_provider};
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, Header, Validation};
-use serde_json::{Map, Value, json};
+use jsonwebtoken::{Algorithm, Header};
+use serde_json::{Value, json};
 
 use crate::audit::Auditor;
-use crate::error::{ConfigError, ConfigRule, IssueError, VerifyError};
-use crate::jwks::UsableKey;
-use crate::jwt::{Unverified, check_iat, str_claim};
-use crate::principal::{CredentialKind, Principal, PrincipalType};
+use crate::error::{ConfigError, ConfigRule, IssueError};
 use crate::secret::SecretString;
 use crate::store::Store;
 
@@ -217,165 +216,4 @@ pub(crate) fn token_times(token: &SecretString) -> Option<(u64, u64)> {
     let payload = token.expose_secret().split('.').nth(1)?;
     let times: Times = crate::jwt::decode_part(payload, "claims").ok()?;
     Some((times.iat, times.exp))
-}
-
-/// What a verified plugin token says.
-pub(crate) enum PluginVerified {
-    /// A finished principal: the calling service itself, or a user named by a trusted actor.
-    Principal(Principal, u64),
-    /// A user whose limited token (the `obo` claim) is still to be verified against the
-    /// identity provider.
-    OnBehalfOf {
-        actor: String,
-        exp: u64,
-        limited_user_token: String,
-    },
-}
-
-/// Verifies plugin tokens addressed to this service.
-pub(crate) struct PluginVerifier {
-    pub(crate) service_id: String,
-    pub(crate) discovery: Arc<dyn Discovery>,
-    pub(crate) key_duration: Duration,
-    /// Services whose word is taken for a user (on-behalf-of tokens in the `act` form).
-    pub(crate) trusted_actors: Vec<String>,
-    validation: Validation,
-    leeway: u64,
-}
-
-impl std::fmt::Debug for PluginVerifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginVerifier")
-            .field("service_id", &self.service_id)
-            .field("trusted_actors", &self.trusted_actors)
-            .finish_non_exhaustive()
-    }
-}
-
-impl PluginVerifier {
-    pub(crate) fn new(
-        service_id: String,
-        discovery: Arc<dyn Discovery>,
-        key_duration: Duration,
-        trusted_actors: Vec<String>,
-        leeway: u64,
-    ) -> Self {
-        let mut validation = Validation::new(Algorithm::ES256);
-        validation.leeway = leeway;
-        validation.validate_nbf = true;
-        validation.set_audience(&[service_id.as_str()]);
-        validation.set_required_spec_claims(&["exp", "sub", "aud"]);
-        Self {
-            service_id,
-            discovery,
-            key_duration,
-            trusted_actors,
-            validation,
-            leeway,
-        }
-    }
-
-    /// The acting service of an `act` claim, if it is trusted to act for users.
-    fn trusted_actor<'a>(&self, act: &'a Value) -> Result<&'a str, VerifyError> {
-        let actor = crate::obo::actor(act)?;
-        if !self.trusted_actors.iter().any(|t| t == actor) {
-            return Err(VerifyError::UntrustedActor);
-        }
-        Ok(actor)
-    }
-
-    /// The caller's JWKS URL, from checks that need no key: `typ`, `alg`, and the unverified
-    /// calling service (`sub`, or `act.sub` for the actor form; a service id, and a trusted
-    /// actor, checked before discovery sees it).
-    pub(crate) fn jwks_url(&self, u: &Unverified) -> Result<String, VerifyError> {
-        if u.typ.as_deref() != Some(PLUGIN_TYP) {
-            return Err(VerifyError::WrongType);
-        }
-        if u.alg != Algorithm::ES256 {
-            return Err(VerifyError::AlgorithmNotAllowed);
-        }
-        let caller = match &u.act {
-            Some(act) => self.trusted_actor(act)?,
-            None => {
-                let sub = u.sub.as_deref().ok_or(VerifyError::MissingClaim("sub"))?;
-                if !crate::service_id::is_valid_service_id(sub) {
-                    return Err(VerifyError::WrongSubject);
-                }
-                sub
-            }
-        };
-        let base = self
-            .discovery
-            .base_url(caller)
-            .ok_or(VerifyError::UnknownCaller)?;
-        Ok(format!("{}{JWKS_PATH}", base.trim_end_matches('/')))
-    }
-
-    /// Verifies with the caller's key.
-    pub(crate) fn finish(
-        &self,
-        token: &str,
-        key: &UsableKey,
-    ) -> Result<PluginVerified, VerifyError> {
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &self.validation)
-            .map_err(|e| crate::jwt::map_error(&e))?;
-        let claims = data.claims;
-        let iat = claims
-            .get("iat")
-            .and_then(Value::as_u64)
-            .ok_or(VerifyError::MissingClaim("iat"))?;
-        check_iat(&claims, self.leeway)?;
-        let exp = claims
-            .get("exp")
-            .and_then(Value::as_u64)
-            .ok_or(VerifyError::Malformed("exp is not a number"))?;
-        // A token meant to outlive the key that signed it is not one this scheme mints.
-        if exp.saturating_sub(iat) > self.key_duration.as_secs() + self.leeway {
-            return Err(VerifyError::LifetimeTooLong);
-        }
-        let expiry = time::OffsetDateTime::from_unix_timestamp(exp as i64)
-            .map_err(|_| VerifyError::Malformed("exp is out of range"))?;
-        let sub = str_claim(&claims, "sub")?;
-        let principal = match (claims.get("obo"), claims.get("act")) {
-            (Some(_), Some(_)) => {
-                return Err(VerifyError::Malformed("token carries both obo and act"));
-            }
-            (None, Some(act)) => {
-                // The actor form: the user is the subject, on the (trusted) actor's word.
-                let actor = self.trusted_actor(act)?;
-                if crate::external_jwks::entity_ref(sub)? != sub {
-                    return Err(VerifyError::WrongSubject);
-                }
-                Principal::new(PrincipalType::User, sub, CredentialKind::Obo)
-                    .with_actor(format!("plugin:{actor}"))
-            }
-            (Some(obo), None) => {
-                if !crate::service_id::is_valid_service_id(sub) {
-                    return Err(VerifyError::WrongSubject);
-                }
-                let limited = obo
-                    .as_str()
-                    .ok_or(VerifyError::Malformed("obo is not a string"))?;
-                return Ok(PluginVerified::OnBehalfOf {
-                    actor: sub.to_owned(),
-                    exp,
-                    limited_user_token: limited.to_owned(),
-                });
-            }
-            (None, None) => {
-                if !crate::service_id::is_valid_service_id(sub) {
-                    return Err(VerifyError::WrongSubject);
-                }
-                Principal::new(
-                    PrincipalType::Service,
-                    format!("plugin:{sub}"),
-                    CredentialKind::Plugin,
-                )
-            }
-        };
-        Ok(PluginVerified::Principal(
-            principal.with_expiry(expiry),
-            exp,
-        ))
-    }
 }

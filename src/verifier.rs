@@ -1,0 +1,164 @@
+//! The contract every verifier meets, and what they share.
+//!
+//! Classification (the `classify` module) picks exactly one verifier for a token; that
+//! verifier either returns a [`Principal`] or the check that failed. Each verifier lives in
+//! its own module and implements [`Verifier`]:
+//!
+//! | verifier | module |
+//! |---|---|
+//! | static tokens | `static_token` |
+//! | JWTs checked against a JWKS: external callers and users | `external_jwks` |
+//! | legacy HS256 tokens | `legacy` |
+//! | plugin-to-plugin and on-behalf-of tokens | `plugin::verify` |
+//! | custom external types registered by the user | `custom` |
+//!
+//! The fast path needs no I/O: a JWT verified before is answered from a bounded cache (until
+//! its `exp`, and only while its key is still in the JWKS), and otherwise the key is usually
+//! cached. Only a missing key makes a verification asynchronous ([`Verification::Pending`]).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moka::Expiry;
+use time::OffsetDateTime;
+
+use crate::error::RequestError;
+use crate::jwks::{JwksCache, UsableKey};
+use crate::jwt::Unverified;
+use crate::principal::Principal;
+
+/// A verification still waiting for a key.
+pub(crate) type Pending = Pin<Box<dyn Future<Output = Result<Principal, RequestError>> + Send>>;
+
+/// The result of starting a verification.
+pub(crate) enum Verification {
+    Done(Result<Principal, RequestError>),
+    Pending(Pending),
+}
+
+impl Verification {
+    /// A result known now.
+    pub(crate) fn done<E: Into<RequestError>>(result: Result<Principal, E>) -> Self {
+        Verification::Done(result.map_err(Into::into))
+    }
+}
+
+/// A token on its way to its one verifier.
+pub(crate) struct Token<'a> {
+    /// The token as sent (already checked: visible ASCII, at most 8 KiB).
+    pub(crate) raw: &'a str,
+    /// Its SHA-256: the static-token lookup key and the verified-token cache key.
+    pub(crate) digest: [u8; 32],
+    /// When the request arrived.
+    pub(crate) now: OffsetDateTime,
+    /// For a JWT, its unverified header and claims (read once, by classification).
+    pub(crate) jwt: Option<Unverified>,
+}
+
+/// A verifier: one per kind of credential.
+pub(crate) trait Verifier: Send + Sync + 'static {
+    /// Verifies a token that classification sent here.
+    fn verify(self: &Arc<Self>, token: Token<'_>, shared: &Arc<Shared>) -> Verification;
+}
+
+/// What every verifier shares: the JWKS cache, the verified-token cache and the leeway.
+pub(crate) struct Shared {
+    pub(crate) cache: Arc<JwksCache>,
+    /// `None` when the cache is turned off (capacity 0).
+    pub(crate) verified: Option<moka::sync::Cache<[u8; 32], Arc<Cached>>>,
+    pub(crate) leeway: u64,
+}
+
+/// A verified token.
+pub(crate) struct Cached {
+    principal: Principal,
+    exp: u64,
+    /// The keys that verified it, as (JWKS URL, kid): none for legacy secrets, which do not
+    /// rotate at run time; two for an on-behalf-of token (the acting service's and the
+    /// identity provider's).
+    keys: Vec<KeyRef>,
+}
+
+/// A key by its JWKS URL and `kid`.
+pub(crate) type KeyRef = (String, Option<String>);
+
+/// Entries live until the token's `exp`.
+pub(crate) struct UntilExp;
+
+impl Expiry<[u8; 32], Arc<Cached>> for UntilExp {
+    fn expire_after_create(
+        &self,
+        _key: &[u8; 32],
+        value: &Arc<Cached>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(Duration::from_secs(value.exp.saturating_sub(now_unix())))
+    }
+}
+
+pub(crate) fn now_unix() -> u64 {
+    jsonwebtoken::get_current_timestamp()
+}
+
+impl Shared {
+    /// A principal verified before from the same token, if it is still valid and every key
+    /// that verified it is still published.
+    pub(crate) fn remembered(&self, digest: &[u8; 32]) -> Option<Principal> {
+        let verified = self.verified.as_ref()?;
+        let hit = verified.get(digest)?;
+        let key_present = hit
+            .keys
+            .iter()
+            .all(|(url, kid)| self.cache.still_has(url, kid.as_deref()));
+        if hit.exp > now_unix() && key_present {
+            return Some(hit.principal.clone());
+        }
+        verified.invalidate(digest);
+        None
+    }
+
+    /// Remembers a verified JWT until its `exp`.
+    pub(crate) fn remember(&self, digest: [u8; 32], p: &Principal, exp: u64, keys: Vec<KeyRef>) {
+        if let Some(verified) = &self.verified
+            && exp > now_unix()
+        {
+            verified.insert(
+                digest,
+                Arc::new(Cached {
+                    principal: p.clone(),
+                    exp,
+                    keys,
+                }),
+            );
+        }
+    }
+
+    /// The key for `u` from the JWKS at `url` (from the cache without I/O when it is there).
+    pub(crate) async fn key(
+        &self,
+        url: &str,
+        u: &Unverified,
+    ) -> Result<Arc<UsableKey>, RequestError> {
+        self.cache
+            .key(url, u.kid.as_deref(), u.alg)
+            .await
+            .map_err(crate::jwks::key_error)
+    }
+}
+
+/// Runs `work` at once when it needs no I/O (every key cached: the usual case), else hands it
+/// to the layer to await. Polled here only inside a tokio runtime, which a key fetch needs.
+pub(crate) fn now_or_later(
+    work: impl Future<Output = Result<Principal, RequestError>> + Send + 'static,
+) -> Verification {
+    let mut work: Pending = Box::pin(work);
+    if tokio::runtime::Handle::try_current().is_ok() {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        if let std::task::Poll::Ready(result) = work.as_mut().poll(&mut cx) {
+            return Verification::Done(result);
+        }
+    }
+    Verification::Pending(work)
+}
