@@ -154,6 +154,23 @@ impl AccessTable {
                 columns.push((format!("{} ({})", v.origin, v.credential()), Some(p)));
             }
         }
+        if verifiers.custom.iter().any(|c| c.restrictions.is_none()) {
+            columns.push((
+                CredentialKind::Custom.as_str().to_owned(),
+                Some(Principal::new(
+                    PrincipalType::Service,
+                    "external:*",
+                    CredentialKind::Custom,
+                )),
+            ));
+        }
+        for c in verifiers.custom.iter().filter(|c| c.restrictions.is_some()) {
+            let mut p = Principal::new(PrincipalType::Service, "external:*", CredentialKind::Custom);
+            if let Some(r) = &c.restrictions {
+                p = p.with_restrictions(r.clone());
+            }
+            columns.push((format!("{} (custom)", c.origin), Some(p)));
+        }
         for (origin, r) in verifiers.legacy.restricted() {
             let p = Principal::new(PrincipalType::Service, "external:*", CredentialKind::Legacy)
                 .with_restrictions(r.clone());

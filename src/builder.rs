@@ -10,6 +10,7 @@ use http::Method;
 
 use crate::audit::{AuditSink, Auditor};
 use crate::auth::Auth;
+use crate::custom::{CustomAccess, ExternalTokenType, PendingCustom};
 use crate::error::{ConfigError, ConfigRule};
 use crate::external_jwks::{JwksAccess, UserProvider};
 use crate::jwks::{FetchError, JwksCache, JwksCacheConfig, KeyFetcher};
@@ -46,6 +47,10 @@ pub struct AuthBuilder {
     pub(crate) plugin_tokens: Option<PluginTokens>,
     discovery: Option<Arc<dyn Discovery>>,
     pub(crate) trusted_actors: Vec<String>,
+    custom_types: Vec<Arc<dyn ExternalTokenType>>,
+    custom_access: Vec<CustomAccess>,
+    /// `externalAccess` entries of types that are not built in, resolved at build.
+    pub(crate) pending_custom: Vec<PendingCustom>,
     /// A key store named by configuration, opened by [`AuthBuilder::build_async`].
     pub(crate) pending_store: Option<(crate::store::StoreSpec, Duration)>,
 }
@@ -87,6 +92,9 @@ impl AuthBuilder {
             plugin_tokens: None,
             discovery: None,
             trusted_actors: Vec::new(),
+            custom_types: Vec::new(),
+            custom_access: Vec::new(),
+            pending_custom: Vec::new(),
             pending_store: None,
         }
     }
@@ -129,6 +137,24 @@ impl AuthBuilder {
             secret.origin = format!("legacy_secret[{}]", self.legacy_secrets.len());
         }
         self.legacy_secrets.push(secret);
+        self
+    }
+
+    /// Registers a custom external token type, so `externalAccess` entries with its
+    /// `type:` are verified by your code (see [`custom`](crate::custom)). Register it before
+    /// [`build`](Self::build); the YAML may be read before or after.
+    pub fn external_token_type(mut self, token_type: impl ExternalTokenType) -> Self {
+        self.custom_types.push(Arc::new(token_type));
+        self
+    }
+
+    /// Adds one custom external entry from Rust (see [`custom`](crate::custom)).
+    pub fn custom_access(mut self, access: CustomAccess) -> Self {
+        let mut access = access;
+        if access.origin == "custom_access" {
+            access.origin = format!("custom_access[{}]", self.custom_access.len());
+        }
+        self.custom_access.push(access);
         self
     }
 
@@ -249,6 +275,17 @@ impl AuthBuilder {
     pub fn build(self) -> Result<Auth, ConfigError> {
         self.validate()?;
         let static_tokens = StaticTokens::new(&self.static_tokens)?;
+        let plaintexts: Vec<(&str, &str)> = self
+            .static_tokens
+            .iter()
+            .filter_map(|t| Some((t.origin.as_str(), t.plaintext()?)))
+            .collect();
+        let custom = crate::custom::resolve(
+            &self.custom_types,
+            self.pending_custom,
+            self.custom_access,
+            &plaintexts,
+        )?;
         let mut routes = self.routes;
         // The published JWKS must be reachable by everyone, whatever the default policy: on
         // issuers (peers fetch their keys) and on verifiers too, whose JWKS (maybe empty) is
@@ -314,6 +351,7 @@ impl AuthBuilder {
         };
         let verifiers = Verifiers {
             static_tokens: Arc::new(static_tokens),
+            custom,
             jwks,
             legacy: Arc::new(legacy),
             plugin,

@@ -7,6 +7,7 @@
 //! | shape | verifier |
 //! |---|---|
 //! | three base64url segments, the first starting `eyJ` (a JSON object) | JWT verifiers (chosen further by the unverified header and `iss`) |
+//! | anything else, starting with a custom type's prefix (`acme_`) | that custom type's verifier |
 //! | anything else | the static-token table |
 //!
 //! A JWT is then sent on by its *unverified* header and claims, read once here (refusing
@@ -26,6 +27,7 @@
 
 use std::sync::Arc;
 
+use crate::custom::CustomVerifier;
 use crate::error::VerifyError;
 use crate::external_jwks::{BACKSTAGE_USER_TYP, JwksVerifier};
 use crate::jwt::{Unverified, inspect};
@@ -43,16 +45,29 @@ pub(crate) enum Route {
     Legacy,
     /// The plugin-token verifier.
     Plugin,
+    /// The custom external type at this index (an opaque token with its prefix).
+    Custom(usize),
 }
 
 /// What is configured, as classification needs to know it.
 pub(crate) struct Known<'a> {
+    pub(crate) custom: &'a [Arc<CustomVerifier>],
     pub(crate) jwks: &'a [Arc<JwksVerifier>],
     pub(crate) legacy: bool,
     pub(crate) plugin: bool,
 }
 
 impl Known<'_> {
+    /// The verifier of an opaque token: the custom type whose prefix it carries (the
+    /// builder makes sure no prefix is a prefix of another, so there is at most one), else
+    /// the static-token table.
+    pub(crate) fn classify_opaque(&self, token: &str) -> Route {
+        self.custom
+            .iter()
+            .position(|c| token.starts_with(c.verifier.prefix()))
+            .map_or(Route::Static, Route::Custom)
+    }
+
     /// Whether any verifier takes JWTs.
     pub(crate) fn any_jwt(&self) -> bool {
         !self.jwks.is_empty() || self.legacy || self.plugin

@@ -184,6 +184,9 @@ pub enum VerifyError {
     /// verify its user (or several are, and the token cannot say which).
     #[error("on-behalf-of token: {0}")]
     NoUserProvider(&'static str),
+    /// A custom external type's verifier refused the token; the text is its fixed reason.
+    #[error("token refused: {0}")]
+    Rejected(&'static str),
     /// A kind of token this version does not verify yet.
     #[error("{0} tokens are not supported by this version")]
     Unsupported(&'static str),
@@ -222,6 +225,7 @@ impl VerifyError {
             VerifyError::OnBehalfOfUser(_) => "obo_user_token_invalid",
             VerifyError::OutlivesUserToken => "obo_outlives_user_token",
             VerifyError::NoUserProvider(_) => "obo_no_user_provider",
+            VerifyError::Rejected(_) => "token_rejected",
             VerifyError::Unsupported(_) => "unsupported_token",
         }
     }
@@ -575,6 +579,21 @@ pub enum ConfigRule {
     /// The HTTP client for key sources could not be built.
     #[error("cannot build the HTTP client: {0}")]
     HttpClient(String),
+    // -- custom external types
+    /// A custom type's prefix that cannot work; the text says why.
+    #[error("custom token prefix `{prefix}` {why}")]
+    BadCustomPrefix {
+        /// The prefix.
+        prefix: String,
+        /// Why it is refused.
+        why: &'static str,
+    },
+    /// A custom type's `initialize` refused the entry's options.
+    #[error("{0}")]
+    CustomOptions(String),
+    /// Two custom types registered under one name, or one named like a built-in type.
+    #[error("type `{0}` is already taken")]
+    DuplicateType(String),
     // -- policies
     /// A route path not starting with `/`.
     #[error("a route path must start with `/`")]

@@ -75,6 +75,7 @@ mod builder;
 mod classify;
 pub mod client;
 pub mod config;
+pub mod custom;
 pub mod error;
 pub mod external_jwks;
 mod extract;

@@ -56,13 +56,15 @@ pub enum CredentialKind {
     Obo,
     /// A service-account token.
     ServiceAccount,
+    /// A token of a custom external type (see [`custom`](crate::custom)).
+    Custom,
     /// No credential at all.
     None,
 }
 
 impl CredentialKind {
     /// Every kind, in the order the access table shows them.
-    pub const ALL: [CredentialKind; 8] = [
+    pub const ALL: [CredentialKind; 9] = [
         CredentialKind::None,
         CredentialKind::User,
         CredentialKind::Static,
@@ -71,6 +73,7 @@ impl CredentialKind {
         CredentialKind::Plugin,
         CredentialKind::Obo,
         CredentialKind::ServiceAccount,
+        CredentialKind::Custom,
     ];
 
     /// The name used in configuration (`allow: [static, user]`) and in audit events.
@@ -83,6 +86,7 @@ impl CredentialKind {
             CredentialKind::Plugin => "plugin",
             CredentialKind::Obo => "obo",
             CredentialKind::ServiceAccount => "service-account",
+            CredentialKind::Custom => "custom",
             CredentialKind::None => "none",
         }
     }

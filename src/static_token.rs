@@ -144,6 +144,14 @@ impl StaticToken {
         p
     }
 
+    /// The plaintext, when configured as such (for checks against other token shapes).
+    pub(crate) fn plaintext(&self) -> Option<&str> {
+        match &self.secret {
+            TokenSecret::Plain(token) => Some(token.expose_secret()),
+            TokenSecret::Sha256Hex(_) => None,
+        }
+    }
+
     /// Validates the entry and returns its digest.
     fn digest(&self) -> Result<[u8; 32], ConfigError> {
         let origin = &self.origin;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use crate::classify::{Known, Route, TokenClass, classify};
+use crate::custom::CustomVerifier;
 use crate::error::VerifyError;
 use crate::external_jwks::JwksVerifier;
 use crate::legacy::LegacyVerifier;
@@ -18,6 +19,7 @@ use crate::verifier::{Shared, Token, Verification, Verifier};
 /// Every verifier of a service.
 pub(crate) struct Verifiers {
     pub(crate) static_tokens: Arc<StaticTokens>,
+    pub(crate) custom: Vec<Arc<CustomVerifier>>,
     pub(crate) jwks: Vec<Arc<JwksVerifier>>,
     pub(crate) legacy: Arc<LegacyVerifier>,
     pub(crate) plugin: Option<Arc<PluginVerifier>>,
@@ -27,6 +29,7 @@ pub(crate) struct Verifiers {
 impl Verifiers {
     fn known(&self) -> Known<'_> {
         Known {
+            custom: &self.custom,
             jwks: &self.jwks,
             legacy: !self.legacy.is_empty(),
             plugin: self.plugin.is_some(),
@@ -43,7 +46,7 @@ impl Verifiers {
         };
         let known = self.known();
         let route = match classify(raw) {
-            TokenClass::Opaque => Route::Static,
+            TokenClass::Opaque => known.classify_opaque(raw),
             TokenClass::Jwt => {
                 if !known.any_jwt() {
                     return Verification::done(Err(VerifyError::NoJwtVerifier));
@@ -64,6 +67,7 @@ impl Verifiers {
         let shared = &self.shared;
         match route {
             Route::Static => self.static_tokens.verify(token, shared),
+            Route::Custom(i) => self.custom[i].verify(token, shared),
             Route::Legacy => self.legacy.verify(token, shared),
             Route::Jwks(i) => self.jwks[i].verify(token, shared),
             Route::Plugin => match &self.plugin {
