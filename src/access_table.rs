@@ -165,7 +165,8 @@ impl AccessTable {
             ));
         }
         for c in verifiers.custom.iter().filter(|c| c.restrictions.is_some()) {
-            let mut p = Principal::new(PrincipalType::Service, "external:*", CredentialKind::Custom);
+            let mut p =
+                Principal::new(PrincipalType::Service, "external:*", CredentialKind::Custom);
             if let Some(r) = &c.restrictions {
                 p = p.with_restrictions(r.clone());
             }

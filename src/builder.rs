@@ -16,7 +16,9 @@ use crate::external_jwks::{JwksAccess, UserProvider};
 use crate::jwks::{FetchError, JwksCache, JwksCacheConfig, KeyFetcher};
 use crate::legacy::{LegacySecret, LegacyVerifier};
 use crate::pipeline::Pipeline;
-use crate::plugin::{Discovery, JWKS_PATH, PluginTokens, PluginVerifier, backstage_provider};
+use crate::plugin::{
+    JWKS_PATH, PluginTokens, PluginVerifier, ServiceDiscovery, backstage_provider,
+};
 use crate::policy::{DefaultPolicy, PolicyRegistry, RoutePolicy, RouteSpec};
 use crate::service_id::is_valid_service_id;
 use crate::static_token::{StaticToken, StaticTokens};
@@ -45,7 +47,7 @@ pub struct AuthBuilder {
     pub(crate) leeway_secs: u64,
     pub(crate) verified_cache_capacity: u64,
     pub(crate) plugin_tokens: Option<PluginTokens>,
-    discovery: Option<Arc<dyn Discovery>>,
+    discovery: Option<Arc<dyn ServiceDiscovery>>,
     pub(crate) trusted_actors: Vec<String>,
     custom_types: Vec<Arc<dyn ExternalTokenType>>,
     custom_access: Vec<CustomAccess>,
@@ -194,7 +196,7 @@ impl AuthBuilder {
     }
 
     /// Lets this service verify plugin-to-plugin tokens from the services `discovery` knows.
-    pub fn discovery(mut self, discovery: impl Discovery) -> Self {
+    pub fn discovery(mut self, discovery: impl ServiceDiscovery) -> Self {
         self.discovery = Some(Arc::new(discovery));
         self
     }
@@ -317,6 +319,7 @@ impl AuthBuilder {
         for provider in self.user_providers {
             jwks.push(Arc::new(provider.into_verifier(self.leeway_secs)?));
         }
+        let discovery = self.discovery.clone();
         let plugin = self.discovery.map(|d| {
             Arc::new(PluginVerifier::new(
                 self.service_id.clone(),
@@ -363,6 +366,7 @@ impl AuthBuilder {
                 service_id: self.service_id,
                 verifiers: Arc::new(verifiers),
                 keys,
+                discovery,
                 static_callers: self.static_tokens.into(),
                 specs: routes,
                 registry,

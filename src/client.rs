@@ -1,7 +1,7 @@
 //! The outbound client: calling another service with the right token attached.
 //!
 //! [`S2sClient`] wraps one `reqwest::Client`. Given the incoming [`Principal`] (or none) and
-//! a target service id, it finds the target's base URL by [`Discovery`] and attaches a
+//! a target service id, it finds the target's base URL by [`ServiceDiscovery`] and attaches a
 //! plugin token:
 //!
 //! - for a request the service makes **as itself** (no principal, or a machine principal),
@@ -43,7 +43,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::auth::Auth;
 use crate::error::{DelegationError, IssueError};
-use crate::plugin::{Discovery, now};
+use crate::plugin::{ServiceDiscovery, StaticDiscovery, now};
 use crate::principal::{Principal, PrincipalType};
 use crate::secret::SecretString;
 
@@ -70,7 +70,7 @@ fn replace_at(token: &SecretString) -> u64 {
 pub struct S2sClient {
     auth: Auth,
     http: reqwest::Client,
-    discovery: Arc<dyn Discovery>,
+    discovery: Arc<dyn ServiceDiscovery>,
     /// Per target: the token and the time (unix seconds) to replace it, behind a lock of its
     /// own, so a slow mint (a key rotation waiting on the store) holds up only that target.
     tokens: std::sync::Mutex<HashMap<String, Arc<TargetToken>>>,
@@ -100,19 +100,50 @@ pub enum ClientError {
     UnknownService(String),
 }
 
+impl Auth {
+    /// The outbound client, finding targets through the discovery this service was built
+    /// with ([`AuthBuilder::discovery`](crate::AuthBuilder::discovery), YAML
+    /// `s2s.discovery`); without one, every target is unknown
+    /// ([`ClientError::UnknownService`]). Plugin tokens must be configured for it to mint
+    /// tokens.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use s2s_auth::{Auth, MemoryStore, PluginTokens, StaticDiscovery};
+    ///
+    /// let scaffolder = Auth::builder("scaffolder")
+    ///     .plugin_tokens(PluginTokens::new(Arc::new(MemoryStore::default())))
+    ///     .discovery(StaticDiscovery::new([("catalog", "http://catalog:7007/api/catalog")]))
+    ///     .build()?;
+    /// let client = scaffolder.client();
+    /// assert_eq!(client.tokens_issued(), 0);
+    /// # Ok::<(), s2s_auth::ConfigError>(())
+    /// ```
+    pub fn client(&self) -> S2sClient {
+        let discovery = self.pipeline.discovery.clone().unwrap_or_else(|| {
+            Arc::new(StaticDiscovery::new(std::iter::empty::<(String, String)>()))
+        });
+        S2sClient::build(self.clone(), discovery, reqwest::Client::new())
+    }
+}
+
 impl S2sClient {
     /// A client for the service `auth` describes (it must have plugin tokens configured),
     /// finding targets through `discovery`.
-    pub fn new(auth: Auth, discovery: impl Discovery) -> Self {
+    pub fn new(auth: Auth, discovery: impl ServiceDiscovery) -> Self {
         Self::with_http(auth, discovery, reqwest::Client::new())
     }
 
     /// The same, with your own `reqwest::Client` (timeouts, proxies, TLS roots).
-    pub fn with_http(auth: Auth, discovery: impl Discovery, http: reqwest::Client) -> Self {
+    pub fn with_http(auth: Auth, discovery: impl ServiceDiscovery, http: reqwest::Client) -> Self {
+        Self::build(auth, Arc::new(discovery), http)
+    }
+
+    fn build(auth: Auth, discovery: Arc<dyn ServiceDiscovery>, http: reqwest::Client) -> Self {
         Self {
             auth,
             http,
-            discovery: Arc::new(discovery),
+            discovery,
             tokens: std::sync::Mutex::new(HashMap::new()),
             on_behalf_of: moka::sync::Cache::builder()
                 .max_capacity(OBO_CACHE_CAPACITY)

@@ -243,7 +243,10 @@ pub(crate) fn resolve(
             ));
         };
         let verifier = t.initialize(&p.options).map_err(|why| {
-            ConfigError::new(format!("{}.options", p.origin), ConfigRule::CustomOptions(why))
+            ConfigError::new(
+                format!("{}.options", p.origin),
+                ConfigRule::CustomOptions(why),
+            )
         })?;
         entries.push(CustomAccess {
             type_name: p.type_name,
@@ -278,9 +281,14 @@ pub(crate) fn resolve(
             other.starts_with(prefix) || prefix.starts_with(other)
         });
         if overlapping {
-            return Err(bad("overlaps another custom type's prefix: a token must have one verifier"));
+            return Err(bad(
+                "overlaps another custom type's prefix: a token must have one verifier",
+            ));
         }
-        if let Some((path, _)) = static_plaintexts.iter().find(|(_, t)| t.starts_with(prefix)) {
+        if let Some((path, _)) = static_plaintexts
+            .iter()
+            .find(|(_, t)| t.starts_with(prefix))
+        {
             return Err(ConfigError::new(
                 format!("{path}.options.token"),
                 ConfigRule::TokenMisclassified("a custom type's token"),
@@ -320,7 +328,11 @@ impl std::fmt::Debug for CustomVerifier {
 }
 
 impl CustomVerifier {
-    fn principal(&self, id: ExternalIdentity, now: OffsetDateTime) -> Result<Principal, RequestError> {
+    fn principal(
+        &self,
+        id: ExternalIdentity,
+        now: OffsetDateTime,
+    ) -> Result<Principal, RequestError> {
         let clean = !id.subject.is_empty()
             && !id
                 .subject

@@ -246,7 +246,7 @@ impl UserProvider {
         let algorithms = check_algorithms(self.algorithms, &format!("{origin}.algorithm"))?;
         let source = match self.jwks_url {
             Some(url) => KeySource::Url(url),
-            None => KeySource::Discovery(Discovery::new(&self.issuer)),
+            None => KeySource::Discovery(OidcDiscovery::new(&self.issuer)),
         };
         Ok(JwksVerifier::new(
             source,
@@ -285,19 +285,19 @@ fn check_algorithms(
 #[derive(Debug)]
 pub(crate) enum KeySource {
     Url(String),
-    Discovery(Discovery),
+    Discovery(OidcDiscovery),
 }
 
 /// OIDC discovery of a `jwks_uri`, once, with a cooldown after failures.
 #[derive(Debug)]
-pub(crate) struct Discovery {
+pub(crate) struct OidcDiscovery {
     issuer: String,
     document_url: String,
     resolved: tokio::sync::OnceCell<String>,
     last_failure: Mutex<Option<Instant>>,
 }
 
-impl Discovery {
+impl OidcDiscovery {
     fn new(issuer: &str) -> Self {
         Self {
             issuer: issuer.to_owned(),

@@ -115,7 +115,7 @@ pub use jsonwebtoken::Algorithm;
 pub use jwks::{FetchError, FetchedDocument, HttpFetcher, JwksCache, JwksCacheConfig, KeyFetcher};
 pub use layer::{AuthLayer, AuthService, ResponseFuture};
 pub use legacy::LegacySecret;
-pub use plugin::{Discovery, PluginTokens, StaticDiscovery, StaticKey};
+pub use plugin::{PluginTokens, ServiceDiscovery, StaticDiscovery, StaticKey};
 pub use policy::{DefaultPolicy, RoutePolicy};
 pub use principal::{CredentialKind, MissingPrincipal, Principal, PrincipalType};
 pub use restrictions::{AccessRestriction, AccessRestrictions, Action};

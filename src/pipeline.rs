@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use crate::audit::{AuditEvent, Auditor};
 use crate::error::RequestError;
 use crate::extract;
-use crate::plugin::KeyManager;
+use crate::plugin::{KeyManager, ServiceDiscovery};
 use crate::policy::{DefaultPolicy, PolicyRegistry, Resolved, RouteSpec, authorize};
 use crate::principal::Principal;
 use crate::secret::{Fingerprint, sha256};
@@ -35,6 +35,8 @@ pub(crate) struct Pipeline {
     pub(crate) realm: Arc<str>,
     pub(crate) verifiers: Arc<Verifiers>,
     pub(crate) keys: Option<Arc<KeyManager>>,
+    /// Where other services are (for the outbound client).
+    pub(crate) discovery: Option<Arc<dyn ServiceDiscovery>>,
     pub(crate) static_callers: Arc<[StaticToken]>,
     /// The routes as declared (builder and config), kept to merge with a router's own.
     pub(crate) specs: Vec<RouteSpec>,
@@ -67,6 +69,7 @@ impl Pipeline {
             realm: self.realm.clone(),
             verifiers: self.verifiers.clone(),
             keys: self.keys.clone(),
+            discovery: self.discovery.clone(),
             static_callers: self.static_callers.clone(),
             registry: PolicyRegistry::new(&specs, default)?,
             specs,

@@ -26,8 +26,8 @@ use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
 use s2s_auth::plugin::{JWKS_PATH, PLUGIN_TYP};
 use s2s_auth::{
-    AuditEvent, Auth, AuthBuilder, CredentialKind, DefaultPolicy, Discovery, IssueError,
-    MemoryAuditSink, MemoryStore, PluginTokens, PostgresStore, PrincipalType, PublicKeyRecord,
+    AuditEvent, Auth, AuthBuilder, CredentialKind, DefaultPolicy, IssueError, MemoryAuditSink,
+    MemoryStore, PluginTokens, PostgresStore, PrincipalType, PublicKeyRecord, ServiceDiscovery,
     SqliteStore, StaticDiscovery, Store, StoreError, StoreFuture, VerifyError,
 };
 use serde_json::{Map, Value, json};
@@ -110,7 +110,7 @@ struct Receiver {
 
 impl Receiver {
     /// `service`, knowing the services `discovery` knows, and nothing else.
-    async fn start(service: &str, discovery: impl Discovery) -> Self {
+    async fn start(service: &str, discovery: impl ServiceDiscovery) -> Self {
         Self::from_builder(Auth::builder(service).discovery(discovery)).await
     }
 
@@ -173,7 +173,7 @@ impl CountingDiscovery {
     }
 }
 
-impl Discovery for CountingDiscovery {
+impl ServiceDiscovery for CountingDiscovery {
     fn base_url(&self, service_id: &str) -> Option<String> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.known

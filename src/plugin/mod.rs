@@ -10,7 +10,7 @@
 //! - **Verifying**: a token with `typ: vnd.backstage.plugin` goes to the plugin verifier. It
 //!   checks the unverified `sub` is a service id (`^[a-z0-9_-]+$`) *before* anything else, so
 //!   `../` or a URL can never reach discovery; finds the caller's base URL by
-//!   [`Discovery`]; fetches `<base>/.backstage/auth/v1/jwks.json` through the JWKS cache;
+//!   [`ServiceDiscovery`]; fetches `<base>/.backstage/auth/v1/jwks.json` through the JWKS cache;
 //!   and requires ES256, `aud` = this service, `iat exp sub aud`, and a lifetime no longer
 //!   than the key duration plus leeway. The caller becomes `plugin:<sub>`.
 //!
@@ -135,7 +135,7 @@ impl PluginTokens {
 }
 
 /// Finds the base URL of another service (Backstage's discovery), for its JWKS.
-pub trait Discovery: Send + Sync + 'static {
+pub trait ServiceDiscovery: Send + Sync + 'static {
     /// The base URL of `service_id` (e.g. `http://catalog:7007/api/catalog`), if known.
     fn base_url(&self, service_id: &str) -> Option<String>;
 }
@@ -163,7 +163,7 @@ impl StaticDiscovery {
     }
 }
 
-impl Discovery for StaticDiscovery {
+impl ServiceDiscovery for StaticDiscovery {
     fn base_url(&self, service_id: &str) -> Option<String> {
         self.urls.get(service_id).cloned()
     }

@@ -11,7 +11,7 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use super::{Discovery, JWKS_PATH, PLUGIN_TYP};
+use super::{JWKS_PATH, PLUGIN_TYP, ServiceDiscovery};
 use crate::error::{RequestError, VerifyError};
 use crate::external_jwks::JwksVerifier;
 use crate::jwks::UsableKey;
@@ -36,7 +36,7 @@ pub(crate) enum PluginVerified {
 /// Verifies plugin tokens addressed to this service.
 pub(crate) struct PluginVerifier {
     pub(crate) service_id: String,
-    pub(crate) discovery: Arc<dyn Discovery>,
+    pub(crate) discovery: Arc<dyn ServiceDiscovery>,
     pub(crate) key_duration: Duration,
     /// Services whose word is taken for a user (on-behalf-of tokens in the `act` form).
     pub(crate) trusted_actors: Vec<String>,
@@ -60,7 +60,7 @@ impl std::fmt::Debug for PluginVerifier {
 impl PluginVerifier {
     pub(crate) fn new(
         service_id: String,
-        discovery: Arc<dyn Discovery>,
+        discovery: Arc<dyn ServiceDiscovery>,
         key_duration: Duration,
         trusted_actors: Vec<String>,
         leeway: u64,

@@ -228,7 +228,15 @@ impl StoreSpec {
     pub(crate) async fn open(&self) -> Result<Arc<dyn Store>, StoreError> {
         Ok(match self {
             StoreSpec::Memory => Arc::new(MemoryStore::new()),
-            StoreSpec::Sqlite(path) => Arc::new(SqliteStore::open(path).await?),
+            StoreSpec::Sqlite(path) => {
+                // Said at start, with the full path: a service started without
+                // `backend.database` keeps its keys in the working directory, and an
+                // operator must be able to find (and back up, or not commit) that file.
+                let shown = std::path::absolute(path)
+                    .map_or_else(|_| path.clone(), |p| p.display().to_string());
+                tracing::info!(target: "s2s_auth::keys", path = %shown, "plugin keys kept in SQLite");
+                Arc::new(SqliteStore::open(path).await?)
+            }
             StoreSpec::Postgres(url) => {
                 Arc::new(PostgresStore::connect(url.expose_secret()).await?)
             }
