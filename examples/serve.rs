@@ -85,22 +85,27 @@ async fn main() -> ExitCode {
     async fn echo(principal: Option<Principal>) -> Json<Principal> {
         Json(principal.unwrap_or_else(Principal::none))
     }
-    // Each declared pattern answers every method; the layer applies the declared policies.
-    let patterns: BTreeSet<&str> = auth
+    // Each declared pattern answers every method under the config's own policies; the
+    // router wrapper checks that every policy names a served path, and mounts the published
+    // JWKS (`/.backstage/auth/v1/jwks.json`) when the config issues or verifies plugin
+    // tokens.
+    let patterns: BTreeSet<String> = auth
         .routes()
         .into_iter()
-        .map(|(p, _, _)| p)
-        .filter(|p| *p != s2s_auth::plugin::JWKS_PATH)
+        .map(|(p, _, _)| p.to_owned())
+        .filter(|p| p != s2s_auth::plugin::JWKS_PATH)
         .collect();
-    let mut app = Router::new();
-    for pattern in patterns {
-        app = app.route(pattern, any(echo));
+    let mut router = auth.router();
+    for pattern in &patterns {
+        router = router.serve(pattern, any(echo));
     }
-    // The published JWKS (`/.backstage/auth/v1/jwks.json`), unauthenticated in the registry.
-    let app = app
-        .merge(auth.jwks_router())
-        .fallback(echo)
-        .layer(auth.layer());
+    let app: Router = match router.fallback(echo).into_router() {
+        Ok(app) => app,
+        Err(error) => {
+            eprintln!("configuration error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
 
     let listener = match tokio::net::TcpListener::bind(&args.listen).await {
         Ok(l) => l,

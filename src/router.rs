@@ -121,6 +121,34 @@ impl<S: Clone + Send + Sync + 'static> AuthRouter<S> {
         self.declare(path, methods.into_iter().collect(), method_router, policy)
     }
 
+    /// Serves `path` under the policy declared for it elsewhere: in the YAML (`s2s.routes`)
+    /// or on the builder ([`AuthBuilder::route`](crate::AuthBuilder::route)); without one,
+    /// the default policy applies (its method rows show in the access table). Use it when
+    /// policies live in configuration and handlers in code.
+    ///
+    /// ```
+    /// use axum::routing::get;
+    /// use s2s_auth::Auth;
+    ///
+    /// let auth = Auth::from_yaml_str("
+    /// s2s:
+    ///   serviceId: catalog
+    ///   routes:
+    ///     - path: /healthz
+    ///       unauthenticated: true
+    /// ")?;
+    /// let app: axum::Router = auth.router().serve("/healthz", get(|| async { "ok" })).into_router()?;
+    /// # let _ = app;
+    /// # Ok::<(), s2s_auth::ConfigError>(())
+    /// ```
+    pub fn serve(mut self, path: &str, method_router: MethodRouter<S>) -> Self {
+        self.router = self.router.route(path, method_router);
+        if !self.served.iter().any(|p| p == path) {
+            self.served.push(path.to_owned());
+        }
+        self
+    }
+
     fn declare(
         mut self,
         path: &str,
@@ -128,7 +156,7 @@ impl<S: Clone + Send + Sync + 'static> AuthRouter<S> {
         method_router: MethodRouter<S>,
         policy: RoutePolicy,
     ) -> Self {
-        self.router = self.router.route(path, method_router);
+        self = self.serve(path, method_router);
         self.specs.push(RouteSpec {
             pattern: path.to_owned(),
             methods,
@@ -136,9 +164,6 @@ impl<S: Clone + Send + Sync + 'static> AuthRouter<S> {
             origin: format!("router.route({path:?})"),
             builtin: false,
         });
-        if !self.served.iter().any(|p| p == path) {
-            self.served.push(path.to_owned());
-        }
         self
     }
 
