@@ -6,6 +6,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::node::Node;
 use crate::builder::AuthBuilder;
+use crate::custom::PendingCustom;
 use crate::error::{ConfigError, ConfigRule};
 use crate::external_jwks::JwksAccess;
 use crate::legacy::LegacySecret;
@@ -56,7 +57,10 @@ pub(super) fn parse_backend_auth(
 }
 
 /// One `externalAccess` entry, added to `builder`: the one place that knows the entry types.
-fn parse_access_entry(entry: &Node<'_>, builder: AuthBuilder) -> Result<AuthBuilder, ConfigError> {
+fn parse_access_entry(
+    entry: &Node<'_>,
+    mut builder: AuthBuilder,
+) -> Result<AuthBuilder, ConfigError> {
     entry.only_keys(&["type", "options", "accessRestrictions"])?;
     let kind = entry.required("type")?;
     let restrictions = match entry.get("accessRestrictions")? {
@@ -67,10 +71,21 @@ fn parse_access_entry(entry: &Node<'_>, builder: AuthBuilder) -> Result<AuthBuil
         "static" => Ok(builder.static_token(parse_static(entry, restrictions)?)),
         "jwks" => Ok(builder.jwks_access(parse_jwks(entry, restrictions)?)),
         "legacy" => Ok(builder.legacy_secret(parse_legacy(entry, restrictions)?)),
-        _ => Err(kind.err(ConfigRule::UnknownName {
-            what: "type",
-            expected: "static, jwks or legacy".into(),
-        })),
+        // Any other type is a custom one (crate::custom), resolved when the builder builds:
+        // types may be registered after the file is read. Unregistered, it is refused there,
+        // at this entry's `type`.
+        custom => {
+            let options = entry
+                .get("options")?
+                .map_or_else(|| serde_json::json!({}), |o| o.value.clone());
+            builder.pending_custom.push(PendingCustom {
+                origin: entry.path.clone(),
+                type_name: custom.to_owned(),
+                options,
+                restrictions,
+            });
+            Ok(builder)
+        }
     }
 }
 
