@@ -32,8 +32,10 @@ use s2s_auth::{
 };
 use serde_json::{Map, Value, json};
 
-use common::jwt::{KeyServer, SigningKey, assert_keys_unavailable, now};
-use common::{Reply, SERVICE, Served, assert_allowed, assert_invalid_token, serve};
+use common::kit::{KeyServer, SigningKey, now};
+use common::{
+    Reply, SERVICE, Served, assert_allowed, assert_invalid_token, assert_keys_unavailable, serve,
+};
 
 // ---------------------------------------------------------------------------------------
 // Servers
@@ -552,7 +554,7 @@ async fn plugin_token_with_another_alg_is_refused_before_fetching() {
     let eddsa = SigningKey::ed25519("fake-scaffolder-eddsa");
     // The key server serves them too: the refusal is the algorithm's, not a missing key's.
     server.set_keys(&[&rsa, &eddsa]);
-    let hmac = common::jwt::sign_raw(
+    let hmac = common::kit::sign_raw(
         &json!({ "typ": PLUGIN_TYP, "alg": "HS256", "kid": "fake-scaffolder-key" }),
         &claims,
         &EncodingKey::from_secret(b"a shared secret nobody configured"),
