@@ -20,30 +20,28 @@
 
 mod report;
 
+// Keys and the key server, shared with the tests.
+#[path = "../tests/kit/mod.rs"]
+mod kit;
+
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path as UrlPath, State};
-use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use criterion::{BenchmarkGroup, Criterion, measurement::WallTime};
-use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::header::AUTHORIZATION;
 use http::{HeaderValue, Method, Request, StatusCode, Uri};
-use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use jwks_client_rs::JwksClient;
 use jwks_client_rs::source::WebSource;
+use kit::{KeyServer, SigningKey};
 use report::{Estimate, machine, median, now_utc, ns, signed, verdict};
 use s2s_auth::jwks::JwksClientRsFetcher;
 use s2s_auth::{Auth, DEFAULT_LEEWAY_SECS, Fingerprint, JwksAccess, RoutePolicy};
@@ -132,106 +130,36 @@ impl Alg {
     }
 }
 
-/// A signing key, its public JWK (with `kid`, `alg` and `use`), and the decoding key the
-/// raw benches verify with: made from the JWK, as the layer and `jwks_client_rs` make theirs.
-struct Key {
-    alg: Alg,
-    encoding: EncodingKey,
-    jwk: Jwk,
-    decoding: DecodingKey,
-}
-
-impl Key {
-    fn generate(alg: Alg) -> Self {
-        let rng = SystemRandom::new();
-        let encoding = match alg {
-            Alg::Rs256 => {
-                let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
-                    .expect("invariant: RSA key generation works");
-                let pkcs8: Pkcs8V1Der<'static> = pair
-                    .as_der()
-                    .expect("invariant: an RSA key serializes to PKCS#8");
-                // jsonwebtoken's aws-lc backend signs with a PKCS#1 `RSAPrivateKey`.
-                EncodingKey::from_rsa_der(pkcs1_in_pkcs8(pkcs8.as_ref()))
-            }
-            Alg::Es256 => EncodingKey::from_ec_der(
-                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-                    .expect("invariant: P-256 key generation works")
-                    .as_ref(),
-            ),
-            // PKCS#8 v1: `Jwk::from_encoding_key` takes a 48-byte Ed25519 document (v2 adds
-            // the public key).
-            Alg::EdDsa => EncodingKey::from_ed_der(
-                Ed25519KeyPair::generate_pkcs8v1(&rng)
-                    .expect("invariant: Ed25519 key generation works")
-                    .as_ref(),
-            ),
-        };
-        let mut jwk = Jwk::from_encoding_key(&encoding, alg.jwt())
-            .expect("invariant: a generated key has a public JWK");
-        jwk.common.key_id = Some(alg.kid());
-        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
-        let decoding = DecodingKey::from_jwk(&jwk).expect("invariant: the JWK decodes");
-        Self {
-            alg,
-            encoding,
-            jwk,
-            decoding,
+impl Alg {
+    /// A fresh key for this algorithm, named [`Alg::kid`].
+    fn key(self) -> SigningKey {
+        match self {
+            Alg::Rs256 => SigningKey::rsa(&self.kid(), 0),
+            Alg::Es256 => SigningKey::es256(&self.kid()),
+            Alg::EdDsa => SigningKey::ed25519(&self.kid()),
         }
     }
-
-    /// A token signed by this key with `kid` in its header and claims `iss`, `aud`, `sub`,
-    /// `iat`, `exp` (two hours: longer than any run).
-    fn sign(&self, kid: &str, iss: &str) -> String {
-        let now = jsonwebtoken::get_current_timestamp();
-        let mut header = Header::new(self.alg.jwt());
-        header.kid = Some(kid.to_owned());
-        let claims = json!({
-            "iss": iss,
-            "aud": AUDIENCE,
-            "sub": SUBJECT,
-            "iat": now,
-            "exp": now + 7_200,
-        });
-        jsonwebtoken::encode(&header, &claims, &self.encoding)
-            .expect("invariant: signing with a generated key works")
-    }
 }
 
-/// The `RSAPrivateKey` inside a PKCS#8 v1 `PrivateKeyInfo`:
-/// `SEQUENCE { INTEGER version, SEQUENCE algorithm, OCTET STRING privateKey }`.
-fn pkcs1_in_pkcs8(pkcs8: &[u8]) -> &[u8] {
-    let (info, _) = der(pkcs8, 0x30);
-    let (_, rest) = der(info, 0x02);
-    let (_, rest) = der(rest, 0x30);
-    der(rest, 0x04).0
-}
-
-/// The content of the DER element with `tag` at the start of `input`, and what follows it.
-fn der(input: &[u8], tag: u8) -> (&[u8], &[u8]) {
-    assert_eq!(input[0], tag, "unexpected DER tag");
-    let (len, start) = match input[1] {
-        short if short < 0x80 => (usize::from(short), 2),
-        long => {
-            let n = usize::from(long & 0x7f);
-            let len = input[2..2 + n]
-                .iter()
-                .fold(0, |acc, &b| (acc << 8) | usize::from(b));
-            (len, 2 + n)
-        }
-    };
-    (&input[start..start + len], &input[start + len..])
+/// A token signed by `key` with `kid` in its header and claims `iss`, `aud`, `sub`, `iat`,
+/// `exp` (two hours: longer than any run).
+fn sign(key: &SigningKey, kid: &str, iss: &str) -> String {
+    let now = jsonwebtoken::get_current_timestamp();
+    let mut header = key.header();
+    header.kid = Some(kid.to_owned());
+    let claims = json!({
+        "iss": iss,
+        "aud": AUDIENCE,
+        "sub": SUBJECT,
+        "iat": now,
+        "exp": now + 7_200,
+    });
+    key.sign_with(header, &claims)
 }
 
 /// A fresh random `kid` nobody publishes.
 fn random_kid() -> String {
-    let mut bytes = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut bytes).expect("invariant: the OS has randomness");
-    let mut kid = String::from("storm-");
-    for b in bytes {
-        let _ = write!(kid, "{b:02x}");
-    }
-    kid
+    format!("storm-{}", kit::random_hex(16))
 }
 
 fn bearer(token: &str) -> HeaderValue {
@@ -255,150 +183,38 @@ fn validation(alg: Alg) -> Validation {
 // The JWKS server
 // ---------------------------------------------------------------------------------------
 
-/// The documents the key server serves under `/{tenant}/{doc}`, by `doc`.
-struct Documents {
-    /// The three public keys.
-    keys: Vec<u8>,
-    /// The three keys and one symmetric (`kty: oct`) key.
-    with_oct: Vec<u8>,
-    /// The three keys and one EC key without `kid`.
-    with_kidless: Vec<u8>,
-    /// The three keys and a 2 MiB `padding` member.
-    big: Vec<u8>,
-}
-
-impl Documents {
-    fn new(keys: &[Key]) -> Self {
-        let jwks: Vec<Value> = keys
-            .iter()
-            .map(|k| serde_json::to_value(&k.jwk).expect("invariant: a JWK serializes"))
-            .collect();
-        let with = |extra: Value| {
-            let mut all = jwks.clone();
-            all.push(extra);
-            serde_json::to_vec(&json!({ "keys": all })).expect("invariant: JSON serializes")
-        };
-        let es256 = &jwks[ALGS
-            .iter()
-            .position(|&a| a == Alg::Es256)
-            .expect("invariant: ES256 is one of the algorithms")];
-        let mut kidless = es256.clone();
-        if let Some(obj) = kidless.as_object_mut() {
-            obj.remove("kid");
-        }
-        Self {
-            keys: serde_json::to_vec(&json!({ "keys": jwks })).expect("invariant: JSON serializes"),
-            with_oct: with(json!({ "kty": "oct", "kid": "shared", "k": "c2VjcmV0LWJ5dGVz" })),
-            with_kidless: with(kidless),
-            big: serde_json::to_vec(&json!({ "keys": jwks, "padding": "x".repeat(BIG_PADDING) }))
-                .expect("invariant: JSON serializes"),
-        }
-    }
-}
-
-/// Requests served, in total and by path.
-#[derive(Default)]
-struct Counts {
-    total: AtomicUsize,
-    by_path: Mutex<HashMap<String, usize>>,
-}
-
-impl Counts {
-    fn of(&self, path: &str) -> usize {
-        self.by_path
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(path)
-            .copied()
-            .unwrap_or(0)
-    }
-}
-
-struct ServerState {
-    docs: Documents,
-    counts: Counts,
-}
-
-async fn serve_doc(
-    State(state): State<Arc<ServerState>>,
-    UrlPath((tenant, doc)): UrlPath<(String, String)>,
-) -> Response {
-    state.counts.total.fetch_add(1, Ordering::Relaxed);
-    *state
-        .counts
-        .by_path
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .entry(format!("/{tenant}/{doc}"))
-        .or_default() += 1;
-    let body = match doc.as_str() {
-        "jwks.json" => &state.docs.keys,
-        "with-oct.json" => &state.docs.with_oct,
-        "with-kidless.json" => &state.docs.with_kidless,
-        "big.json" => &state.docs.big,
-        "redirect.json" => {
-            return Redirect::temporary(&format!("/{tenant}/jwks.json")).into_response();
-        }
-        _ => return StatusCode::NOT_FOUND.into_response(),
+/// Publishes the documents the benches fetch, under `/{tenant}/{doc}` for every tenant:
+/// `jwks.json`, the three public keys; `with-oct.json`, the three and one symmetric
+/// (`kty: oct`) key; `with-kidless.json`, the three and one EC key without `kid`;
+/// `big.json`, the three and a 2 MiB `padding` member; `redirect.json`, a 307 to
+/// `jwks.json`.
+fn publish_documents(server: &KeyServer, keys: &[&SigningKey]) {
+    let jwks: Vec<Value> = keys.iter().map(|k| k.jwk()).collect();
+    let json = |doc: Value| serde_json::to_vec(&doc).expect("invariant: JSON serializes");
+    let with = |extra: Value| {
+        let mut all = jwks.clone();
+        all.push(extra);
+        json(json!({ "keys": all }))
     };
-    ([(CONTENT_TYPE, "application/json")], body.clone()).into_response()
-}
-
-/// The in-process JWKS server, on its own thread and runtime so that it never competes
-/// with the benched requests for the bench's runtime.
-struct KeyServer {
-    base: String,
-    state: Arc<ServerState>,
-}
-
-impl KeyServer {
-    fn start(docs: Documents) -> Self {
-        let state = Arc::new(ServerState {
-            docs,
-            counts: Counts::default(),
-        });
-        let listener =
-            std::net::TcpListener::bind("127.0.0.1:0").expect("invariant: a loopback port is free");
-        listener
-            .set_nonblocking(true)
-            .expect("invariant: sockets can be non-blocking");
-        let addr = listener
-            .local_addr()
-            .expect("invariant: a bound socket has an address");
-        let app = Router::new()
-            .route("/{tenant}/{doc}", get(serve_doc))
-            .with_state(state.clone());
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("invariant: a tokio runtime can be built");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener)
-                    .expect("invariant: the listener is non-blocking");
-                axum::serve(listener, app)
-                    .await
-                    .expect("invariant: the key server runs");
-            });
-        });
-        Self {
-            base: format!("http://{addr}"),
-            state,
-        }
+    let es256 = keys
+        .iter()
+        .find(|k| k.alg == Algorithm::ES256)
+        .expect("invariant: ES256 is one of the algorithms");
+    let mut kidless = es256.jwk();
+    if let Some(obj) = kidless.as_object_mut() {
+        obj.remove("kid");
     }
-
-    fn url(&self, tenant: &str, doc: &str) -> String {
-        format!("{}/{tenant}/{doc}", self.base)
-    }
-
-    /// Requests served so far for `/{tenant}/{doc}`.
-    fn count(&self, tenant: &str, doc: &str) -> usize {
-        self.state.counts.of(&format!("/{tenant}/{doc}"))
-    }
-
-    fn total(&self) -> usize {
-        self.state.counts.total.load(Ordering::Relaxed)
-    }
+    server.set_document("jwks.json", json(json!({ "keys": jwks })));
+    server.set_document(
+        "with-oct.json",
+        with(json!({ "kty": "oct", "kid": "shared", "k": "c2VjcmV0LWJ5dGVz" })),
+    );
+    server.set_document("with-kidless.json", with(kidless));
+    server.set_document(
+        "big.json",
+        json(json!({ "keys": jwks, "padding": "x".repeat(BIG_PADDING) })),
+    );
+    server.set_redirect("redirect.json", "jwks.json");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -588,7 +404,9 @@ fn send(rt: &Runtime, app: &Router, authorization: HeaderValue) -> (StatusCode, 
 /// Everything about one algorithm: its key, a valid token and what verifies it.
 struct PerAlg {
     alg: Alg,
-    key: Key,
+    key: SigningKey,
+    /// Made from the public JWK, as the layer and `jwks_client_rs` make theirs.
+    decoding: DecodingKey,
     token: String,
     authorization: HeaderValue,
     validation: Validation,
@@ -737,18 +555,23 @@ const TIMED_TENANTS: [&str; 4] = ["fresh", "fresh-crate", "cached", "client"];
 impl Fixtures {
     fn new(rt: &Runtime) -> Self {
         let started = Instant::now();
-        let keys: Vec<Key> = ALGS.into_iter().map(Key::generate).collect();
-        let server = KeyServer::start(Documents::new(&keys));
-        let jwks = |tenant: &str| server.url(tenant, "jwks.json");
-        let algs: Vec<PerAlg> = keys
+        let keys = ALGS.map(Alg::key);
+        // On its own thread and runtime, so that it never competes with the benched
+        // requests for the bench's runtime.
+        let server = KeyServer::start_on_own_thread(&keys.iter().collect::<Vec<_>>());
+        publish_documents(&server, &keys.iter().collect::<Vec<_>>());
+        let jwks = |tenant: &str| server.document_url(tenant, "jwks.json");
+        let algs: Vec<PerAlg> = ALGS
             .into_iter()
-            .map(|key| {
-                let token = key.sign(&key.alg.kid(), ISSUER);
+            .zip(keys)
+            .map(|(alg, key)| {
+                let token = sign(&key, &alg.kid(), ISSUER);
                 PerAlg {
-                    alg: key.alg,
+                    alg,
                     authorization: bearer(&token),
                     token,
-                    validation: validation(key.alg),
+                    validation: validation(alg),
+                    decoding: key.decoding_key(),
                     key,
                 }
             })
@@ -787,12 +610,9 @@ impl Fixtures {
         let es = self.alg(Alg::Es256);
         let other = {
             let now = jsonwebtoken::get_current_timestamp();
-            let mut header = Header::new(Algorithm::ES256);
-            header.kid = Some(Alg::Es256.kid());
             let claims =
                 json!({ "iss": ISSUER, "aud": "someone-else", "sub": SUBJECT, "exp": now + 600 });
-            jsonwebtoken::encode(&header, &claims, &es.key.encoding)
-                .expect("invariant: signing works")
+            es.key.sign(&claims)
         };
         for app in [&self.fresh, &self.fresh_crate, &self.cached] {
             let (status, _) = send(rt, app, bearer(&other));
@@ -804,7 +624,7 @@ impl Fixtures {
         }
         self.warm_fetches = TIMED_TENANTS
             .iter()
-            .map(|&t| (t, self.server.count(t, "jwks.json")))
+            .map(|&t| (t, self.server.document_hits(t, "jwks.json")))
             .collect();
 
         let es_token = self.alg(Alg::Es256).token.clone();
@@ -816,7 +636,8 @@ impl Fixtures {
                 Contender::JwksClient,
             ] {
                 let tenant = format!("storm-{}-{}", mode.slug(), contender.slug());
-                let target = Target::new(contender, &self.server.url(&tenant, "jwks.json"));
+                let target =
+                    Target::new(contender, &self.server.document_url(&tenant, "jwks.json"));
                 let warm = rt.block_on(target.outcome(&es_token));
                 assert!(
                     warm == "HTTP 200" || warm == "ok",
@@ -845,7 +666,7 @@ impl Fixtures {
     fn raw<'a>(&self, a: &'a PerAlg) -> Side<'a> {
         Side::Raw {
             token: &a.token,
-            key: &a.key.decoding,
+            key: &a.decoding,
             validation: &a.validation,
         }
     }
@@ -1190,11 +1011,13 @@ struct StormResult {
 fn storms(rt: &Runtime, f: &Fixtures, n: usize) -> Vec<StormResult> {
     let es = f.alg(Alg::Es256);
     println!("Random-kid storms: signing {n} tokens with unknown kids…");
-    let tokens: Vec<String> = (0..n).map(|_| es.key.sign(&random_kid(), ISSUER)).collect();
+    let tokens: Vec<String> = (0..n)
+        .map(|_| sign(&es.key, &random_kid(), ISSUER))
+        .collect();
     f.storms
         .iter()
         .map(|case| {
-            let count = || f.server.count(&case.tenant, "jwks.json");
+            let count = || f.server.document_hits(&case.tenant, "jwks.json");
             let before = count();
             let since_warm = case.warmed_at.elapsed();
             let start = Instant::now();
@@ -1287,10 +1110,10 @@ const CONTENDERS: [Contender; 3] = [
 fn cold_outcomes(rt: &Runtime, f: &Fixtures, doc: &str, token: &str) -> [String; 3] {
     CONTENDERS.map(|contender| {
         let tenant = format!("check-{}", contender.slug());
-        let before = f.server.total();
-        let outcome =
-            rt.block_on(Target::new(contender, &f.server.url(&tenant, doc)).outcome(token));
-        let fetches = f.server.total() - before;
+        let before = f.server.total_hits();
+        let outcome = rt
+            .block_on(Target::new(contender, &f.server.document_url(&tenant, doc)).outcome(token));
+        let fetches = f.server.total_hits() - before;
         format!(
             "{} ({fetches} fetch{})",
             label(&outcome),
@@ -1321,9 +1144,7 @@ fn behaviours(rt: &Runtime, f: &Fixtures, storms: &[StormResult]) -> Vec<Behavio
             .collect::<Vec<_>>()
             .join("; ")
     });
-    let wrong_issuer = es
-        .key
-        .sign(&Alg::Es256.kid(), "https://someone-else.example");
+    let wrong_issuer = sign(&es.key, &Alg::Es256.kid(), "https://someone-else.example");
     let iss = [
         label(&rt.block_on(Target::Layer(f.fresh.clone()).outcome(&wrong_issuer))),
         label(&rt.block_on(Target::Layer(f.fresh_crate.clone()).outcome(&wrong_issuer))),
@@ -1410,7 +1231,7 @@ mod summary {
         let timed_fetches: Vec<(&str, usize)> = f
             .warm_fetches
             .iter()
-            .map(|&(t, warm)| (t, f.server.count(t, "jwks.json") - warm))
+            .map(|&(t, warm)| (t, f.server.document_hits(t, "jwks.json") - warm))
             .collect();
         let checks = run_checks(rt, f);
         let storms = storms(rt, f, STORM_TOKENS);

@@ -35,6 +35,9 @@ mod report;
 mod fixture;
 #[path = "plugin/summary.rs"]
 mod summary;
+// The fake identity provider and the in-process key fetcher, shared with the tests.
+#[path = "../tests/kit/mod.rs"]
+mod kit;
 
 use std::hint::black_box;
 use std::time::{Instant, SystemTime};
