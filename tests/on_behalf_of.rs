@@ -17,8 +17,6 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{Method, StatusCode};
 use s2s_auth::plugin::PLUGIN_TYP;
 use s2s_auth::{
@@ -28,7 +26,7 @@ use s2s_auth::{
 };
 use serde_json::{Value, json};
 
-use common::kit::{Idp, KeyServer, SigningKey, limited_parts, now};
+use common::kit::{Idp, KeyServer, SigningKey, header_and_claims, limited_parts, now};
 use common::{
     Reply, SERVICE, Served, assert_allowed, assert_invalid_token, b64url, serve, serve_on,
 };
@@ -178,17 +176,6 @@ fn backstage_catalog(idp: &Idp, base: &str) -> AuthBuilder {
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-fn decode(part: &str) -> Value {
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).expect("base64url")).expect("JSON")
-}
-
-/// The header and claims of a compact JWS.
-fn parts(token: &str) -> (Value, Value) {
-    let mut it = token.split('.');
-    let header = decode(it.next().expect("header"));
-    (header, decode(it.next().expect("claims")))
-}
-
 /// The user principal catalog must see: jane, on behalf of whom scaffolder acts.
 #[track_caller]
 fn assert_jane_via_scaffolder(principal: &Value) {
@@ -215,11 +202,11 @@ async fn scaffolder_calls_catalog_on_behalf_of_a_backstage_user() {
     // The token scaffolder sends: a plugin token from scaffolder to catalog whose `obo` is
     // the limited user token, exactly as the identity provider signed it.
     let sent = obo_token(&scaffolder, &user_token).await;
-    let (header, claims) = parts(&sent);
+    let (header, claims) = header_and_claims(&sent);
     assert_eq!(header["typ"], PLUGIN_TYP);
     assert_eq!(claims["sub"], "scaffolder");
     assert_eq!(claims["aud"], "catalog");
-    let user_claims = parts(&user_token).1;
+    let user_claims = header_and_claims(&user_token).1;
     let iat = user_claims["iat"].as_u64().expect("iat");
     let proof = user_claims["uip"].as_str().expect("uip");
     assert_eq!(
@@ -503,7 +490,7 @@ async fn scaffolder_acts_for_an_oidc_user_where_trusted() {
 
     // The wire format: the user is the subject, scaffolder the actor; exp clamped.
     let sent = obo_token(&scaffolder, &user_token).await;
-    let (_, claims) = parts(&sent);
+    let (_, claims) = header_and_claims(&sent);
     assert_eq!(claims["sub"], "user:default/jane");
     assert_eq!(claims["act"], json!({ "sub": "scaffolder" }));
     assert!(claims.get("obo").is_none());
@@ -598,7 +585,7 @@ async fn the_users_proof_never_shows() {
     let (idp, scaffolder, _catalog) = world(backstage_catalog).await;
     let user_token = idp.user_token(IDP_ISSUER, "user:default/jane", GROUPS, now() + 600);
     let principal = verified(&scaffolder.auth, &user_token).await;
-    let proof = parts(&user_token).1["uip"]
+    let proof = header_and_claims(&user_token).1["uip"]
         .as_str()
         .expect("uip")
         .to_owned();
@@ -631,8 +618,8 @@ async fn a_second_hop_never_outlives_the_first() {
         .on_behalf_of_token(&jane, "search")
         .await
         .expect("an on-behalf-of token");
-    let (_, claims) = parts(onward.expose_secret());
-    let (_, first) = parts(&received);
+    let (_, claims) = header_and_claims(onward.expose_secret());
+    let (_, first) = header_and_claims(&received);
     assert_eq!(claims["sub"], "catalog");
     assert_eq!(
         claims["obo"], first["obo"],

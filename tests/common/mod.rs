@@ -10,6 +10,8 @@ pub mod kit;
 
 pub use kit::{b64url, hex};
 
+pub mod plugin;
+
 use base64::Engine as _;
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};

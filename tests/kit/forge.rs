@@ -1,5 +1,5 @@
 //! Tokens built by hand: standard claims, any header signed with any key, unsigned tokens,
-//! and Backstage's legacy HS256 tokens.
+//! Backstage's legacy HS256 tokens, and the parts of a token read back (to change them).
 
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -25,6 +25,22 @@ pub fn random_hex(n: usize) -> String {
     let mut bytes = vec![0u8; n];
     aws_lc_rs::rand::fill(&mut bytes).expect("random bytes");
     hex(&bytes)
+}
+
+/// A JWS part (header or claims), decoded.
+pub fn decode_part(part: &str) -> Value {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("a JSON object")
+}
+
+/// The unverified header and claims of a compact JWS.
+pub fn header_and_claims(token: &str) -> (Value, Value) {
+    let mut parts = token.split('.');
+    let header = decode_part(parts.next().expect("a header"));
+    let claims = decode_part(parts.next().expect("claims"));
+    (header, claims)
 }
 
 /// Standard claims: `iss`, `aud`, `sub`, `iat` now, `exp` in ten minutes.

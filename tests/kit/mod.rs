@@ -9,7 +9,7 @@
 //!
 //! - [`keys`]: [`SigningKey`] (ES256, EdDSA, RS256) and its public JWK, [`jwks`] documents;
 //! - [`forge`]: standard [`claims`], any header signed with any key ([`sign_raw`]),
-//!   [`unsigned`] tokens, Backstage's [`legacy_token`]s;
+//!   [`unsigned`] tokens, Backstage's [`legacy_token`]s, a token's [`header_and_claims`];
 //! - [`key_server`]: [`KeyServer`], JWKS and OIDC discovery over HTTP, in a [`Mode`];
 //! - [`big_body_server`]: [`BigBodyServer`], an oversized key set, counting what it sent;
 //! - [`key_fetcher`]: [`InProcessJwks`], key sets by URL without a socket;
@@ -27,8 +27,8 @@ pub mod keys;
 
 pub use big_body_server::BigBodyServer;
 pub use forge::{
-    b64url, claims, hex, legacy_claims, legacy_claims_living, legacy_token, now, random_hex,
-    sign_raw, unsigned,
+    b64url, claims, decode_part, header_and_claims, hex, legacy_claims, legacy_claims_living,
+    legacy_token, now, random_hex, sign_raw, unsigned,
 };
 pub use idp::{Idp, UserClaims, UserToken, backstage_user_token, limited_parts, limited_token};
 pub use key_fetcher::InProcessJwks;
