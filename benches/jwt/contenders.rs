@@ -9,7 +9,8 @@ use jwks_client_rs::JwksClient;
 use jwks_client_rs::source::WebSource;
 use tower::ServiceExt;
 
-use crate::fixture::{AUDIENCE, Fetcher, bearer, jwks_client, layer_app, request};
+use crate::fixture::{AUDIENCE, Fetcher, jwks_client, layer_app};
+use crate::report::request::{self, ITEM_URI, bearer};
 use crate::sides::Claims;
 
 pub const CONTENDERS: [Contender; 3] = [
@@ -68,7 +69,7 @@ impl Target {
     pub fn outcome(&self, token: &str) -> Outcome {
         match self {
             Target::Layer(app) => {
-                let req = request(bearer(token));
+                let req = request::get(ITEM_URI, bearer(token));
                 let app = app.clone();
                 Box::pin(async move {
                     match app.oneshot(req).await {

@@ -6,10 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Body;
 use axum::routing::get;
-use http::header::AUTHORIZATION;
-use http::{HeaderValue, Method, Request, StatusCode, Uri};
+use http::{HeaderValue, Method, StatusCode};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use jwks_client_rs::JwksClient;
 use jwks_client_rs::source::WebSource;
@@ -17,26 +15,19 @@ use s2s_auth::jwks::JwksClientRsFetcher;
 use s2s_auth::{Auth, DEFAULT_LEEWAY_SECS, JwksAccess, RoutePolicy};
 use serde_json::{Value, json};
 use tokio::runtime::Runtime;
-use tower::ServiceExt;
 
 use crate::contenders::{Contender, Target};
 use crate::kit::{KeyServer, SigningKey};
+use crate::report::request::{self, ITEM_PATH, ITEM_URI, bearer, ok};
 use crate::sides::Side;
 use crate::storm::{Mode, StormCase};
 
 pub const ISSUER: &str = "https://idp.bench.example";
 pub const AUDIENCE: &str = "bench";
 pub const SUBJECT: &str = "bench-caller";
-pub const ITEM_PATH: &str = "/items/{id}";
-pub const ITEM_URI: &str = "/items/42";
 
 /// The padding of the oversized JWKS: twice the default 1 MiB cap.
 pub const BIG_PADDING: usize = 2 * 1024 * 1024;
-
-/// The one handler every request bench calls.
-pub async fn ok() -> &'static str {
-    "ok"
-}
 
 // ---------------------------------------------------------------------------------------
 // Keys and tokens
@@ -113,11 +104,6 @@ pub fn sign(key: &SigningKey, kid: &str, iss: &str) -> String {
         "exp": now + 7_200,
     });
     key.sign_with(header, &claims)
-}
-
-pub fn bearer(token: &str) -> HeaderValue {
-    HeaderValue::from_str(&format!("Bearer {token}"))
-        .expect("invariant: a JWT is a valid header value")
 }
 
 /// The checks the layer makes, for `jsonwebtoken::decode`: signature and algorithm, `iss`,
@@ -208,30 +194,6 @@ pub fn jwks_client(url: &str) -> JwksClient<WebSource> {
         .build(url.parse().expect("invariant: the server URL parses"))
         .expect("invariant: the web source builds");
     JwksClient::builder().build(source)
-}
-
-pub fn request(authorization: HeaderValue) -> Request<Body> {
-    let mut req = Request::new(Body::empty());
-    *req.method_mut() = Method::GET;
-    *req.uri_mut() = Uri::from_static(ITEM_URI);
-    req.headers_mut().insert(AUTHORIZATION, authorization);
-    req
-}
-
-/// Sends one request; returns the status and the body.
-pub fn send(rt: &Runtime, app: &Router, authorization: HeaderValue) -> (StatusCode, String) {
-    rt.block_on(async {
-        let res = app
-            .clone()
-            .oneshot(request(authorization))
-            .await
-            .expect("invariant: axum routers are infallible");
-        let status = res.status();
-        let body = axum::body::to_bytes(res.into_body(), 1 << 16)
-            .await
-            .expect("invariant: the bodies are small");
-        (status, String::from_utf8_lossy(&body).into_owned())
-    })
 }
 
 /// Everything about one algorithm: its key, a valid token and what verifies it.
@@ -330,7 +292,7 @@ impl Fixtures {
             es.key.sign(&claims)
         };
         for app in [&self.fresh, &self.fresh_crate, &self.cached] {
-            let (status, _) = send(rt, app, bearer(&other));
+            let (status, _) = request::send(rt, app, request::get(ITEM_URI, bearer(&other)));
             assert_eq!(
                 status,
                 StatusCode::UNAUTHORIZED,

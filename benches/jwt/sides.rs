@@ -14,8 +14,9 @@ use serde_json::{Map, Value};
 use tokio::runtime::Runtime;
 use tower::ServiceExt;
 
-use crate::fixture::{AUDIENCE, Alg, Fixtures, PerAlg, request, send};
-use crate::report::median;
+use crate::fixture::{AUDIENCE, Alg, Fixtures, PerAlg};
+use crate::report::request::{self, ITEM_URI};
+use crate::report::{self, Figure};
 
 pub const PAIRED_ROUNDS: usize = 100;
 /// Operations per side per round: about 1–3 ms each, so a round takes some 10 ms.
@@ -58,7 +59,7 @@ impl Side<'_> {
             Side::Request { app, authorization } => {
                 group.bench_function(name, |b| {
                     b.to_async(rt).iter(|| {
-                        let req = request(authorization.clone());
+                        let req = request::get(ITEM_URI, authorization.clone());
                         let app = app.clone();
                         async move { black_box(app.oneshot(req).await.ok()) }
                     });
@@ -90,7 +91,7 @@ impl Side<'_> {
             }
             Side::Request { app, authorization } => rt.block_on(async {
                 for _ in 0..n {
-                    let req = request(authorization.clone());
+                    let req = request::get(ITEM_URI, authorization.clone());
                     black_box(app.clone().oneshot(req).await.ok());
                 }
             }),
@@ -120,7 +121,8 @@ impl Side<'_> {
                 Err(e) => format!("error: {e}"),
             },
             Side::Request { app, authorization } => {
-                let (status, body) = send(rt, app, authorization.clone());
+                let req = request::get(ITEM_URI, authorization.clone());
+                let (status, body) = request::send(rt, app, req);
                 if status == StatusCode::OK && body == "ok" {
                     "ok".to_owned()
                 } else {
@@ -149,53 +151,27 @@ impl Side<'_> {
 /// Per-operation nanoseconds of each side in each round: `[side][round]`.
 pub struct Rounds(pub Vec<Vec<f64>>);
 
-/// Times every side of `sides` for [`PAIRED_ROUNDS`] rounds after one warm-up round,
-/// starting each round at the next side (round-robin), so that load from other processes,
-/// which comes and goes over seconds, falls on every side of a round alike.
+/// Times every side of `sides` for [`PAIRED_ROUNDS`] rounds, round-robin (see
+/// [`report::round_robin`]).
 pub fn paired(rt: &Runtime, sides: &[(Side<'_>, u32)]) -> Rounds {
-    let k = sides.len();
-    let mut times = vec![Vec::with_capacity(PAIRED_ROUNDS); k];
-    for round in 0..=PAIRED_ROUNDS {
-        let mut this = vec![0.0; k];
-        for i in 0..k {
-            let s = (round + i) % k;
-            let (side, n) = sides[s];
-            this[s] = side.batch(rt, n);
-        }
-        if round > 0 {
-            for (t, v) in times.iter_mut().zip(this) {
-                t.push(v);
-            }
-        }
-    }
-    Rounds(times)
-}
-
-/// A paired figure: the median over rounds, and the interquartile range.
-#[derive(Clone, Copy)]
-pub struct Figure {
-    pub median: f64,
-    pub p25: f64,
-    pub p75: f64,
+    Rounds(report::round_robin(PAIRED_ROUNDS, sides.len(), |s| {
+        let (side, n) = sides[s];
+        side.batch(rt, n)
+    }))
 }
 
 impl Rounds {
     /// `metric` of each round's per-side times, summarized over rounds.
     pub fn figure(&self, metric: impl Fn(&[f64]) -> f64) -> Figure {
         let rounds = self.0[0].len();
-        let mut v: Vec<f64> = (0..rounds)
-            .map(|r| {
-                let t: Vec<f64> = self.0.iter().map(|side| side[r]).collect();
-                metric(&t)
-            })
-            .collect();
-        let m = median(&mut v);
-        let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
-        Figure {
-            median: m,
-            p25: q(0.25),
-            p75: q(0.75),
-        }
+        Figure::of(
+            (0..rounds)
+                .map(|r| {
+                    let t: Vec<f64> = self.0.iter().map(|side| side[r]).collect();
+                    metric(&t)
+                })
+                .collect(),
+        )
     }
 }
 

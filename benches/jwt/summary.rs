@@ -9,10 +9,11 @@ use tokio::runtime::Runtime;
 
 use crate::behaviours::{Behaviour, behaviours};
 use crate::contenders::{Contender, label};
-use crate::fixture::{ALGS, AUDIENCE, Alg, Fixtures, ITEM_URI};
-use crate::report::{self, Estimate, machine, now_utc, ns, signed, verdict};
+use crate::fixture::{ALGS, AUDIENCE, Alg, Fixtures};
+use crate::report::request::ITEM_URI;
+use crate::report::{self, Estimate, gap, machine_section, now_utc, ns, ratio, signed, verdict};
 use crate::sides::{
-    AlgChecks, CACHED, CLIENT, FRESH, FRESH_CRATE, Figure, NO_AUTH, PAIRED_BATCH_CHEAP,
+    AlgChecks, CACHED, CLIENT, FRESH, FRESH_CRATE, NO_AUTH, PAIRED_BATCH_CHEAP,
     PAIRED_BATCH_CRYPTO, PAIRED_ROUNDS, RAW, run_checks,
 };
 use crate::storm::{Mode, SMOKE_STORM_TOKENS, STORM_IN_FLIGHT, STORM_TOKENS, StormResult, storms};
@@ -20,16 +21,9 @@ use crate::{CACHED_LIMIT, FRESH_LIMIT, bench_list};
 
 pub fn write(started: SystemTime, rt: &Runtime, f: &Fixtures) {
     let list = bench_list(f);
-    let est = match report::read_all(list.iter().map(|(b, _)| b.as_str()), started) {
-        Ok(est) => est,
-        Err(why) => {
-            eprintln!(
-                "BENCHMARKS.md not written: every bench must run in the same invocation \
-                 ({why}). Run `cargo bench --features jwks-client-rs --bench jwt` without a \
-                 filter."
-            );
-            return;
-        }
+    let benches = list.iter().map(|(b, _)| b.as_str());
+    let Some(est) = report::estimates_of_this_run("jwt", benches, started) else {
+        return;
     };
     let est: HashMap<&str, Estimate> = list.iter().map(|(b, _)| b.as_str()).zip(est).collect();
     // Fetches made by the timed instances since they were warmed: none is expected.
@@ -51,18 +45,6 @@ pub fn write(started: SystemTime, rt: &Runtime, f: &Fixtures) {
         f,
     );
     report::write_section("jwt", &md);
-}
-
-fn ratio(v: f64) -> String {
-    if v >= 10.0 {
-        format!("{v:.1}×")
-    } else {
-        format!("{v:.3}×")
-    }
-}
-
-fn iqr(f: Figure, fmt: fn(f64) -> String) -> String {
-    format!("{} – {}", fmt(f.p25), fmt(f.p75))
 }
 
 fn secs(d: Duration) -> String {
@@ -96,17 +78,11 @@ fn render(
          every full run. Every figure in it comes from one process and one run.\n",
         now_utc()
     );
-    let _ = writeln!(w, "### Machine\n");
-    for (k, v) in machine(
+    w.push_str(&machine_section(
         "`bench` (optimised), criterion 0.8 (1 s warm-up, 3 s of samples, 50 samples), tokio \
          current-thread runtime; the JWKS server on its own thread and runtime",
-    ) {
-        let _ = writeln!(w, "- **{k}:** {v}");
-    }
-    let repeat_gap = {
-        let pct = (e("repeat/raw_es256").median / e("raw/es256").median - 1.0) * 100.0;
-        format!("{}{:.1}%", if pct < 0.0 { "−" } else { "+" }, pct.abs())
-    };
+    ));
+    let repeat_gap = gap(e("repeat/raw_es256").median, e("raw/es256").median);
     let _ = writeln!(
         w,
         "\n> A shared, noisy 2-core machine: other jobs (builds, tests) run on it at the same \
@@ -186,7 +162,7 @@ fn render(
                 ratio(crit),
                 ratio(crit_mean),
                 ratio(paired.median),
-                iqr(paired, ratio),
+                paired.iqr(ratio),
                 verdict(ok.0, ok.1)
             );
             if !(ok.0 && ok.1) {
@@ -220,7 +196,7 @@ fn render(
             ratio(crit),
             ratio(crit_mean),
             ratio(paired.median),
-            iqr(paired, ratio),
+            paired.iqr(ratio),
             verdict(ok.0, ok.1)
         );
         if !(ok.0 && ok.1) {
@@ -257,7 +233,7 @@ fn render(
             c.alg.name(),
             ns(c.side_ns[RAW]),
             signed(c.layer_extra.median),
-            iqr(c.layer_extra, signed),
+            c.layer_extra.iqr(signed),
             ns(e(&format!("components/sha256_{id}")).median),
             ns(e(&format!("components/fingerprint_{id}")).median),
             ns(validation_ns),
@@ -354,9 +330,9 @@ fn render(
             ns(e(&format!("layer_fresh_crate_fetcher/{id}")).median),
             ns(e(&format!("jwks_client_rs/{id}")).median),
             ratio(c.crate_over_builtin.median),
-            iqr(c.crate_over_builtin, ratio),
+            c.crate_over_builtin.iqr(ratio),
             ratio(c.client_over_raw.median),
-            iqr(c.client_over_raw, ratio)
+            c.client_over_raw.iqr(ratio)
         );
     }
     let _ = writeln!(
@@ -493,11 +469,7 @@ fn render(
          tracing subscriber is installed, so audit events are built but not formatted. Paired \
          medians per side (ns) are in the last column for comparison.\n"
     );
-    let _ = writeln!(
-        w,
-        "| bench | what | mean ns | mean 95% CI | median ns | paired median ns |"
-    );
-    let _ = writeln!(w, "|---|---|---:|---:|---:|---:|");
+    let _ = writeln!(w, "{}", report::measurements_head(&["paired median ns"]));
     let paired_of = |bench: &str| -> Option<f64> {
         let (group, id) = bench.split_once('/')?;
         let c = checks.iter().find(|c| c.alg.id() == id);
@@ -513,15 +485,11 @@ fn render(
         c.and_then(|c| c.side_ns.get(side).copied())
     };
     for (bench, what) in list {
-        let x = e(bench);
+        let paired = paired_of(bench).map_or_else(|| "–".to_owned(), ns);
         let _ = writeln!(
             w,
-            "| `{bench}` | {what} | {} | {} – {} | {} | {} |",
-            ns(x.mean),
-            ns(x.mean_low),
-            ns(x.mean_high),
-            ns(x.median),
-            paired_of(bench).map_or_else(|| "–".to_owned(), ns)
+            "{}",
+            report::measurement_row(bench, what, &e(bench), &[paired])
         );
     }
 

@@ -7,10 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Body;
 use axum::routing::get;
-use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
-use http::{HeaderValue, Method, Request, StatusCode, Uri};
+use http::header::WWW_AUTHENTICATE;
+use http::{HeaderValue, Method, StatusCode};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use s2s_auth::plugin::{JWKS_PATH, PLUGIN_TOKEN_LIFETIME, PLUGIN_TYP};
@@ -23,6 +22,7 @@ use tokio::runtime::Runtime;
 use tower::ServiceExt;
 
 use crate::kit::{InProcessJwks, SigningKey, UserClaims, UserToken, backstage_user_token, jwks};
+use crate::report::request::{self, ITEM_PATH, ITEM_URI, bearer, ok};
 use crate::{OPS, Op};
 
 pub const CALLER: &str = "scaffolder";
@@ -35,13 +35,7 @@ pub const IDP_JWKS_URL: &str = "http://backstage.bench.invalid/api/auth/.well-kn
 pub const USER: &str = "user:default/jane";
 /// The user token's lifetime: Backstage's default, one hour.
 pub const USER_TOKEN_LIFETIME: u64 = 3600;
-pub const ITEM_PATH: &str = "/items/{id}";
-pub const ITEM_URI: &str = "/items/42";
 pub const REUSE_CALLS: u32 = 1_000;
-
-async fn ok() -> &'static str {
-    "ok"
-}
 
 /// Who the layer let in: subject, credential and actor.
 async fn whoami(p: Principal) -> String {
@@ -51,19 +45,6 @@ async fn whoami(p: Principal) -> String {
         p.credential().as_str(),
         p.actor().unwrap_or("-")
     )
-}
-
-pub fn bearer(token: &str) -> HeaderValue {
-    HeaderValue::from_str(&format!("Bearer {token}"))
-        .expect("invariant: a JWT is a valid header value")
-}
-
-fn request(authorization: HeaderValue) -> Request<Body> {
-    let mut req = Request::new(Body::empty());
-    *req.method_mut() = Method::GET;
-    *req.uri_mut() = Uri::from_static(ITEM_URI);
-    req.headers_mut().insert(AUTHORIZATION, authorization);
-    req
 }
 
 /// A Backstage auth backend: its ES256 key, whose JWKS [`InProcessJwks`] serves from memory.
@@ -139,7 +120,7 @@ async fn principal_of(auth: &Auth, token: &str) -> Principal {
             }),
         )
         .layer(auth.layer());
-    let Ok(res) = app.oneshot(request(bearer(token))).await;
+    let Ok(res) = app.oneshot(request::get(ITEM_URI, bearer(token))).await;
     assert_eq!(
         res.status(),
         StatusCode::OK,
@@ -347,13 +328,19 @@ impl Fixtures {
                 format!("{USER} obo plugin:{CALLER}"),
             ),
         ] {
-            let Ok(res) = whoami.clone().oneshot(request(authorization.clone())).await;
+            let Ok(res) = whoami
+                .clone()
+                .oneshot(request::get(ITEM_URI, authorization.clone()))
+                .await;
             let body = axum::body::to_bytes(res.into_body(), 1 << 10).await;
             assert_eq!(body.expect("a body"), expected.as_bytes());
         }
         for (token, error) in &self.refused {
             for app in [&self.fresh, &self.cached] {
-                let Ok(res) = app.clone().oneshot(request(bearer(token))).await;
+                let Ok(res) = app
+                    .clone()
+                    .oneshot(request::get(ITEM_URI, bearer(token)))
+                    .await;
                 let challenge = res.headers().get(WWW_AUTHENTICATE);
                 let challenge = challenge.and_then(|c| c.to_str().ok()).unwrap_or_default();
                 let expected = format!("error_description=\"{error}\"");
@@ -450,7 +437,10 @@ impl Fixtures {
 
     /// One request: build it, clone the `Router` (one `Arc`), await `oneshot`.
     async fn send(&self, app: &Router, authorization: &HeaderValue) -> Result<(), String> {
-        let Ok(res) = app.clone().oneshot(request(authorization.clone())).await;
+        let Ok(res) = app
+            .clone()
+            .oneshot(request::get(ITEM_URI, authorization.clone()))
+            .await;
         match res.status() {
             StatusCode::OK => Ok(()),
             status => Err(format!("HTTP {status}")),
