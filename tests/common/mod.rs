@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests: the tokens, one configuration that exercises
 //! every rule, a router that echoes the principal, and a driver that sends one request
 //! through the real layer and returns the response with the one audit event it produced.
+//! Keys, forged tokens, key servers and the identity provider are the test kit's
+//! ([`kit`], shared with the benches and the tour); plugin-token services are in [`plugin`].
 
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]

@@ -29,13 +29,7 @@ impl SigningKey {
         let pkcs8 =
             EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
                 .expect("P-256 key generation");
-        let der = pkcs8.as_ref().to_vec();
-        Self {
-            kid: kid.to_owned(),
-            alg: Algorithm::ES256,
-            encoding: EncodingKey::from_ec_der(&der),
-            der,
-        }
+        Self::from_der(kid, Algorithm::ES256, pkcs8.as_ref().to_vec())
     }
 
     /// A fresh Ed25519 key (EdDSA).
@@ -43,23 +37,27 @@ impl SigningKey {
         // jsonwebtoken reads the 48-byte PKCS#8 v1 form (v2 adds the public key).
         let pkcs8 =
             Ed25519KeyPair::generate_pkcs8v1(&SystemRandom::new()).expect("Ed25519 key generation");
-        let der = pkcs8.as_ref().to_vec();
-        Self {
-            kid: kid.to_owned(),
-            alg: Algorithm::EdDSA,
-            encoding: EncodingKey::from_ed_der(&der),
-            der,
-        }
+        Self::from_der(kid, Algorithm::EdDSA, pkcs8.as_ref().to_vec())
     }
 
     /// An RSA 2048 key (RS256). Generation is slow, so `slot` picks one of a few keys made
     /// once per process: the same slot is the same key material.
     pub fn rsa(kid: &str, slot: usize) -> Self {
-        let der = rsa_pkcs1(slot);
+        Self::from_der(kid, Algorithm::RS256, rsa_pkcs1(slot))
+    }
+
+    /// The key `der` holds, for `alg`: PKCS#8 for ES256 and EdDSA, PKCS#1 for RS256.
+    fn from_der(kid: &str, alg: Algorithm, der: Vec<u8>) -> Self {
+        let encoding = match alg {
+            Algorithm::ES256 => EncodingKey::from_ec_der(&der),
+            Algorithm::EdDSA => EncodingKey::from_ed_der(&der),
+            Algorithm::RS256 => EncodingKey::from_rsa_der(&der),
+            other => unreachable!("the kit makes ES256, EdDSA and RS256 keys, not {other:?}"),
+        };
         Self {
             kid: kid.to_owned(),
-            alg: Algorithm::RS256,
-            encoding: EncodingKey::from_rsa_der(&der),
+            alg,
+            encoding,
             der,
         }
     }
