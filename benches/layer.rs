@@ -12,6 +12,8 @@
 //! the crate root (see `report`) from criterion's estimates of this run. `cargo test
 //! --benches` runs each routine once and writes nothing.
 
+// Not every bench uses every helper.
+#[allow(dead_code)]
 mod report;
 
 use std::fmt::Write as _;
@@ -22,11 +24,12 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use criterion::{BenchmarkGroup, Criterion, measurement::WallTime};
-use http::header::AUTHORIZATION;
-use http::{HeaderValue, Method, Request, StatusCode, Uri};
+use http::{HeaderValue, Method, Request, StatusCode};
 use s2s_auth::{Auth, AuthBuilder, DefaultPolicy, Fingerprint, RoutePolicy, StaticToken};
 use tokio::runtime::Runtime;
 use tower::ServiceExt;
+
+use report::request::{self, ITEM_PATH, ITEM_URI, ok};
 
 /// The limit on (b) − (a), in nanoseconds.
 const OVERHEAD_LIMIT_NS: f64 = 2_000.0;
@@ -43,15 +46,8 @@ const SENT_TOKEN: usize = 7;
 /// entries that were allocated next to each other.
 const ROTATION_STEP: usize = 7_919;
 
-const ITEM_PATH: &str = "/items/{id}";
-const ITEM_URI: &str = "/items/42";
 const POLICY_PATH: &str = "/svc249/items/{id}";
 const POLICY_URI: &str = "/svc249/items/42";
-
-/// The one handler every bench calls.
-async fn ok() -> &'static str {
-    "ok"
-}
 
 /// The `i`-th configured token: all of the same length, opaque, visible ASCII.
 fn token(i: usize) -> String {
@@ -59,22 +55,11 @@ fn token(i: usize) -> String {
 }
 
 fn bearer(i: usize) -> HeaderValue {
-    HeaderValue::from_str(&format!("Bearer {}", token(i)))
-        .expect("invariant: bench tokens are visible ASCII")
+    request::bearer(&token(i))
 }
 
 fn static_tokens(n: usize) -> impl Iterator<Item = StaticToken> {
     (0..n).map(|i| StaticToken::new(format!("caller-{i:05}"), token(i)))
-}
-
-/// The request every `request` and `static_lookup` bench sends (only the token varies in
-/// the rotating variants): `GET`, a path parameter, a bearer token.
-fn request(uri: &'static str, authorization: HeaderValue) -> Request<Body> {
-    let mut req = Request::new(Body::empty());
-    *req.method_mut() = Method::GET;
-    *req.uri_mut() = Uri::from_static(uri);
-    req.headers_mut().insert(AUTHORIZATION, authorization);
-    req
 }
 
 /// The layer over the items route, with `n` static tokens and a `GET` policy on the route.
@@ -137,23 +122,8 @@ fn policy_app(n: usize) -> Router {
 
 /// Sends one request and returns the status and body, to check a bench measures what it
 /// claims to before it is timed.
-fn send(rt: &Runtime, app: &Router, req: Request<Body>) -> (StatusCode, String) {
-    rt.block_on(async {
-        let res = app
-            .clone()
-            .oneshot(req)
-            .await
-            .expect("invariant: axum routers are infallible");
-        let status = res.status();
-        let body = axum::body::to_bytes(res.into_body(), 1 << 16)
-            .await
-            .expect("invariant: the bodies are small");
-        (status, String::from_utf8_lossy(&body).into_owned())
-    })
-}
-
 fn assert_ok(rt: &Runtime, app: &Router, req: Request<Body>, what: &str) {
-    let (status, body) = send(rt, app, req);
+    let (status, body) = request::send(rt, app, req);
     assert_eq!(
         (status, body.as_str()),
         (StatusCode::OK, "ok"),
@@ -179,7 +149,7 @@ impl Case<'_> {
 
     /// One iteration: build the request, clone the router (one `Arc`), await `oneshot`.
     fn send(&self, i: usize) -> impl Future<Output = ()> + use<> {
-        let req = request(self.uri, self.headers[i].clone());
+        let req = request::get(self.uri, self.headers[i].clone());
         let app = self.app.clone();
         async move {
             black_box(app.oneshot(req).await.ok());
@@ -188,7 +158,7 @@ impl Case<'_> {
 
     fn check(&self, rt: &Runtime, what: &str) {
         for h in self.headers.iter().step_by(997) {
-            assert_ok(rt, self.app, request(self.uri, h.clone()), what);
+            assert_ok(rt, self.app, request::get(self.uri, h.clone()), what);
         }
     }
 
@@ -263,10 +233,10 @@ impl Fixtures {
         ] {
             case.check(rt, what);
         }
-        let (status, _) = send(
+        let (status, _) = request::send(
             rt,
             &f.many_tokens,
-            request(ITEM_URI, bearer(MANY_TOKENS + 1)),
+            request::get(ITEM_URI, bearer(MANY_TOKENS + 1)),
         );
         assert_eq!(
             status,
@@ -362,7 +332,7 @@ fn components_group(c: &mut Criterion) {
     });
     group.bench_function("fingerprint_token", |b| {
         // The layer fingerprints the digest it already has, not the token again.
-        let digest = s2s_sha256(value.as_bytes());
+        let digest = report::sha256(value.as_bytes());
         b.iter(|| Fingerprint::of_digest(black_box(&digest)));
     });
     group.finish();
@@ -427,7 +397,7 @@ fn main() {
 /// This bench's section of `BENCHMARKS.md`.
 mod summary {
     use super::*;
-    use crate::report::{Estimate, machine, now_utc, ns, signed, verdict};
+    use crate::report::{Estimate, gap, machine_section, now_utc, ns, signed, verdict};
 
     /// One measured bench: `group/name`, and what it measures.
     const BENCHES: [(&str, &str); 10] = [
@@ -488,15 +458,9 @@ mod summary {
     }
 
     pub(super) fn write(started: SystemTime, rt: &Runtime, f: &Fixtures) {
-        let est = match report::read_all(BENCHES.iter().map(|(bench, _)| *bench), started) {
-            Ok(est) => est,
-            Err(why) => {
-                eprintln!(
-                    "BENCHMARKS.md not written: every bench must run in the same invocation \
-                     ({why}). Run `cargo bench --bench layer` without a filter."
-                );
-                return;
-            }
+        let benches = BENCHES.iter().map(|(bench, _)| *bench);
+        let Some(est) = report::estimates_of_this_run("layer", benches, started) else {
+            return;
         };
         let checks = run_checks(rt, f);
         report::write_section("layer", &render(&est, &checks));
@@ -540,10 +504,7 @@ mod summary {
         let routes_ratio = route_many.median / route_one.median;
         // `request/static_10000_tokens` and `static_lookup/tokens_10000` are the same
         // configuration and the same request, measured several seconds apart.
-        let repeat_gap = {
-            let pct = (many.median / with_auth.median - 1.0) * 100.0;
-            format!("{}{:.1}%", if pct < 0.0 { "−" } else { "+" }, pct.abs())
-        };
+        let repeat_gap = gap(many.median, with_auth.median);
 
         let overhead_ok = (
             overhead <= OVERHEAD_LIMIT_NS,
@@ -561,10 +522,9 @@ mod summary {
              **{date}**. The bench rewrites this section on every full run. Every figure in it \
              comes from one process and one run.\n"
         );
-        let _ = writeln!(w, "### Machine\n");
-        for (k, v) in machine("`bench` (optimised), criterion 0.8, tokio current-thread runtime") {
-            let _ = writeln!(w, "- **{k}:** {v}");
-        }
+        w.push_str(&machine_section(
+            "`bench` (optimised), criterion 0.8, tokio current-thread runtime",
+        ));
         let _ = writeln!(
             w,
             "\n> These figures come from a shared, noisy 2-core machine: other jobs (builds, \
@@ -735,17 +695,9 @@ mod summary {
              awaits `oneshot` on a tokio current-thread runtime. No tracing subscriber is \
              installed, so audit events cost their construction but are not formatted.\n"
         );
-        let _ = writeln!(w, "| bench | what | mean ns | mean 95% CI | median ns |");
-        let _ = writeln!(w, "|---|---|---:|---:|---:|");
+        let _ = writeln!(w, "{}", report::measurements_head(&[]));
         for ((bench, what), e) in BENCHES.iter().zip(est) {
-            let _ = writeln!(
-                w,
-                "| `{bench}` | {what} | {} | {} – {} | {} |",
-                ns(e.mean),
-                ns(e.mean_low),
-                ns(e.mean_high),
-                ns(e.median)
-            );
+            let _ = writeln!(w, "{}", report::measurement_row(bench, what, e, &[]));
         }
 
         let _ = writeln!(w, "\n### How to reproduce\n");
@@ -774,11 +726,4 @@ mod summary {
         );
         md
     }
-}
-
-/// SHA-256 of some bytes (what the layer computes once per token).
-fn s2s_sha256(bytes: &[u8]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    out.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref());
-    out
 }

@@ -35,6 +35,9 @@ mod report;
 mod fixture;
 #[path = "plugin/summary.rs"]
 mod summary;
+// The fake identity provider and the in-process key fetcher, shared with the tests.
+#[path = "../tests/kit/mod.rs"]
+mod kit;
 
 use std::hint::black_box;
 use std::time::{Instant, SystemTime};
@@ -43,6 +46,7 @@ use criterion::Criterion;
 use tokio::runtime::Runtime;
 
 use fixture::Fixtures;
+use report::Figure;
 
 const PAIRED_ROUNDS: usize = 100;
 /// Operations per side per round: an ES256 signature or verification takes tens of µs.
@@ -123,51 +127,28 @@ fn benches(c: &mut Criterion, rt: &Runtime, f: &Fixtures) {
     group.finish();
 }
 
-/// A paired figure: the median over rounds, and the interquartile range.
-#[derive(Clone, Copy)]
-struct Figure {
-    median: f64,
-    p25: f64,
-    p75: f64,
-}
-
 /// Per-operation nanoseconds of every op in every round (`[op][round]`): each round times a
-/// batch of every op, starting at the next op each round (round-robin), so that load from
-/// other processes, which comes and goes over seconds, falls on every op of a round alike.
+/// batch of every op, round-robin (see [`report::round_robin`]).
 fn paired(rt: &Runtime, f: &Fixtures) -> Vec<Vec<f64>> {
-    let mut times = vec![Vec::with_capacity(PAIRED_ROUNDS); OPS.len()];
-    for round in 0..=PAIRED_ROUNDS {
-        for i in 0..OPS.len() {
-            let k = (round + i) % OPS.len();
-            let (op, _, n) = OPS[k];
-            let per_op = rt.block_on(async {
-                let start = Instant::now();
-                for _ in 0..n {
-                    black_box(f.run(op).await.is_ok());
-                }
-                start.elapsed().as_secs_f64() * 1e9 / f64::from(n)
-            });
-            // Round 0 warms up.
-            if round > 0 {
-                times[k].push(per_op);
+    report::round_robin(PAIRED_ROUNDS, OPS.len(), |k| {
+        let (op, _, n) = OPS[k];
+        rt.block_on(async {
+            let start = Instant::now();
+            for _ in 0..n {
+                black_box(f.run(op).await.is_ok());
             }
-        }
-    }
-    times
+            start.elapsed().as_secs_f64() * 1e9 / f64::from(n)
+        })
+    })
 }
 
 /// `metric` of each round's per-op times, summarized over rounds.
 fn figure(times: &[Vec<f64>], metric: impl Fn(&dyn Fn(Op) -> f64) -> f64) -> Figure {
-    let mut v: Vec<f64> = (0..PAIRED_ROUNDS)
-        .map(|r| metric(&|op: Op| times[op as usize][r]))
-        .collect();
-    let median = report::median(&mut v);
-    let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
-    Figure {
-        median,
-        p25: q(0.25),
-        p75: q(0.75),
-    }
+    Figure::of(
+        (0..PAIRED_ROUNDS)
+            .map(|r| metric(&|op: Op| times[op as usize][r]))
+            .collect(),
+    )
 }
 
 fn main() {

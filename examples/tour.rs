@@ -29,112 +29,9 @@ const SCAFFOLDER_ONLY_TOKEN: &str = "scaffolder-only-9e1c3a5f7b";
 /// configures it. 32 bytes: "tour-legacy-secret-32-bytes-long".
 const LEGACY_SECRET: &str = "dG91ci1sZWdhY3ktc2VjcmV0LTMyLWJ5dGVzLWxvbmc=";
 
-/// A tiny identity provider: an ES256 key, its JWKS, and OIDC discovery.
-mod idp {
-    use aws_lc_rs::rand::SystemRandom;
-    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
-    use axum::{Json, Router, routing::get};
-    use jsonwebtoken::{Algorithm, EncodingKey, Header, jwk::Jwk};
-    use serde_json::{Value, json};
-
-    pub struct Idp {
-        pub issuer: String,
-        key: EncodingKey,
-    }
-
-    impl Idp {
-        /// Starts the provider on 127.0.0.1:0.
-        pub async fn start() -> Result<Idp, Box<dyn std::error::Error>> {
-            let pkcs8 = EcdsaKeyPair::generate_pkcs8(
-                &ECDSA_P256_SHA256_FIXED_SIGNING,
-                &SystemRandom::new(),
-            )
-            .map_err(|_| "cannot generate a key")?;
-            let key = EncodingKey::from_ec_der(pkcs8.as_ref());
-            let mut jwk = Jwk::from_encoding_key(&key, Algorithm::ES256)?;
-            jwk.common.key_id = Some("tour-key-1".into());
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-            let issuer = format!("http://{}", listener.local_addr()?);
-            let discovery = json!({ "issuer": issuer, "jwks_uri": format!("{issuer}/jwks.json") });
-            let jwks = json!({ "keys": [jwk] });
-            let app = Router::new()
-                .route(
-                    "/.well-known/openid-configuration",
-                    get(move || async move { Json(discovery) }),
-                )
-                .route("/jwks.json", get(move || async move { Json(jwks) }));
-            tokio::spawn(async move { axum::serve(listener, app).await });
-            Ok(Idp { issuer, key })
-        }
-
-        /// A Backstage user token for `sub` from the auth backend at `issuer` (same key), with
-        /// `uip`: this provider's signature over the user's limited token, which a service
-        /// forwards to act on the user's behalf.
-        pub fn backstage_user_token(&self, issuer: &str, sub: &str) -> String {
-            use base64::Engine as _;
-            let b64 = |s: String| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
-            let now = jsonwebtoken::get_current_timestamp();
-            let exp = now + 300;
-            // Backstage's limited token: these members, in this order.
-            let limited = format!(
-                "{}.{}",
-                b64(
-                    r#"{"typ":"vnd.backstage.limited-user","alg":"ES256","kid":"tour-key-1"}"#
-                        .into()
-                ),
-                b64(format!(r#"{{"sub":"{sub}","iat":{now},"exp":{exp}}}"#))
-            );
-            let uip = jsonwebtoken::crypto::sign(limited.as_bytes(), &self.key, Algorithm::ES256)
-                .unwrap_or_default();
-            let claims = json!({
-                "iss": issuer, "sub": sub, "ent": [sub], "aud": "backstage",
-                "iat": now, "exp": exp, "uip": uip,
-            });
-            let mut header = Header::new(Algorithm::ES256);
-            header.typ = Some("vnd.backstage.user".into());
-            header.kid = Some("tour-key-1".into());
-            jsonwebtoken::encode(&header, &claims, &self.key).unwrap_or_default()
-        }
-
-        /// A token for `sub`, meant for `aud`, valid for five minutes.
-        pub fn token(&self, sub: &str, aud: &str) -> String {
-            let now = jsonwebtoken::get_current_timestamp();
-            let claims: Value =
-                json!({ "iss": self.issuer, "sub": sub, "aud": aud, "iat": now, "exp": now + 300 });
-            let mut header = Header::new(Algorithm::ES256);
-            header.kid = Some("tour-key-1".into());
-            jsonwebtoken::encode(&header, &claims, &self.key).unwrap_or_default()
-        }
-    }
-
-    /// A Backstage legacy token: HS256, `sub: backstage-server`, no `aud`.
-    pub fn legacy_token(secret_base64: &str) -> String {
-        use base64::Engine as _;
-        let secret = base64::engine::general_purpose::STANDARD
-            .decode(secret_base64)
-            .unwrap_or_default();
-        let now = jsonwebtoken::get_current_timestamp();
-        let claims = json!({ "sub": "backstage-server", "iat": now, "exp": now + 300 });
-        jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(&secret),
-        )
-        .unwrap_or_default()
-    }
-
-    /// An unsigned token (`alg: none`), the oldest JWT attack.
-    pub fn unsigned_token(issuer: &str) -> String {
-        use base64::Engine as _;
-        let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
-        let now = jsonwebtoken::get_current_timestamp();
-        format!(
-            "{}.{}.",
-            b64(json!({ "alg": "none", "typ": "JWT" })),
-            b64(json!({ "iss": issuer, "sub": "admin", "aud": "catalog", "exp": now + 300 }))
-        )
-    }
-}
+/// A tiny identity provider (an ES256 key, its JWKS, and OIDC discovery), from the test kit.
+#[path = "../tests/kit/mod.rs"]
+mod kit;
 
 async fn whoami(principal: Option<Principal>) -> Json<Principal> {
     Json(principal.unwrap_or_else(Principal::none))
@@ -168,7 +65,7 @@ async fn call_catalog(
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let audit = Arc::new(MemoryAuditSink::default());
-    let idp = idp::Idp::start().await?;
+    let idp = kit::Idp::start("tour-key-1").await;
 
     // Two more services in this process. `scaffolder` verifies its users (OIDC and Backstage
     // user tokens), issues plugin-to-plugin tokens, publishes its keys at
@@ -176,10 +73,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // caller). `search` accepts plugin tokens too. Discovery (service id -> base URL) tells
     // each where the others are.
     let backstage_issuer = format!("{}/api/auth", idp.issuer);
-    let backstage_users = || {
-        UserProvider::backstage(backstage_issuer.clone())
-            .jwks_url(format!("{}/jwks.json", idp.issuer))
-    };
+    let backstage_users = || idp.backstage_provider(&backstage_issuer);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let scaffolder_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -231,7 +125,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // An external system (a CI pipeline) holding JWTs from the identity provider: its
         // tokens must name this issuer and audience `catalog`.
         .jwks_access(
-            JwksAccess::new(format!("{}/jwks.json", idp.issuer))
+            JwksAccess::new(idp.jwks_url())
                 .issuers([idp.issuer.clone()])
                 .audiences(["catalog"])
                 .subject_prefix("idp"),
@@ -291,8 +185,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ci_jwt = idp.token("ci-pipeline", "catalog");
     let search_jwt = idp.token("ci-pipeline", "search");
     let user_jwt = idp.token("jane", "catalog-ui");
-    let legacy_jwt = idp::legacy_token(LEGACY_SECRET);
-    let unsigned = idp::unsigned_token(&idp.issuer);
+    let legacy_jwt = kit::legacy_token(LEGACY_SECRET, &kit::legacy_claims_living(300));
+    let unsigned = idp.unsigned_token("admin", "catalog");
     let external = Some(("CI pipeline's JWT for catalog", ci_jwt.as_str()));
     let wrong_audience = Some(("CI pipeline's JWT for search", search_jwt.as_str()));
     let user = Some(("jane's user token", user_jwt.as_str()));
@@ -306,7 +200,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     ));
     let search_query = format!("{search_base}/query");
     // jane, signed in to Backstage, and to the OIDC provider for scaffolder.
-    let jane_backstage_jwt = idp.backstage_user_token(&backstage_issuer, "user:default/jane");
+    let jane_backstage_jwt = idp.user_token(
+        &backstage_issuer,
+        "user:default/jane",
+        &[],
+        kit::now() + 300,
+    );
     let jane_backstage = Some(("jane's Backstage user token", jane_backstage_jwt.as_str()));
     let jane_oidc_jwt = idp.token("jane", "scaffolder");
     let jane_oidc = Some(("jane's OIDC token for scaffolder", jane_oidc_jwt.as_str()));

@@ -145,7 +145,7 @@ async fn table_agrees_with_live_requests() {
     // Column order: none, static (a read-only unrestricted static token), legacy (a valid
     // token signed with `backend.auth.keys[0]`), then the configured callers in
     // configuration order.
-    let legacy = jwt::legacy_token(LEGACY_SECRET, &jwt::legacy_claims());
+    let legacy = kit::legacy_token(LEGACY_SECRET, &kit::legacy_claims());
     let mut tokens: Vec<Option<&str>> = vec![None, Some(CI_TOKEN), Some(&legacy)];
     tokens.extend(CONFIGURED_TOKENS.iter().map(|t| Some(*t)));
     assert_eq!(columns.len(), tokens.len());

@@ -11,7 +11,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use common::jwt::*;
+use common::kit::*;
 use common::*;
 use http::Method;
 use s2s_auth::{Auth, JwksAccess, JwksCacheConfig};
@@ -38,7 +38,7 @@ fn harness(url: &str, config: JwksCacheConfig) -> Harness {
 /// A fresh token (unique `jti`) signed by `key`.
 fn token(key: &SigningKey) -> String {
     let mut c = claims(ISSUER, SERVICE, "ci-bot");
-    c["jti"] = json!(random_hex());
+    c["jti"] = json!(random_hex(8));
     key.sign(&c)
 }
 
@@ -47,14 +47,8 @@ fn token_with_kid(key: &SigningKey, kid: &str) -> String {
     let mut header = key.header();
     header.kid = Some(kid.to_owned());
     let mut c = claims(ISSUER, SERVICE, "ci-bot");
-    c["jti"] = json!(random_hex());
+    c["jti"] = json!(random_hex(8));
     key.sign_with(header, &c)
-}
-
-fn random_hex() -> String {
-    let mut bytes = [0u8; 8];
-    aws_lc_rs::rand::fill(&mut bytes).expect("random bytes");
-    hex(&bytes)
 }
 
 /// Sends every token at once (one task each) and returns the replies in order.
@@ -134,7 +128,7 @@ async fn kid_storm_is_rate_limited() {
     let mut refused = 0;
     for _wave in 0..20 {
         let tokens: Vec<String> = (0..500)
-            .map(|_| token_with_kid(&key, &format!("random-{}", random_hex())))
+            .map(|_| token_with_kid(&key, &format!("random-{}", random_hex(8))))
             .collect();
         let replies = concurrently(&h.router, tokens).await;
         assert_all(&replies, 401, Some(&unknown_key_challenge()));
@@ -181,7 +175,7 @@ async fn rotation_through_kid_miss_refresh() {
     let mut storm = 0;
     while before_first_fetch.elapsed() < Duration::from_secs(5) {
         let tokens: Vec<String> = (0..20)
-            .map(|_| token_with_kid(&new, &format!("random-{}", random_hex())))
+            .map(|_| token_with_kid(&new, &format!("random-{}", random_hex(8))))
             .collect();
         assert_all(
             &concurrently(&h.router, tokens).await,

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::jwt::*;
+use common::kit::*;
 use common::*;
 use http::Method;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};

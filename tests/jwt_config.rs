@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::jwt::*;
+use common::kit::*;
 use common::*;
 use http::Method;
 use s2s_auth::{AuthBuilder, ConfigError, ConfigRule};

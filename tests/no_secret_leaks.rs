@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 use axum::Router;
 use axum::body::Body;
 use axum::routing::any;
-use common::jwt::{KeyServer, SigningKey, claims, legacy_claims, legacy_token, now, unsigned};
+use common::kit::{KeyServer, SigningKey, claims, legacy_claims, legacy_token, now, unsigned};
 use common::*;
 use http::{Method, Request};
 use s2s_auth::{

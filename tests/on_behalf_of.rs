@@ -6,9 +6,9 @@
 //! accepted only from trusted actors). Then every way to abuse them, each refused with the
 //! check it fails. The identity provider, `scaffolder` and `catalog` run on `127.0.0.1:0`.
 //!
-//! The identity provider here is the test's own: it mints Backstage user tokens whose `uip`
-//! is its signature over the limited token, built by string formatting below, independently
-//! of the crate's code, byte for byte as Backstage's auth backend does.
+//! The identity provider is the test kit's (`tests/kit/idp.rs`): it mints Backstage user
+//! tokens whose `uip` is its signature over the limited token, built by string formatting,
+//! independently of the crate's code, byte for byte as Backstage's auth backend does.
 
 mod common;
 
@@ -17,10 +17,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{Method, StatusCode};
-use jsonwebtoken::Algorithm;
 use s2s_auth::plugin::PLUGIN_TYP;
 use s2s_auth::{
     AccessRestriction, AccessRestrictions, AuditEvent, Auth, AuthBuilder, CredentialKind,
@@ -29,68 +26,17 @@ use s2s_auth::{
 };
 use serde_json::{Value, json};
 
-use common::jwt::{KeyServer, SigningKey, now};
+use common::kit::{Idp, KeyServer, SigningKey, header_and_claims, limited_parts, now};
 use common::{
     Reply, SERVICE, Served, assert_allowed, assert_invalid_token, b64url, serve, serve_on,
 };
 
+/// The Backstage auth backend the identity provider stands for.
 const IDP_ISSUER: &str = "http://backstage.test/api/auth";
-
-// ---------------------------------------------------------------------------------------
-// The identity provider
-// ---------------------------------------------------------------------------------------
-
-/// A Backstage auth backend: its key, published by a key server.
-struct Idp {
-    key: SigningKey,
-    server: KeyServer,
-}
-
-impl Idp {
-    async fn start() -> Self {
-        let key = SigningKey::es256("idp-key");
-        let server = KeyServer::start(&[&key]).await;
-        Self { key, server }
-    }
-
-    fn provider(&self) -> UserProvider {
-        UserProvider::backstage(IDP_ISSUER).jwks_url(self.server.jwks_url())
-    }
-
-    /// A Backstage user token for `sub` living until `exp`, with its `uip` proof.
-    fn user_token(&self, sub: &str, exp: u64) -> String {
-        let iat = now();
-        let uip = signature(&self.key, &limited_parts(&self.key.kid, sub, iat, exp));
-        let header = json!({ "typ": "vnd.backstage.user", "alg": "ES256", "kid": self.key.kid });
-        let claims = json!({
-            "iss": IDP_ISSUER, "sub": sub, "ent": [sub, "group:default/team-a"],
-            "aud": "backstage", "iat": iat, "exp": exp, "uip": uip,
-        });
-        self.key.sign_raw(&header, &claims)
-    }
-
-    /// The limited user token the identity provider vouches for.
-    fn limited(&self, sub: &str, iat: u64, exp: u64) -> String {
-        let parts = limited_parts(&self.key.kid, sub, iat, exp);
-        format!("{parts}.{}", signature(&self.key, &parts))
-    }
-}
-
-/// The two signed parts of a limited user token, in Backstage's member order.
-fn limited_parts(kid: &str, sub: &str, iat: u64, exp: u64) -> String {
-    let header = format!(r#"{{"typ":"vnd.backstage.limited-user","alg":"ES256","kid":"{kid}"}}"#);
-    let payload = format!(r#"{{"sub":"{sub}","iat":{iat},"exp":{exp}}}"#);
-    format!(
-        "{}.{}",
-        b64url(header.as_bytes()),
-        b64url(payload.as_bytes())
-    )
-}
-
-fn signature(key: &SigningKey, message: &str) -> String {
-    jsonwebtoken::crypto::sign(message.as_bytes(), &key.encoding, Algorithm::ES256)
-        .expect("signing")
-}
+/// The groups of every user it signs in.
+const GROUPS: &[&str] = &["group:default/team-a"];
+/// Its key's `kid`.
+const IDP_KID: &str = "idp-key";
 
 // ---------------------------------------------------------------------------------------
 // The services
@@ -202,7 +148,7 @@ async fn proxy(
 /// The identity provider, scaffolder, and a catalog built by `catalog` (given the
 /// identity provider and scaffolder's base URL).
 async fn world(catalog: impl FnOnce(&Idp, &str) -> AuthBuilder) -> (Idp, Scaffolder, Catalog) {
-    let idp = Idp::start().await;
+    let idp = Idp::start(IDP_KID).await;
     // Each must know the other's URL: take scaffolder's port first, start catalog knowing
     // it, then serve scaffolder on it.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -210,31 +156,25 @@ async fn world(catalog: impl FnOnce(&Idp, &str) -> AuthBuilder) -> (Idp, Scaffol
         .expect("bind");
     let scaffolder_base = format!("http://{}", listener.local_addr().expect("address"));
     let catalog = Catalog::start(catalog(&idp, &scaffolder_base)).await;
-    let scaffolder = Scaffolder::start(listener, idp.provider(), &catalog.server.base).await;
+    let scaffolder = Scaffolder::start(
+        listener,
+        idp.backstage_provider(IDP_ISSUER),
+        &catalog.server.base,
+    )
+    .await;
     (idp, scaffolder, catalog)
 }
 
 /// Catalog verifying Backstage users and plugin tokens from scaffolder at `base`.
 fn backstage_catalog(idp: &Idp, base: &str) -> AuthBuilder {
     Auth::builder(SERVICE)
-        .user_provider(idp.provider())
+        .user_provider(idp.backstage_provider(IDP_ISSUER))
         .discovery(StaticDiscovery::new([("scaffolder", base)]))
 }
 
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-fn decode(part: &str) -> Value {
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).expect("base64url")).expect("JSON")
-}
-
-/// The header and claims of a compact JWS.
-fn parts(token: &str) -> (Value, Value) {
-    let mut it = token.split('.');
-    let header = decode(it.next().expect("header"));
-    (header, decode(it.next().expect("claims")))
-}
 
 /// The user principal catalog must see: jane, on behalf of whom scaffolder acts.
 #[track_caller]
@@ -253,7 +193,7 @@ fn assert_jane_via_scaffolder(principal: &Value) {
 async fn scaffolder_calls_catalog_on_behalf_of_a_backstage_user() {
     let (idp, scaffolder, catalog) = world(backstage_catalog).await;
     let user_exp = now() + 900;
-    let user_token = idp.user_token("user:default/jane", user_exp);
+    let user_token = idp.user_token(IDP_ISSUER, "user:default/jane", GROUPS, user_exp);
 
     let (status, principal) = scaffolder.proxy(&user_token).await;
     assert_eq!(status, StatusCode::OK, "{principal}");
@@ -262,11 +202,11 @@ async fn scaffolder_calls_catalog_on_behalf_of_a_backstage_user() {
     // The token scaffolder sends: a plugin token from scaffolder to catalog whose `obo` is
     // the limited user token, exactly as the identity provider signed it.
     let sent = obo_token(&scaffolder, &user_token).await;
-    let (header, claims) = parts(&sent);
+    let (header, claims) = header_and_claims(&sent);
     assert_eq!(header["typ"], PLUGIN_TYP);
     assert_eq!(claims["sub"], "scaffolder");
     assert_eq!(claims["aud"], "catalog");
-    let user_claims = parts(&user_token).1;
+    let user_claims = header_and_claims(&user_token).1;
     let iat = user_claims["iat"].as_u64().expect("iat");
     let proof = user_claims["uip"].as_str().expect("uip");
     assert_eq!(
@@ -340,7 +280,7 @@ impl Forgery {
     async fn with(catalog: impl FnOnce(&Idp, &str) -> AuthBuilder) -> Self {
         let key = SigningKey::es256("forged-scaffolder-key");
         let server = KeyServer::start(&[&key]).await;
-        let idp = Idp::start().await;
+        let idp = Idp::start(IDP_KID).await;
         let catalog = Catalog::start(catalog(&idp, server.base())).await;
         Self {
             key,
@@ -401,7 +341,7 @@ async fn forged_limited_tokens_fail_the_check_they_break() {
     // Signed by someone else under the identity provider's kid.
     let impostor = SigningKey::es256(&f.idp.key.kid);
     f.refuses_obo(
-        &format!("{parts}.{}", signature(&impostor, &parts)),
+        &format!("{parts}.{}", impostor.signature(&parts)),
         VerifyError::BadSignature,
     )
     .await;
@@ -420,7 +360,8 @@ async fn forged_limited_tokens_fail_the_check_they_break() {
     .await;
     // A full user token is not a limited one: forwarding it would hand out the user's keys.
     f.refuses_obo(
-        &f.idp.user_token("user:default/jane", exp),
+        &f.idp
+            .user_token(IDP_ISSUER, "user:default/jane", GROUPS, exp),
         VerifyError::WrongType,
     )
     .await;
@@ -528,7 +469,7 @@ fn trusting(actors: &'static [&'static str]) -> impl FnOnce(&Idp, &str) -> AuthB
 
 #[tokio::test]
 async fn scaffolder_acts_for_an_oidc_user_where_trusted() {
-    let idp = Idp::start().await;
+    let idp = Idp::start(IDP_KID).await;
     let oidc = UserProvider::oidc(IDP_ISSUER)
         .audiences(["scaffolder"])
         .jwks_url(idp.server.jwks_url());
@@ -549,7 +490,7 @@ async fn scaffolder_acts_for_an_oidc_user_where_trusted() {
 
     // The wire format: the user is the subject, scaffolder the actor; exp clamped.
     let sent = obo_token(&scaffolder, &user_token).await;
-    let (_, claims) = parts(&sent);
+    let (_, claims) = header_and_claims(&sent);
     assert_eq!(claims["sub"], "user:default/jane");
     assert_eq!(claims["act"], json!({ "sub": "scaffolder" }));
     assert!(claims.get("obo").is_none());
@@ -645,9 +586,9 @@ async fn restricted_principals_are_never_delegated() {
 #[tokio::test]
 async fn the_users_proof_never_shows() {
     let (idp, scaffolder, _catalog) = world(backstage_catalog).await;
-    let user_token = idp.user_token("user:default/jane", now() + 600);
+    let user_token = idp.user_token(IDP_ISSUER, "user:default/jane", GROUPS, now() + 600);
     let principal = verified(&scaffolder.auth, &user_token).await;
-    let proof = parts(&user_token).1["uip"]
+    let proof = header_and_claims(&user_token).1["uip"]
         .as_str()
         .expect("uip")
         .to_owned();
@@ -680,8 +621,8 @@ async fn a_second_hop_never_outlives_the_first() {
         .on_behalf_of_token(&jane, "search")
         .await
         .expect("an on-behalf-of token");
-    let (_, claims) = parts(onward.expose_secret());
-    let (_, first) = parts(&received);
+    let (_, claims) = header_and_claims(onward.expose_secret());
+    let (_, first) = header_and_claims(&received);
     assert_eq!(claims["sub"], "catalog");
     assert_eq!(
         claims["obo"], first["obo"],

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::jwt::*;
+use common::kit::*;
 use common::*;
 use http::Method;
 use s2s_auth::{Auth, CredentialKind, JwksAccess, PrincipalType, UserProvider};

@@ -3,33 +3,26 @@
 //! the outbound clients, and the raw `jsonwebtoken` baselines.
 
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 use axum::Router;
-use axum::body::Body;
 use axum::routing::get;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
-use http::{HeaderValue, Method, Request, StatusCode, Uri};
-use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
+use http::header::WWW_AUTHENTICATE;
+use http::{HeaderValue, Method, StatusCode};
+use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use s2s_auth::external_jwks::BACKSTAGE_USER_TYP;
-use s2s_auth::jwks::FetchFuture;
-use s2s_auth::obo::LIMITED_USER_TYP;
 use s2s_auth::plugin::{JWKS_PATH, PLUGIN_TOKEN_LIFETIME, PLUGIN_TYP};
 use s2s_auth::{
-    Auth, DEFAULT_LEEWAY_SECS, FetchError, FetchedDocument, KeyFetcher, MemoryStore, PluginTokens,
-    Principal, RoutePolicy, S2sClient, StaticDiscovery, UserProvider, VerifyError,
+    Auth, DEFAULT_LEEWAY_SECS, KeyFetcher, MemoryStore, PluginTokens, Principal, RoutePolicy,
+    S2sClient, StaticDiscovery, UserProvider, VerifyError,
 };
 use serde_json::{Map, Value, json};
 use tokio::runtime::Runtime;
 use tower::ServiceExt;
 
+use crate::kit::{InProcessJwks, SigningKey, UserClaims, UserToken, backstage_user_token, jwks};
+use crate::report::request::{self, ITEM_PATH, ITEM_URI, bearer, ok};
 use crate::{OPS, Op};
 
 pub const CALLER: &str = "scaffolder";
@@ -42,13 +35,7 @@ pub const IDP_JWKS_URL: &str = "http://backstage.bench.invalid/api/auth/.well-kn
 pub const USER: &str = "user:default/jane";
 /// The user token's lifetime: Backstage's default, one hour.
 pub const USER_TOKEN_LIFETIME: u64 = 3600;
-pub const ITEM_PATH: &str = "/items/{id}";
-pub const ITEM_URI: &str = "/items/42";
 pub const REUSE_CALLS: u32 = 1_000;
-
-async fn ok() -> &'static str {
-    "ok"
-}
 
 /// Who the layer let in: subject, credential and actor.
 async fn whoami(p: Principal) -> String {
@@ -60,96 +47,18 @@ async fn whoami(p: Principal) -> String {
     )
 }
 
-pub fn bearer(token: &str) -> HeaderValue {
-    HeaderValue::from_str(&format!("Bearer {token}"))
-        .expect("invariant: a JWT is a valid header value")
-}
-
-fn request(authorization: HeaderValue) -> Request<Body> {
-    let mut req = Request::new(Body::empty());
-    *req.method_mut() = Method::GET;
-    *req.uri_mut() = Uri::from_static(ITEM_URI);
-    req.headers_mut().insert(AUTHORIZATION, authorization);
-    req
-}
-
-/// A fresh P-256 key, generated as the issuer generates its own.
-fn p256_key() -> EncodingKey {
-    let pkcs8 =
-        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
-            .expect("invariant: P-256 key generation works");
-    EncodingKey::from_ec_der(pkcs8.as_ref())
-}
-
-/// A `KeyFetcher` that serves both JWKS by URL, in process, and counts its fetches:
-/// the caller's from the caller's own `jwks_router()`, the identity provider's from memory.
-/// Neither carries the route's `Cache-Control: max-age=60`, so the cache keeps its default
-/// 10-minute refresh and no background refresh falls inside a run.
-pub struct InProcessJwks {
-    /// Set once the caller is built: the caller itself takes this fetcher for its users.
-    caller: OnceLock<Router>,
-    idp: Vec<u8>,
-    pub fetches: AtomicUsize,
-}
-
-impl KeyFetcher for InProcessJwks {
-    fn fetch<'a>(&'a self, url: &'a str, max_bytes: usize) -> FetchFuture<'a> {
-        Box::pin(async move {
-            self.fetches.fetch_add(1, Ordering::Relaxed);
-            if url == IDP_JWKS_URL {
-                if self.idp.len() > max_bytes {
-                    return Err(FetchError::TooLarge { limit: max_bytes });
-                }
-                return Ok(FetchedDocument::new(self.idp.clone()));
-            }
-            let path = url
-                .strip_prefix(CALLER_BASE)
-                .ok_or(FetchError::Status(404))?;
-            let jwks = self.caller.get().ok_or(FetchError::Status(503))?;
-            let req = Request::get(path)
-                .body(Body::empty())
-                .map_err(|e| FetchError::Transport(e.to_string()))?;
-            let Ok(res) = jwks.clone().oneshot(req).await;
-            if !res.status().is_success() {
-                return Err(FetchError::Status(res.status().as_u16()));
-            }
-            let body = axum::body::to_bytes(res.into_body(), max_bytes)
-                .await
-                .map_err(|_| FetchError::TooLarge { limit: max_bytes })?;
-            Ok(FetchedDocument::new(body.to_vec()))
-        })
-    }
-}
-
-/// A Backstage auth backend: its ES256 key and published JWKS.
+/// A Backstage auth backend: its ES256 key, whose JWKS [`InProcessJwks`] serves from memory.
 pub struct Idp {
-    kid: String,
-    key: EncodingKey,
-    jwks: Vec<u8>,
+    key: SigningKey,
     /// The public key, for the raw decode of a limited user token.
     decoding: DecodingKey,
 }
 
-/// A user token the identity provider minted, and the limited token it vouches for.
-struct UserToken {
-    token: String,
-    limited: String,
-    exp: u64,
-}
-
 impl Idp {
     fn new() -> Self {
-        let kid = "idp-bench-key".to_owned();
-        let key = p256_key();
-        let mut jwk = Jwk::from_encoding_key(&key, Algorithm::ES256)
-            .expect("invariant: a P-256 key has a public JWK");
-        jwk.common.key_id = Some(kid.clone());
-        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+        let key = SigningKey::es256("idp-bench-key");
         Self {
-            decoding: DecodingKey::from_jwk(&jwk).expect("the identity provider's JWK decodes"),
-            jwks: serde_json::to_vec(&json!({ "keys": [jwk] }))
-                .expect("invariant: a JWK set serializes"),
-            kid,
+            decoding: key.decoding_key(),
             key,
         }
     }
@@ -158,46 +67,19 @@ impl Idp {
         UserProvider::backstage(IDP_ISSUER).jwks_url(IDP_JWKS_URL)
     }
 
-    /// A Backstage user token for [`USER`], living [`USER_TOKEN_LIFETIME`], whose `uip` is
-    /// `prover`'s signature over its limited token: the identity provider's own key, or not.
-    fn user_token(&self, prover: &EncodingKey) -> UserToken {
-        let iat = jsonwebtoken::get_current_timestamp();
-        let exp = iat + USER_TOKEN_LIFETIME;
-        let parts = limited_parts(&self.kid, USER, iat, exp);
-        let uip = jsonwebtoken::crypto::sign(parts.as_bytes(), prover, Algorithm::ES256)
-            .expect("invariant: ES256 signing works");
-        let mut header = Header::new(Algorithm::ES256);
-        header.typ = Some(BACKSTAGE_USER_TYP.to_owned());
-        header.kid = Some(self.kid.clone());
-        let claims = json!({
-            "iss": IDP_ISSUER, "sub": USER, "ent": [USER, "group:default/team-a"],
-            "aud": "backstage", "iat": iat, "exp": exp, "uip": uip,
-        });
-        UserToken {
-            token: jsonwebtoken::encode(&header, &claims, &self.key)
-                .expect("invariant: ES256 signing works"),
-            limited: format!("{parts}.{uip}"),
-            exp,
-        }
+    /// A Backstage user token for [`USER`] issued at `iat`, living [`USER_TOKEN_LIFETIME`],
+    /// whose `uip` is `prover`'s signature over its limited token: the identity provider's
+    /// own key, or not.
+    fn user_token(&self, prover: &SigningKey, iat: u64) -> UserToken {
+        let user = UserClaims {
+            iss: IDP_ISSUER,
+            sub: USER,
+            groups: &["group:default/team-a"],
+            iat,
+            exp: iat + USER_TOKEN_LIFETIME,
+        };
+        backstage_user_token(&self.key, prover, &user)
     }
-}
-
-/// The signed parts of the limited user token behind a user token: base64url of the header
-/// `{"typ","alg","kid"}`, a dot, base64url of the claims `{"sub","iat","exp"}`, members in
-/// that order (what the identity provider signs; the crate must rebuild it byte for byte).
-fn limited_parts(kid: &str, sub: &str, iat: u64, exp: u64) -> String {
-    let text = |s: &str| Value::from(s).to_string();
-    let header = format!(
-        r#"{{"typ":{},"alg":"ES256","kid":{}}}"#,
-        text(LIMITED_USER_TYP),
-        text(kid)
-    );
-    let claims = format!(r#"{{"sub":{},"iat":{iat},"exp":{exp}}}"#, text(sub));
-    format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header),
-        URL_SAFE_NO_PAD.encode(claims)
-    )
 }
 
 /// `catalog`: trusting `scaffolder` by discovery and the identity provider for its users.
@@ -238,7 +120,7 @@ async fn principal_of(auth: &Auth, token: &str) -> Principal {
             }),
         )
         .layer(auth.layer());
-    let Ok(res) = app.oneshot(request(bearer(token))).await;
+    let Ok(res) = app.oneshot(request::get(ITEM_URI, bearer(token))).await;
     assert_eq!(
         res.status(),
         StatusCode::OK,
@@ -301,20 +183,18 @@ pub struct Fixtures {
 impl Fixtures {
     pub fn new(rt: &Runtime) -> Self {
         let idp = Idp::new();
-        let fetcher = Arc::new(InProcessJwks {
-            caller: OnceLock::new(),
-            idp: idp.jwks.clone(),
-            fetches: AtomicUsize::new(0),
-        });
+        let fetcher = Arc::new(InProcessJwks::default());
+        let idp_jwks = serde_json::to_vec(&jwks(&[&idp.key])).expect("a JWK set serializes");
+        fetcher.serve_document(IDP_JWKS_URL, idp_jwks);
         let issuer = Auth::builder(CALLER)
             .plugin_tokens(PluginTokens::new(Arc::new(MemoryStore::default())))
             .user_provider(Idp::provider())
             .key_fetcher(fetcher.clone())
             .build()
             .expect("invariant: the bench configuration is valid");
-        if fetcher.caller.set(issuer.jwks_router()).is_err() {
-            unreachable!("the caller's router is set once");
-        }
+        // The caller takes this fetcher for its users too: its own keys are served once it
+        // is built.
+        fetcher.mount(CALLER_BASE, issuer.jwks_router());
         rt.block_on(async {
             // The first token generates and publishes the issuer's key.
             let token = issuer.plugin_token(TARGET).await.expect("a plugin token");
@@ -329,11 +209,14 @@ impl Fixtures {
             };
             // Jane calls scaffolder, which acts for her; and a user token whose proof
             // another key signed, which scaffolder cannot tell (it does not check `uip`).
-            let jane = idp.user_token(&idp.key);
+            let signed_in = jsonwebtoken::get_current_timestamp();
+            let jane = idp.user_token(&idp.key, signed_in);
+            let jane_exp = signed_in + USER_TOKEN_LIFETIME;
             let user = principal_of(&issuer, &jane.token).await;
             let obo_token = issuer.on_behalf_of_token(&user, TARGET).await;
             let obo_token = obo_token.expect("an obo token").expose_secret().to_owned();
-            let forged = principal_of(&issuer, &idp.user_token(&p256_key()).token).await;
+            let forger = SigningKey::es256("forger");
+            let forged = principal_of(&issuer, &idp.user_token(&forger, signed_in).token).await;
             let forged = issuer.on_behalf_of_token(&forged, TARGET).await;
             let search = issuer.on_behalf_of_token(&user, "search").await;
             let bad_proof = VerifyError::OnBehalfOfUser(Box::new(VerifyError::BadSignature));
@@ -349,7 +232,7 @@ impl Fixtures {
             .map(|(t, e)| (t.expect("a token").expose_secret().to_owned(), e))
             .collect();
             // Only the layers' fetches count.
-            fetcher.fetches.store(0, Ordering::Relaxed);
+            fetcher.reset_fetches();
 
             let mut header = Header::new(Algorithm::ES256);
             header.typ = Some(PLUGIN_TYP.to_owned());
@@ -362,7 +245,7 @@ impl Fixtures {
                 "exp": iat + PLUGIN_TOKEN_LIFETIME.as_secs(),
             });
             let mut obo_claims = claims.clone();
-            obo_claims["exp"] = json!(jane.exp.min(iat + PLUGIN_TOKEN_LIFETIME.as_secs()));
+            obo_claims["exp"] = json!(jane_exp.min(iat + PLUGIN_TOKEN_LIFETIME.as_secs()));
             obo_claims["obo"] = json!(jane.limited);
             // The checks the plugin verifier makes (`PluginVerifier::new`).
             let mut validation = Validation::new(Algorithm::ES256);
@@ -387,7 +270,7 @@ impl Fixtures {
                 .expect("an obo token");
             let catalog = receiver(&fetcher, false);
             let f = Self {
-                encoding: p256_key(),
+                encoding: SigningKey::es256("raw-encode").encoding,
                 header,
                 claims,
                 obo_claims,
@@ -445,13 +328,19 @@ impl Fixtures {
                 format!("{USER} obo plugin:{CALLER}"),
             ),
         ] {
-            let Ok(res) = whoami.clone().oneshot(request(authorization.clone())).await;
+            let Ok(res) = whoami
+                .clone()
+                .oneshot(request::get(ITEM_URI, authorization.clone()))
+                .await;
             let body = axum::body::to_bytes(res.into_body(), 1 << 10).await;
             assert_eq!(body.expect("a body"), expected.as_bytes());
         }
         for (token, error) in &self.refused {
             for app in [&self.fresh, &self.cached] {
-                let Ok(res) = app.clone().oneshot(request(bearer(token))).await;
+                let Ok(res) = app
+                    .clone()
+                    .oneshot(request::get(ITEM_URI, bearer(token)))
+                    .await;
                 let challenge = res.headers().get(WWW_AUTHENTICATE);
                 let challenge = challenge.and_then(|c| c.to_str().ok()).unwrap_or_default();
                 let expected = format!("error_description=\"{error}\"");
@@ -472,7 +361,7 @@ impl Fixtures {
     }
 
     pub fn fetches(&self) -> usize {
-        self.fetcher.fetches.load(Ordering::Relaxed)
+        self.fetcher.fetches()
     }
 
     /// The plugin verifier's `decode` of a plugin token.
@@ -548,7 +437,10 @@ impl Fixtures {
 
     /// One request: build it, clone the `Router` (one `Arc`), await `oneshot`.
     async fn send(&self, app: &Router, authorization: &HeaderValue) -> Result<(), String> {
-        let Ok(res) = app.clone().oneshot(request(authorization.clone())).await;
+        let Ok(res) = app
+            .clone()
+            .oneshot(request::get(ITEM_URI, authorization.clone()))
+            .await;
         match res.status() {
             StatusCode::OK => Ok(()),
             status => Err(format!("HTTP {status}")),

@@ -8,22 +8,16 @@ use s2s_auth::plugin::PLUGIN_TYP;
 use tokio::runtime::Runtime;
 
 use crate::fixture::{
-    CALLER, Fixtures, IDP_ISSUER, ITEM_URI, REUSE_CALLS, TARGET, USER, USER_TOKEN_LIFETIME,
+    CALLER, Fixtures, IDP_ISSUER, REUSE_CALLS, TARGET, USER, USER_TOKEN_LIFETIME,
 };
-use crate::report::{self, Estimate, machine, now_utc, ns, signed};
+use crate::report::request::ITEM_URI;
+use crate::report::{self, Estimate, gap, machine_section, now_utc, ns, ratio, signed};
 use crate::{BATCH_CHEAP, BATCH_CRYPTO, OPS, Op, PAIRED_ROUNDS, figure, paired};
 
 pub fn write(started: SystemTime, rt: &Runtime, f: &Fixtures) {
     let benches = OPS.iter().map(|(_, b, ..)| *b).chain(["repeat/raw_decode"]);
-    let est = match report::read_all(benches, started) {
-        Ok(est) => est,
-        Err(why) => {
-            eprintln!(
-                "BENCHMARKS.md not written: every bench must run in the same invocation \
-                 ({why}). Run `cargo bench --bench plugin` without a filter."
-            );
-            return;
-        }
+    let Some(est) = report::estimates_of_this_run("plugin", benches, started) else {
+        return;
     };
     let timed_fetches = f.fetches() - f.warm_fetches;
     println!(
@@ -42,14 +36,6 @@ fn count(n: u32) -> String {
     }
 }
 
-fn ratio(v: f64) -> String {
-    if v >= 10.0 {
-        format!("{v:.1}×")
-    } else {
-        format!("{v:.3}×")
-    }
-}
-
 fn tokens(n: u64) -> &'static str {
     if n == 1 { "token" } else { "tokens" }
 }
@@ -62,10 +48,7 @@ fn render(est: &[Estimate], times: &[Vec<f64>], timed_fetches: usize, f: &Fixtur
     };
     let e = |op: Op| est[op as usize];
     let side = |op: Op| figure(times, |t| t(op)).median;
-    let repeat_gap = {
-        let pct = (est[OPS.len()].median / e(Op::RawDecode).median - 1.0) * 100.0;
-        format!("{}{:.1}%", if pct < 0.0 { "−" } else { "+" }, pct.abs())
-    };
+    let repeat_gap = gap(est[OPS.len()].median, e(Op::RawDecode).median);
     // (what, numerator, what the numerator is less of, denominator)
     #[rustfmt::skip] // a table
     let rows: [(&str, Op, Option<Op>, Op); 13] = [
@@ -94,13 +77,10 @@ fn render(est: &[Estimate], times: &[Vec<f64>], timed_fetches: usize, f: &Fixtur
          comes from one process and one run.\n",
         now_utc()
     );
-    let _ = writeln!(w, "### Machine\n");
-    for (k, v) in machine(
+    w.push_str(&machine_section(
         "`bench` (optimised), criterion 0.8 (1 s warm-up, 3 s of samples, 50 samples), tokio \
          current-thread runtime",
-    ) {
-        let _ = writeln!(w, "- **{k}:** {v}");
-    }
+    ));
     let _ = writeln!(
         w,
         "\n> A shared, noisy 2-core machine: other jobs (builds, tests) run on it at the same \
@@ -173,12 +153,11 @@ fn render(est: &[Estimate], times: &[Vec<f64>], timed_fetches: usize, f: &Fixtur
         let p = figure(times, |t| less(t(num), minus.map(t)) / t(den));
         let _ = writeln!(
             w,
-            "| {what} | {} | {} | {} | {} – {} |",
+            "| {what} | {} | {} | {} | {} |",
             ratio(crit),
             ratio(crit_mean),
             ratio(p.median),
-            ratio(p.p25),
-            ratio(p.p75)
+            p.iqr(ratio)
         );
         console.push(format!("{what}: {} paired", ratio(p.median)));
     }
@@ -274,11 +253,7 @@ fn render(est: &[Estimate], times: &[Vec<f64>], timed_fetches: usize, f: &Fixtur
          clones the `Router` (one `Arc`) and awaits `oneshot`. No tracing subscriber is \
          installed, so audit events are built but not formatted.\n"
     );
-    let _ = writeln!(
-        w,
-        "| bench | what | mean ns | mean 95% CI | median ns | paired median ns |"
-    );
-    let _ = writeln!(w, "|---|---|---:|---:|---:|---:|");
+    let _ = writeln!(w, "{}", report::measurements_head(&["paired median ns"]));
     let repeat = (
         "repeat/raw_decode",
         "`verify/raw_decode` again, benched last",
@@ -289,15 +264,8 @@ fn render(est: &[Estimate], times: &[Vec<f64>], timed_fetches: usize, f: &Fixtur
         .map(|&(op, bench, _)| (bench, op.what(), Some(op)))
         .chain([repeat]);
     for ((bench, what, op), x) in list.zip(est) {
-        let _ = writeln!(
-            w,
-            "| `{bench}` | {what} | {} | {} – {} | {} | {} |",
-            ns(x.mean),
-            ns(x.mean_low),
-            ns(x.mean_high),
-            ns(x.median),
-            op.map_or_else(|| "–".to_owned(), |op| ns(side(op)))
-        );
+        let paired = op.map_or_else(|| "–".to_owned(), |op| ns(side(op)));
+        let _ = writeln!(w, "{}", report::measurement_row(bench, what, x, &[paired]));
     }
 
     let _ = writeln!(w, "\n### How to reproduce\n");

@@ -1,10 +1,14 @@
-//! What every bench binary needs to report: criterion's estimates of this run, the machine,
-//! number formatting, and writing its own section of `BENCHMARKS.md`.
+//! What every bench binary needs to report: criterion's estimates of this run, paired
+//! checks and their figures, the machine, number formatting, the tables every section has,
+//! and writing its own section of `BENCHMARKS.md`; and, in [`request`], the request every
+//! request bench sends.
 //!
 //! `BENCHMARKS.md` has a short shared header, then one section per bench binary, each
 //! between `<!-- bench:NAME:begin -->` and `<!-- bench:NAME:end -->`. A bench replaces
 //! only its own section, so each section's figures come from one run of its bench.
 //! Included by each bench with `mod report;`.
+
+pub mod request;
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -112,12 +116,84 @@ pub fn read_all<'a>(
         .collect()
 }
 
+/// The estimates of every bench in `benches`, as [`read_all`], or `None` after saying on
+/// stderr why section `name` of `BENCHMARKS.md` is not written (a filtered run).
+pub fn estimates_of_this_run<'a>(
+    name: &str,
+    benches: impl IntoIterator<Item = &'a str>,
+    started: SystemTime,
+) -> Option<Vec<Estimate>> {
+    match read_all(benches, started) {
+        Ok(est) => Some(est),
+        Err(why) => {
+            let command = SECTIONS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or("cargo bench", |(_, command)| command);
+            eprintln!(
+                "BENCHMARKS.md not written: every bench must run in the same invocation \
+                 ({why}). Run `{command}` without a filter."
+            );
+            None
+        }
+    }
+}
+
+/// Per-operation nanoseconds of every side in every round (`[side][round]`), each from
+/// `time(side)`: `rounds` rounds after one warm-up round, each timing every side once,
+/// starting at the next side each round (round-robin), so that load from other processes,
+/// which comes and goes over seconds, falls on every side of a round alike.
+pub fn round_robin(
+    rounds: usize,
+    sides: usize,
+    mut time: impl FnMut(usize) -> f64,
+) -> Vec<Vec<f64>> {
+    let mut times = vec![Vec::with_capacity(rounds); sides];
+    for round in 0..=rounds {
+        for i in 0..sides {
+            let side = (round + i) % sides;
+            let t = time(side);
+            // Round 0 warms up.
+            if round > 0 {
+                times[side].push(t);
+            }
+        }
+    }
+    times
+}
+
+/// A paired figure: the median over rounds, and the interquartile range.
+#[derive(Clone, Copy)]
+pub struct Figure {
+    pub median: f64,
+    pub p25: f64,
+    pub p75: f64,
+}
+
+impl Figure {
+    /// The figure of one value per round.
+    pub fn of(mut per_round: Vec<f64>) -> Self {
+        let median = median(&mut per_round);
+        let q = |p: f64| per_round[((per_round.len() - 1) as f64 * p).round() as usize];
+        Self {
+            median,
+            p25: q(0.25),
+            p75: q(0.75),
+        }
+    }
+
+    /// The interquartile range, `p25 – p75`, each formatted by `fmt`.
+    pub fn iqr(self, fmt: fn(f64) -> String) -> String {
+        format!("{} – {}", fmt(self.p25), fmt(self.p75))
+    }
+}
+
 fn file(path: &str) -> Option<String> {
     std::fs::read_to_string(path).ok()
 }
 
 /// CPU model, logical CPUs, memory, kernel, compiler and `profile` (how the bench ran).
-pub fn machine(profile: &str) -> Vec<(&'static str, String)> {
+fn machine(profile: &str) -> Vec<(&'static str, String)> {
     let cpuinfo = file("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
@@ -174,6 +250,15 @@ pub fn machine(profile: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// The `### Machine` section: [`machine`] as a list.
+pub fn machine_section(profile: &str) -> String {
+    let mut md = String::from("### Machine\n\n");
+    for (k, v) in machine(profile) {
+        md.push_str(&format!("- **{k}:** {v}\n"));
+    }
+    md
+}
+
 /// The current time, `2026-01-31 12:34 UTC`.
 pub fn now_utc() -> String {
     time::OffsetDateTime::now_utc()
@@ -196,6 +281,55 @@ pub fn ns(v: f64) -> String {
 pub fn signed(v: f64) -> String {
     let sign = if v < 0.0 { "−" } else { "+" };
     format!("{sign}{} ns", ns(v.abs()))
+}
+
+/// A ratio: three decimals below 10, one from 10 on.
+pub fn ratio(v: f64) -> String {
+    if v >= 10.0 {
+        format!("{v:.1}×")
+    } else {
+        format!("{v:.3}×")
+    }
+}
+
+/// How far `again` is from `first`, a measurement taken twice, in percent: `+3.2%`, `−0.4%`.
+pub fn gap(again: f64, first: f64) -> String {
+    let pct = (again / first - 1.0) * 100.0;
+    format!("{}{:.1}%", if pct < 0.0 { "−" } else { "+" }, pct.abs())
+}
+
+/// The head of the "Every criterion measurement" table: the bench, what it measures,
+/// criterion's mean, its 95% interval and median, then the `more` columns (numbers).
+pub fn measurements_head(more: &[&str]) -> String {
+    let mut head = String::from("| bench | what | mean ns | mean 95% CI | median ns |");
+    let mut rule = String::from("|---|---|---:|---:|---:|");
+    for column in more {
+        head.push_str(&format!(" {column} |"));
+        rule.push_str("---:|");
+    }
+    format!("{head}\n{rule}")
+}
+
+/// One row of that table: `bench`, `what`, its estimates, then the `more` cells.
+pub fn measurement_row(bench: &str, what: &str, e: &Estimate, more: &[String]) -> String {
+    let mut row = format!(
+        "| `{bench}` | {what} | {} | {} – {} | {} |",
+        ns(e.mean),
+        ns(e.mean_low),
+        ns(e.mean_high),
+        ns(e.median)
+    );
+    for cell in more {
+        row.push_str(&format!(" {cell} |"));
+    }
+    row
+}
+
+/// SHA-256 of some bytes (what the layer computes once per token).
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref());
+    out
 }
 
 /// The verdict on a target from both measurements: criterion's medians and the paired,

@@ -1,11 +1,18 @@
 //! Shared helpers for the integration tests: the tokens, one configuration that exercises
 //! every rule, a router that echoes the principal, and a driver that sends one request
 //! through the real layer and returns the response with the one audit event it produced.
+//! Keys, forged tokens, key servers and the identity provider are the test kit's
+//! ([`kit`], shared with the benches and the tour); plugin-token services are in [`plugin`].
 
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
-pub mod jwt;
+#[path = "../kit/mod.rs"]
+pub mod kit;
+
+pub use kit::{b64url, hex};
+
+pub mod plugin;
 
 use base64::Engine as _;
 use std::io;
@@ -176,19 +183,9 @@ pub fn sha256_hex(token: &str) -> String {
     hex(digest.as_ref())
 }
 
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Standard base64, padded.
 pub fn b64_std(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-/// Unpadded base64url (JWT segments).
-pub fn b64url(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// Every form in which a secret could leak: itself, hex (both cases), base64 (standard
@@ -484,6 +481,33 @@ pub fn assert_allowed(reply: &Reply, event: &AuditEvent) -> Value {
         return Value::Null;
     }
     reply.json()
+}
+
+/// Asserts a 503 because no key could be had: `Retry-After` (returned, at least 1 s), no
+/// challenge (it is not the credential's fault), Backstage's error body, and the audit
+/// event `keys_unavailable`.
+#[track_caller]
+pub fn assert_keys_unavailable(reply: &Reply, event: &AuditEvent) -> u64 {
+    assert_eq!(reply.status.as_u16(), 503, "body: {}", reply.body);
+    let retry_after: u64 = reply
+        .headers
+        .get(header::RETRY_AFTER)
+        .expect("a 503 carries Retry-After")
+        .to_str()
+        .expect("ASCII")
+        .parse()
+        .expect("Retry-After is whole seconds");
+    assert!(retry_after >= 1, "Retry-After {retry_after}");
+    assert_eq!(reply.www_authenticate(), None);
+    assert_eq!(reply.content_type(), Some("application/json"));
+    let body = reply.json();
+    assert_eq!(body["error"]["name"], "ServiceUnavailableError");
+    assert_eq!(body["response"]["statusCode"], 503);
+    assert_eq!(event.decision, Decision::Deny);
+    assert_eq!(event.reason, "keys_unavailable");
+    assert_eq!(event.status, 503);
+    assert_eq!(event.service_id, SERVICE);
+    retry_after
 }
 
 /// An in-memory, cloneable writer: for `JsonLinesSink` and for tracing's `fmt` layer.
