@@ -230,9 +230,15 @@ impl<S: Clone + Send + Sync + 'static> AuthRouter<S> {
             router = router.merge(self.auth.jwks_router());
             served.push(JWKS_PATH.to_owned());
         }
-        let shapes: Vec<String> = served.iter().map(|p| shape(p)).collect();
-        for spec in pipeline.specs.iter().filter(|s| !s.builtin) {
-            if !shapes.contains(&shape(&spec.pattern)) {
+        let mut specs = Vec::with_capacity(pipeline.specs.len() + self.specs.len());
+        for spec in &pipeline.specs {
+            if spec.builtin {
+                specs.push(spec.clone());
+                continue;
+            }
+            // `/entities/{id}` in the config is the served `/entities/{name}`: bind it under
+            // the served spelling, so both land on one route of the registry.
+            let Some(served_as) = served.iter().find(|p| shape(p) == shape(&spec.pattern)) else {
                 return Err(ConfigError::new(
                     format!("{}.path", spec.origin),
                     ConfigRule::NoSuchRoute {
@@ -240,9 +246,11 @@ impl<S: Clone + Send + Sync + 'static> AuthRouter<S> {
                         suggestion: closest(&spec.pattern, &served),
                     },
                 ));
-            }
+            };
+            let mut spec = spec.clone();
+            spec.pattern = served_as.clone();
+            specs.push(spec);
         }
-        let mut specs = pipeline.specs.clone();
         specs.extend(self.specs);
         let bound = Auth {
             pipeline: Arc::new(pipeline.with_routes(specs, pipeline.registry.default)?),

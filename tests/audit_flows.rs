@@ -22,7 +22,7 @@ use s2s_auth::{
 };
 use serde_json::Value;
 
-use common::jwt::{SigningKey, now};
+use common::kit::{SigningKey, now};
 use common::{SharedBuf, b64_std, b64url, hex, request, send};
 
 /// A service whose events go to memory and, as JSON lines, to a buffer.
