@@ -50,7 +50,8 @@ use std::time::SystemTime;
 
 use criterion::Criterion;
 use jsonwebtoken::{Algorithm, Validation};
-use s2s_auth::{DEFAULT_LEEWAY_SECS, Fingerprint};
+use s2s_auth::AuthBuilder;
+use s2s_auth::secret::Fingerprint;
 use tokio::runtime::Runtime;
 
 use behaviours::behaviours;
@@ -114,7 +115,7 @@ fn benches(c: &mut Criterion, rt: &Runtime, f: &Fixtures) {
 /// same order, as its verifier (`src/external_jwks.rs`, `JwksVerifier::finish`).
 fn layer_validation(alg: Algorithm, issuers: &[String], audiences: &[String]) -> Validation {
     let mut validation = Validation::new(alg);
-    validation.leeway = DEFAULT_LEEWAY_SECS;
+    validation.leeway = AuthBuilder::DEFAULT_LEEWAY_SECS;
     validation.validate_nbf = true;
     let mut required = vec!["exp", "sub"];
     validation.set_issuer(issuers);

@@ -25,7 +25,8 @@ use axum::body::Body;
 use axum::routing::get;
 use criterion::{BenchmarkGroup, Criterion, measurement::WallTime};
 use http::{HeaderValue, Method, Request, StatusCode};
-use s2s_auth::{Auth, AuthBuilder, DefaultPolicy, Fingerprint, RoutePolicy, StaticToken};
+use s2s_auth::secret::Fingerprint;
+use s2s_auth::{Auth, AuthBuilder, DefaultPolicy, RoutePolicy, StaticToken};
 use tokio::runtime::Runtime;
 use tower::ServiceExt;
 

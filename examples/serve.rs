@@ -21,7 +21,8 @@ use std::process::ExitCode;
 
 use axum::routing::any;
 use axum::{Json, Router};
-use s2s_auth::{AuthBuilder, JsonLinesSink, Principal};
+use s2s_auth::audit::JsonLinesSink;
+use s2s_auth::{AuthBuilder, Principal};
 
 struct Args {
     config: String,

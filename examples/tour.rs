@@ -16,10 +16,12 @@ use axum::extract::{Path, State};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use http::{Method, StatusCode};
+use s2s_auth::audit::MemoryAuditSink;
+use s2s_auth::restrictions::{AccessRestriction, AccessRestrictions, Action};
+use s2s_auth::store::MemoryStore;
 use s2s_auth::{
-    AccessRestriction, AccessRestrictions, Action, Auth, JwksAccess, LegacySecret, MemoryAuditSink,
-    MemoryStore, PluginTokens, Principal, RoutePolicy, S2sClient, StaticDiscovery, StaticToken,
-    UserProvider,
+    Auth, JwksAccess, LegacySecret, PluginTokens, Principal, RoutePolicy, S2sClient,
+    StaticDiscovery, StaticToken, UserProvider,
 };
 
 const CI_TOKEN: &str = "ci-read-only-7f3a9c1e5b";

@@ -6,7 +6,8 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use s2s_auth::{Auth, JsonLinesSink, MemoryAuditSink};
+//! use s2s_auth::Auth;
+//! use s2s_auth::audit::{JsonLinesSink, MemoryAuditSink};
 //!
 //! let memory = Arc::new(MemoryAuditSink::default());
 //! let auth = Auth::builder("catalog")
@@ -77,7 +78,7 @@ pub struct AuditEvent {
     /// Allow or deny.
     pub decision: Decision,
     /// A stable snake_case reason: `allowed`, `unauthenticated_route`, or the code of the
-    /// error ([`RequestError::code`](crate::RequestError::code)).
+    /// error ([`RequestError::code`](crate::error::RequestError::code)).
     pub reason: String,
     /// A human sentence (the same as the response's `error_description`); empty on allow.
     pub message: String,

@@ -25,12 +25,6 @@ use crate::static_token::{StaticToken, StaticTokens};
 use crate::verifier::{Shared, UntilExp};
 use crate::verify::Verifiers;
 
-/// The default clock leeway for `exp`, `nbf` and `iat`, in seconds.
-pub const DEFAULT_LEEWAY_SECS: u64 = 30;
-
-/// The default number of verified JWTs remembered.
-pub const DEFAULT_VERIFIED_CACHE_CAPACITY: u64 = 10_000;
-
 /// Builds an [`Auth`]. Everything the YAML configuration can say, this can say too.
 #[must_use = "call .build() to get an Auth"]
 pub struct AuthBuilder {
@@ -77,6 +71,12 @@ impl Auth {
 }
 
 impl AuthBuilder {
+    /// The default clock leeway for `exp`, `nbf` and `iat`, in seconds.
+    pub const DEFAULT_LEEWAY_SECS: u64 = 30;
+
+    /// The default number of verified JWTs remembered.
+    pub const DEFAULT_VERIFIED_CACHE_CAPACITY: u64 = 10_000;
+
     fn new(service_id: String) -> Self {
         AuthBuilder {
             service_id,
@@ -89,8 +89,8 @@ impl AuthBuilder {
             sinks: Vec::new(),
             jwks_config: JwksCacheConfig::default(),
             fetcher: None,
-            leeway_secs: DEFAULT_LEEWAY_SECS,
-            verified_cache_capacity: DEFAULT_VERIFIED_CACHE_CAPACITY,
+            leeway_secs: Self::DEFAULT_LEEWAY_SECS,
+            verified_cache_capacity: Self::DEFAULT_VERIFIED_CACHE_CAPACITY,
             plugin_tokens: None,
             discovery: None,
             trusted_actors: Vec::new(),
@@ -168,8 +168,8 @@ impl AuthBuilder {
 
     /// Fetches JWKS and discovery documents with `fetcher` instead of the built-in HTTP
     /// client (see [`KeyFetcher`]).
-    pub fn key_fetcher(mut self, fetcher: Arc<dyn KeyFetcher>) -> Self {
-        self.fetcher = Some(fetcher);
+    pub fn key_fetcher(mut self, fetcher: impl KeyFetcher) -> Self {
+        self.fetcher = Some(Arc::new(fetcher));
         self
     }
 
@@ -267,7 +267,7 @@ impl AuthBuilder {
                     ConfigRule::StoreUnavailable(e.to_string()),
                 )
             })?;
-            self.plugin_tokens = Some(PluginTokens::new(store).key_duration(key_duration));
+            self.plugin_tokens = Some(PluginTokens::with_store(store).key_duration(key_duration));
         }
         self.build()
     }

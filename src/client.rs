@@ -17,7 +17,8 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use s2s_auth::{Auth, MemoryStore, PluginTokens, S2sClient, StaticDiscovery};
+//! use s2s_auth::{Auth, PluginTokens, S2sClient, StaticDiscovery};
+//! use s2s_auth::store::MemoryStore;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -109,7 +110,8 @@ impl Auth {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use s2s_auth::{Auth, MemoryStore, PluginTokens, StaticDiscovery};
+    /// use s2s_auth::{Auth, PluginTokens, StaticDiscovery};
+    /// use s2s_auth::store::MemoryStore;
     ///
     /// let scaffolder = Auth::builder("scaffolder")
     ///     .plugin_tokens(PluginTokens::new(Arc::new(MemoryStore::default())))

@@ -91,6 +91,20 @@ pub trait ExternalTokenType: Send + Sync + 'static {
     ) -> Result<Arc<dyn ExternalTokenVerifier>, String>;
 }
 
+/// An `Arc` of a type is the same type, so one can be shared and handed over as it is.
+impl<T: ExternalTokenType + ?Sized> ExternalTokenType for Arc<T> {
+    fn type_name(&self) -> &str {
+        (**self).type_name()
+    }
+
+    fn initialize(
+        &self,
+        options: &serde_json::Value,
+    ) -> Result<Arc<dyn ExternalTokenVerifier>, String> {
+        (**self).initialize(options)
+    }
+}
+
 /// Verifies the tokens of one custom entry.
 pub trait ExternalTokenVerifier: Send + Sync + 'static {
     /// The prefix that marks this entry's tokens (at least 3 visible ASCII characters, e.g.

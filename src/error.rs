@@ -359,7 +359,8 @@ pub enum DelegationError {
 /// to match on. Neither ever includes a secret.
 ///
 /// ```
-/// use s2s_auth::{Auth, ConfigRule, StaticToken};
+/// use s2s_auth::{Auth, StaticToken};
+/// use s2s_auth::error::ConfigRule;
 ///
 /// let err = Auth::builder("catalog")
 ///     .static_token(StaticToken::new("ci-bot", "short"))

@@ -33,7 +33,9 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::{Algorithm, Validation};
+/// The JWT algorithms an entry may allow (`jsonwebtoken`'s, re-exported).
+pub use jsonwebtoken::Algorithm;
+use jsonwebtoken::Validation;
 use serde_json::{Map, Value};
 
 use crate::error::{ConfigError, ConfigRule, RequestError, VerifyError};

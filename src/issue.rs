@@ -48,7 +48,9 @@ impl Auth {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use s2s_auth::{Auth, CredentialKind, DelegationError, IssueError, MemoryStore, PluginTokens, Principal, PrincipalType};
+    /// use s2s_auth::{Auth, CredentialKind, PluginTokens, Principal, PrincipalType};
+    /// use s2s_auth::error::{DelegationError, IssueError};
+    /// use s2s_auth::store::MemoryStore;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {

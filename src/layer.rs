@@ -36,6 +36,8 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
+pub use crate::extract::MAX_TOKEN_LEN;
+
 use crate::auth::Auth;
 use crate::pipeline::{Decided, PendingDecision};
 use crate::principal::{Principal, Realm};

@@ -1,60 +1,89 @@
 //! # s2s-auth
 //!
-//! Service-to-service authentication for axum and tower. One layer, and every request
-//! carries a [`Principal`] that says **who** is calling and **through which kind of
-//! credential**, and every route has a [`RoutePolicy`] that says **what that caller may do
-//! there**. Refusals are exact (400, 401, 403 per RFC 6750) and every decision is an
-//! [`AuditEvent`].
+//! Service-to-service authentication for axum and tower. Every request carries a
+//! [`Principal`] that says **who** is calling and **through which kind of credential**, and
+//! every route has a [`RoutePolicy`] that says **what that caller may do there**. Refusals
+//! are exact (400, 401, 403, 503 per RFC 6750) and every decision, token issued and key
+//! rotated is an [`AuditEvent`](audit::AuditEvent).
 //!
 //! The model is the one Backstage (`backend.auth.externalAccess`) and OpenSearch Security
 //! converged on; configuration uses Backstage's shape.
 //!
 //! ```
-//! use axum::{routing::{get, post}, Router};
-//! use http::Method;
+//! use axum::routing::{get, post};
 //! use s2s_auth::{Auth, Principal, RoutePolicy, StaticToken};
 //!
 //! let auth = Auth::builder("catalog")
 //!     .static_token(StaticToken::new("ci-bot", "a-long-random-token-for-ci"))
-//!     .route("/healthz", [Method::GET], RoutePolicy::unauthenticated())
 //!     .build()?;
 //!
-//! let app: Router = Router::new()
-//!     .route("/healthz", get(|| async { "ok" }))
-//!     .route("/entities", get(|p: Principal| async move { format!("hello {}", p.subject()) }))
-//!     .route("/entities", post(|| async { "created" })) // static tokens: 403 (read-only)
-//!     .layer(auth.layer());
+//! // Policies beside their routes; `into_router` checks them all and applies the layer.
+//! let app: axum::Router = auth
+//!     .router()
+//!     .route("/healthz", get(|| async { "ok" }), RoutePolicy::unauthenticated())
+//!     .route("/entities", get(|p: Principal| async move { format!("hello {}", p.subject()) })
+//!         .post(|| async { "created" }), RoutePolicy::authenticated()) // static tokens: read-only
+//!     .route("/admin/tokens", post(|| async { "issued" }), RoutePolicy::users().sensitive())
+//!     .into_router()?;
+//! # let _ = app;
 //!
 //! // Which routes each kind of credential can reach: log it, serve it, or diff it in CI.
 //! let table = auth.access_table().to_markdown();
-//! assert!(table.contains("| `/healthz` | GET | allow |"));
+//! assert!(table.contains("| `<unlisted>` | * (read) |"));
 //! # Ok::<(), s2s_auth::ConfigError>(())
 //! ```
 //!
-//! ## Where things are
+//! An existing `Router` can be wrapped instead: `.layer(auth.layer())` (see [`layer`]).
 //!
-//! | concept | module |
+//! ## The names at the root
+//!
+//! [`Auth`] (built by [`AuthBuilder`], from Rust or YAML), [`AuthRouter`] (routes with their
+//! policies), [`Principal`] with [`PrincipalType`] and [`CredentialKind`], [`RoutePolicy`]
+//! and [`DefaultPolicy`], the credentials [`StaticToken`], [`JwksAccess`], [`UserProvider`],
+//! [`LegacySecret`], [`PluginTokens`] with [`StaticDiscovery`], the outbound [`S2sClient`],
+//! and [`ConfigError`]. Everything else lives in its module; the extension points are all
+//! taken as `impl Trait` (an `Arc` of one works too): [`store::Store`],
+//! [`jwks::KeyFetcher`], [`plugin::ServiceDiscovery`], [`custom::ExternalTokenType`],
+//! [`audit::AuditSink`].
+//!
+//! ## Where things are: the request flow
+//!
+//! | stage | module |
 //! |---|---|
+//! | the decision, stage after stage | `pipeline` |
 //! | finding the bearer token | `extract` |
-//! | choosing the one verifier for a token | `classify` |
-//! | sending a token to its one verifier, the verified-token cache | `verify` |
+//! | choosing the one verifier for a token (shape, `typ`, `iss`, prefix) | `classify` |
+//! | the verifier contract, the verified-token cache | `verifier` |
+//! | sending a token to its one verifier | `verify` |
 //! | static tokens | [`static_token`] |
 //! | JWKS-verified JWTs: external callers and users | [`external_jwks`] |
 //! | legacy HS256 tokens | [`legacy`] |
-//! | plugin-to-plugin tokens: keys, issuing, the published JWKS, verifying | [`plugin`] |
-//! | acting on behalf of a user: limited user tokens, the `act` form | [`obo`] |
+//! | plugin-to-plugin and on-behalf-of tokens: keys, verifying | [`plugin`] |
+//! | custom external token types | [`custom`] |
+//! | on-behalf-of wire format: limited user tokens, the `act` form | [`obo`] |
+//! | route policies, and the strictest policy for unlisted methods | [`policy`] |
+//! | every error, and its one mapping to HTTP | [`error`], `response` |
+//! | the verified caller and its extractor | [`principal`] |
+//!
+//! And around it:
+//!
+//! | concept | module |
+//! |---|---|
+//! | the handle | `auth` |
+//! | the builder and its one validator | `builder` |
+//! | YAML configuration (maps onto the builder) | [`config`] |
+//! | policies beside routes | [`router`] |
+//! | the tower layer | [`layer`] |
+//! | issuing tokens | `issue` |
+//! | publishing our keys (JWKS) | `publish` |
+//! | request ids | `request_id` |
+//! | the access table | [`access_table`] |
+//! | calling other services with a token attached | [`client`] |
 //! | keys and accounts shared by replicas | [`store`] |
 //! | the JWKS cache and its fetchers | [`jwks`] |
 //! | reading a JWT's unverified header and claims | `jwt` |
-//! | the verified caller and its extractor | [`principal`] |
 //! | access restrictions and actions | [`restrictions`] |
-//! | route policies | [`policy`] |
-//! | the access table | [`access_table`] |
-//! | the tower layer | [`layer`] |
-//! | calling other services with a token attached | [`client`] |
-//! | errors, and their one mapping to HTTP | [`error`], `response` |
 //! | audit events and sinks | [`audit`] |
-//! | YAML configuration | [`config`] |
 //! | secrets that never print | [`secret`] |
 
 #![forbid(unsafe_code)]
@@ -101,30 +130,21 @@ pub mod store;
 mod verifier;
 mod verify;
 
-pub use access_table::AccessTable;
-pub use audit::{AuditEvent, AuditSink, Decision, EventKind, JsonLinesSink, MemoryAuditSink};
+// The names a user needs for the first five minutes. Everything else lives in its module:
+// extension points (`store::Store`, `jwks::KeyFetcher`, `plugin::ServiceDiscovery`,
+// `custom::ExternalTokenType`, `audit::AuditSink`), errors (`error`), audit events (`audit`),
+// the tower plumbing (`layer`), restrictions (`restrictions`), secrets (`secret`).
 pub use auth::Auth;
-pub use builder::{AuthBuilder, DEFAULT_LEEWAY_SECS, DEFAULT_VERIFIED_CACHE_CAPACITY};
-pub use client::{ClientError, S2sClient};
-pub use error::{
-    ConfigError, ConfigRule, DelegationError, Forbidden, IssueError, RequestError, VerifyError,
-};
+pub use builder::AuthBuilder;
+pub use client::S2sClient;
+pub use error::ConfigError;
 pub use external_jwks::{JwksAccess, UserProvider};
-pub use extract::MAX_TOKEN_LEN;
-pub use jsonwebtoken::Algorithm;
-pub use jwks::{FetchError, FetchedDocument, HttpFetcher, JwksCache, JwksCacheConfig, KeyFetcher};
-pub use layer::{AuthLayer, AuthService, ResponseFuture};
 pub use legacy::LegacySecret;
-pub use plugin::{PluginTokens, ServiceDiscovery, StaticDiscovery, StaticKey};
+pub use plugin::{PluginTokens, StaticDiscovery};
 pub use policy::{DefaultPolicy, RoutePolicy};
-pub use principal::{CredentialKind, MissingPrincipal, Principal, PrincipalType};
-pub use restrictions::{AccessRestriction, AccessRestrictions, Action};
-pub use secret::{Fingerprint, SecretString};
-pub use service_id::is_valid_service_id;
+pub use principal::{CredentialKind, Principal, PrincipalType};
+pub use router::AuthRouter;
 pub use static_token::StaticToken;
-pub use store::{
-    MemoryStore, PostgresStore, PublicKeyRecord, SqliteStore, Store, StoreError, StoreFuture,
-};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

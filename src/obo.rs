@@ -34,7 +34,8 @@
 //! ```
 //! use std::sync::Arc;
 //! use s2s_auth::obo::LIMITED_USER_TYP;
-//! use s2s_auth::{Auth, CredentialKind, MemoryStore, PluginTokens, Principal, PrincipalType};
+//! use s2s_auth::{Auth, CredentialKind, PluginTokens, Principal, PrincipalType};
+//! use s2s_auth::store::MemoryStore;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -6,7 +6,7 @@
 //!
 //! Each stage is its own module (`extract`, `classify`, `verify`, `policy`, `response`);
 //! this one only strings them together and audits the outcome, so "where is 401 vs 403
-//! decided" has one answer: the error's own [`status`](crate::RequestError::status), turned
+//! decided" has one answer: the error's own [`status`](crate::error::RequestError::status), turned
 //! into a response by `response`, called from here.
 
 use std::future::Future;

@@ -6,7 +6,8 @@
 //!
 //! ```
 //! use http::Method;
-//! use s2s_auth::{Action, Auth, CredentialKind, DefaultPolicy, RoutePolicy};
+//! use s2s_auth::{Auth, CredentialKind, DefaultPolicy, RoutePolicy};
+//! use s2s_auth::restrictions::Action;
 //!
 //! let auth = Auth::builder("catalog")
 //!     .route("/healthz", [], RoutePolicy::unauthenticated())

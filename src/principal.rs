@@ -34,6 +34,8 @@ use http::request::Parts;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+pub use crate::service_id::is_valid_service_id;
+
 use crate::restrictions::AccessRestrictions;
 use crate::secret::SecretString;
 
@@ -291,7 +293,7 @@ impl Principal {
 /// Responds 401 with `WWW-Authenticate: Bearer realm="<service id>"` (the same challenge the
 /// layer sends; a bare `Bearer` when no layer ran) and a Backstage-shaped JSON body. Seeing it
 /// usually means the route is declared `unauthenticated` (take `Option<Principal>` there) or
-/// the router is not wrapped in [`AuthLayer`](crate::AuthLayer).
+/// the router is not wrapped in [`AuthLayer`](crate::layer::AuthLayer).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MissingPrincipal {
     /// The service's realm, when the layer ran (it leaves its [`Realm`] in the request).

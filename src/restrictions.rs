@@ -8,7 +8,7 @@
 //! permission.
 //!
 //! ```
-//! use s2s_auth::{AccessRestriction, AccessRestrictions, Action};
+//! use s2s_auth::restrictions::{AccessRestriction, AccessRestrictions, Action};
 //!
 //! let restrictions = AccessRestrictions::new([
 //!     AccessRestriction::plugin("catalog").actions([Action::Read]),

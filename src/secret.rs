@@ -5,7 +5,7 @@
 //! [`Fingerprint`] instead of the secret.
 //!
 //! ```
-//! use s2s_auth::SecretString;
+//! use s2s_auth::secret::SecretString;
 //!
 //! let token = SecretString::from("a-very-secret-token");
 //! let shown = format!("{token:?} {token}");

@@ -3,9 +3,9 @@
 /// Whether `id` is a valid service id: `^[a-z0-9_-]+$`.
 ///
 /// ```
-/// assert!(s2s_auth::is_valid_service_id("catalog"));
-/// assert!(!s2s_auth::is_valid_service_id("Catalog"));
-/// assert!(!s2s_auth::is_valid_service_id("plugin:catalog"));
+/// assert!(s2s_auth::principal::is_valid_service_id("catalog"));
+/// assert!(!s2s_auth::principal::is_valid_service_id("Catalog"));
+/// assert!(!s2s_auth::principal::is_valid_service_id("plugin:catalog"));
 /// ```
 pub fn is_valid_service_id(id: &str) -> bool {
     !id.is_empty()

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use axum::body::Body;
 use common::*;
 use http::Method;
-use s2s_auth::{CredentialKind, Decision, JsonLinesSink, PrincipalType};
+use s2s_auth::audit::{Decision, JsonLinesSink};
+use s2s_auth::{CredentialKind, PrincipalType};
 use serde_json::Value;
 
 #[tokio::test]
@@ -196,7 +197,7 @@ async fn json_lines_sink_writes_one_line_per_event() {
 
 #[tokio::test]
 async fn every_sink_sees_every_event() {
-    let second = Arc::new(s2s_auth::MemoryAuditSink::default());
+    let second = Arc::new(s2s_auth::audit::MemoryAuditSink::default());
     let h = Harness::new(standard_builder().audit_sink(second.clone()));
     h.call(Method::GET, "/entities/42", Some(CI_TOKEN)).await;
     h.call(Method::GET, "/entities/42", None).await;

@@ -14,12 +14,12 @@ use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPai
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use http::{Method, StatusCode};
+use s2s_auth::audit::{AuditEvent, Decision, EventKind, JsonLinesSink, MemoryAuditSink};
 use s2s_auth::plugin::JWKS_PATH;
-use s2s_auth::{
-    AuditEvent, Auth, CredentialKind, Decision, EventKind, JsonLinesSink, MemoryAuditSink,
-    MemoryStore, PluginTokens, Principal, PrincipalType, PublicKeyRecord, SecretString, StaticKey,
-    Store,
-};
+use s2s_auth::plugin::StaticKey;
+use s2s_auth::secret::SecretString;
+use s2s_auth::store::{MemoryStore, PublicKeyRecord, Store};
+use s2s_auth::{Auth, CredentialKind, PluginTokens, Principal, PrincipalType};
 use serde_json::Value;
 
 use common::kit::{SigningKey, now};

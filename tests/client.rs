@@ -5,9 +5,12 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::get;
 use http::Method;
+use s2s_auth::client::ClientError;
+use s2s_auth::error::{DelegationError, IssueError};
+use s2s_auth::restrictions::{AccessRestriction, AccessRestrictions};
+use s2s_auth::store::MemoryStore;
 use s2s_auth::{
-    AccessRestriction, AccessRestrictions, Auth, ClientError, CredentialKind, DelegationError,
-    IssueError, MemoryStore, PluginTokens, Principal, PrincipalType, S2sClient, StaticDiscovery,
+    Auth, CredentialKind, PluginTokens, Principal, PrincipalType, S2sClient, StaticDiscovery,
 };
 
 fn scaffolder() -> Auth {
@@ -98,7 +101,7 @@ async fn refuses_to_delegate_a_restricted_principal() {
 }
 
 /// The claims of a token this test's client minted (read unverified).
-fn claims(token: &s2s_auth::SecretString) -> serde_json::Value {
+fn claims(token: &s2s_auth::secret::SecretString) -> serde_json::Value {
     use base64::Engine as _;
     let payload = token.expose_secret().split('.').nth(1).expect("claims");
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD

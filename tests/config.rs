@@ -4,7 +4,8 @@
 mod common;
 
 use common::*;
-use s2s_auth::{Auth, AuthBuilder, ConfigError, ConfigRule, StaticToken};
+use s2s_auth::error::ConfigRule;
+use s2s_auth::{Auth, AuthBuilder, ConfigError, StaticToken};
 
 /// Parses and builds `yaml`, expects an error, and checks that no `secret` appears in it.
 #[track_caller]

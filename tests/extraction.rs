@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use http::Method;
-use s2s_auth::MAX_TOKEN_LEN;
+use s2s_auth::layer::MAX_TOKEN_LEN;
 
 #[tokio::test]
 async fn rejects_missing_authorization_header() {

@@ -11,10 +11,13 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{any, get, post};
 use http::{Method, StatusCode};
+use s2s_auth::audit::MemoryAuditSink;
+use s2s_auth::error::ConfigRule;
 use s2s_auth::plugin::JWKS_PATH;
+use s2s_auth::store::MemoryStore;
 use s2s_auth::{
-    Auth, AuthBuilder, ConfigError, ConfigRule, CredentialKind, DefaultPolicy, MemoryAuditSink,
-    MemoryStore, PluginTokens, Principal, PrincipalType, RoutePolicy, StaticDiscovery, StaticToken,
+    Auth, AuthBuilder, ConfigError, CredentialKind, DefaultPolicy, PluginTokens, Principal,
+    PrincipalType, RoutePolicy, StaticDiscovery, StaticToken,
 };
 use serde_json::Value;
 
@@ -283,7 +286,7 @@ async fn unlisted_method_under_default_deny_is_refused() {
 /// `GET /healthz` (unauthenticated) with `token`: let through without a principal, and the
 /// audit event says why the credential was ignored.
 #[track_caller]
-fn assert_ignored(reply: &Reply, event: &s2s_auth::AuditEvent, ignored: &str) {
+fn assert_ignored(reply: &Reply, event: &s2s_auth::audit::AuditEvent, ignored: &str) {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(reply.json(), Value::Null, "the handler saw no principal");
     assert_eq!(event.reason, "unauthenticated_route");

@@ -14,7 +14,8 @@ use axum::Router;
 use common::kit::*;
 use common::*;
 use http::Method;
-use s2s_auth::{Auth, JwksAccess, JwksCacheConfig};
+use s2s_auth::jwks::JwksCacheConfig;
+use s2s_auth::{Auth, JwksAccess};
 use serde_json::{Value, json};
 
 const ISSUER: &str = "https://idp.example.com";

@@ -69,7 +69,7 @@ fn good_claims() -> Value {
 }
 
 impl Fixture {
-    async fn get(&self, token: &str) -> (Reply, s2s_auth::AuditEvent) {
+    async fn get(&self, token: &str) -> (Reply, s2s_auth::audit::AuditEvent) {
         self.h.call(Method::GET, "/entities/42", Some(token)).await
     }
 

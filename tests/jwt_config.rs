@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use common::kit::*;
 use common::*;
 use http::Method;
-use s2s_auth::{AuthBuilder, ConfigError, ConfigRule};
+use s2s_auth::error::ConfigRule;
+use s2s_auth::{AuthBuilder, ConfigError};
 use serde_json::json;
 
 /// Parses and builds `yaml` (with `env`), expects an error, and checks that none of
@@ -331,7 +332,9 @@ fn jwks_cache_and_leeway_settings_are_checked() {
 
 #[test]
 fn builder_checks_the_same_ranges_as_yaml() {
-    use s2s_auth::{Auth, ConfigRule, JwksCacheConfig};
+    use s2s_auth::Auth;
+    use s2s_auth::error::ConfigRule;
+    use s2s_auth::jwks::JwksCacheConfig;
     let rule_at = |b: AuthBuilder| {
         let e = b.build().expect_err("out of range");
         (e.path().map(str::to_owned), e.rule().clone())
@@ -371,8 +374,10 @@ fn builder_checks_the_same_ranges_as_yaml() {
     assert_eq!(
         rule_at(
             Auth::builder("catalog").plugin_tokens(
-                s2s_auth::PluginTokens::new(std::sync::Arc::new(s2s_auth::MemoryStore::default()))
-                    .key_duration(Duration::from_secs(u64::MAX))
+                s2s_auth::PluginTokens::new(std::sync::Arc::new(
+                    s2s_auth::store::MemoryStore::default()
+                ))
+                .key_duration(Duration::from_secs(u64::MAX))
             )
         )
         .0

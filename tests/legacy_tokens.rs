@@ -7,9 +7,8 @@ use common::kit::*;
 use common::*;
 use http::Method;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use s2s_auth::{
-    AccessRestriction, AccessRestrictions, Auth, AuthBuilder, CredentialKind, LegacySecret,
-};
+use s2s_auth::restrictions::{AccessRestriction, AccessRestrictions};
+use s2s_auth::{Auth, AuthBuilder, CredentialKind, LegacySecret};
 use serde_json::{Value, json};
 
 /// Base64 of 32 bytes: the current secret.
@@ -30,7 +29,7 @@ fn harness() -> Harness {
     )
 }
 
-async fn get(h: &Harness, token: &str) -> (Reply, s2s_auth::AuditEvent) {
+async fn get(h: &Harness, token: &str) -> (Reply, s2s_auth::audit::AuditEvent) {
     h.call(Method::GET, "/entities/42", Some(token)).await
 }
 

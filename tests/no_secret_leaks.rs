@@ -16,10 +16,9 @@ use axum::routing::any;
 use common::kit::{KeyServer, SigningKey, claims, legacy_claims, legacy_token, now, unsigned};
 use common::*;
 use http::{Method, Request};
-use s2s_auth::{
-    Auth, AuthBuilder, DefaultPolicy, JsonLinesSink, MemoryAuditSink, Principal, RoutePolicy,
-    SecretString, StaticToken,
-};
+use s2s_auth::audit::{JsonLinesSink, MemoryAuditSink};
+use s2s_auth::secret::SecretString;
+use s2s_auth::{Auth, AuthBuilder, DefaultPolicy, Principal, RoutePolicy, StaticToken};
 
 /// A token sent that is 9 KiB long: distinctive, so an echo of it would be found.
 fn oversized_token() -> String {

@@ -18,11 +18,14 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use http::{Method, StatusCode};
+use s2s_auth::audit::{AuditEvent, MemoryAuditSink};
+use s2s_auth::error::{DelegationError, IssueError, VerifyError};
 use s2s_auth::plugin::PLUGIN_TYP;
+use s2s_auth::restrictions::{AccessRestriction, AccessRestrictions};
+use s2s_auth::store::MemoryStore;
 use s2s_auth::{
-    AccessRestriction, AccessRestrictions, AuditEvent, Auth, AuthBuilder, CredentialKind,
-    DelegationError, IssueError, MemoryAuditSink, MemoryStore, PluginTokens, Principal,
-    PrincipalType, RoutePolicy, S2sClient, StaticDiscovery, UserProvider, VerifyError,
+    Auth, AuthBuilder, CredentialKind, PluginTokens, Principal, PrincipalType, RoutePolicy,
+    S2sClient, StaticDiscovery, UserProvider,
 };
 use serde_json::{Value, json};
 

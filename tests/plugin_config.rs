@@ -4,8 +4,9 @@
 
 mod common;
 
+use s2s_auth::error::IssueError;
 use s2s_auth::plugin::JWKS_PATH;
-use s2s_auth::{Auth, AuthBuilder, IssueError, StaticDiscovery};
+use s2s_auth::{Auth, AuthBuilder, StaticDiscovery};
 use serde_json::{Value, json};
 
 use common::kit::header_and_claims;

@@ -16,11 +16,12 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use http::StatusCode;
+use s2s_auth::error::IssueError;
 use s2s_auth::plugin::JWKS_PATH;
-use s2s_auth::{
-    Auth, DefaultPolicy, IssueError, MemoryStore, PluginTokens, PostgresStore, PublicKeyRecord,
-    SqliteStore, StaticDiscovery, Store, StoreError, StoreFuture,
+use s2s_auth::store::{
+    MemoryStore, PostgresStore, PublicKeyRecord, SqliteStore, Store, StoreError, StoreFuture,
 };
+use s2s_auth::{Auth, DefaultPolicy, PluginTokens, StaticDiscovery};
 use serde_json::{Value, json};
 
 use common::kit::{SigningKey, header_and_claims, now};

@@ -18,8 +18,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::StatusCode;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
+use s2s_auth::error::{IssueError, VerifyError};
 use s2s_auth::plugin::PLUGIN_TYP;
-use s2s_auth::{Auth, IssueError, PluginTokens, ServiceDiscovery, StaticDiscovery, VerifyError};
+use s2s_auth::plugin::ServiceDiscovery;
+use s2s_auth::{Auth, PluginTokens, StaticDiscovery};
 use serde_json::{Map, Value, json};
 
 use common::SERVICE;

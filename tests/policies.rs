@@ -5,7 +5,8 @@ mod common;
 
 use common::*;
 use http::Method;
-use s2s_auth::{Auth, CredentialKind, Decision, DefaultPolicy, RoutePolicy, StaticToken};
+use s2s_auth::audit::Decision;
+use s2s_auth::{Auth, CredentialKind, DefaultPolicy, RoutePolicy, StaticToken};
 
 #[tokio::test]
 async fn unauthenticated_route_without_token_has_no_principal() {

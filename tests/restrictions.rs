@@ -5,7 +5,8 @@ mod common;
 
 use common::*;
 use http::Method;
-use s2s_auth::{AccessRestriction, AccessRestrictions, Action, Auth, StaticToken};
+use s2s_auth::restrictions::{AccessRestriction, AccessRestrictions, Action};
+use s2s_auth::{Auth, StaticToken};
 
 #[tokio::test]
 async fn rejects_token_restricted_to_other_plugin() {

@@ -4,7 +4,8 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use axum::Router;
 use base64::Engine as _;
-use s2s_auth::{Auth, AuthBuilder, PluginTokens, StaticDiscovery, StaticKey};
+use s2s_auth::plugin::StaticKey;
+use s2s_auth::{Auth, AuthBuilder, PluginTokens, StaticDiscovery};
 use serde_json::Value;
 
 /// The SubjectPublicKeyInfo prefix of every P-256 public key (algorithm ids + bit string).

@@ -12,7 +12,9 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use s2s_auth::{MemoryStore, PostgresStore, PublicKeyRecord, SqliteStore, Store, StoreError};
+use s2s_auth::store::{
+    MemoryStore, PostgresStore, PublicKeyRecord, SqliteStore, Store, StoreError,
+};
 use serde_json::json;
 
 // ---------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ use http::Method;
 use s2s_auth::{Auth, CredentialKind, JwksAccess, PrincipalType, UserProvider};
 use serde_json::{Value, json};
 
-async fn get(h: &Harness, token: &str) -> (Reply, s2s_auth::AuditEvent) {
+async fn get(h: &Harness, token: &str) -> (Reply, s2s_auth::audit::AuditEvent) {
     h.call(Method::GET, "/entities/42", Some(token)).await
 }
 

@@ -12,7 +12,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use jwks_client_rs::JwksClient;
 use jwks_client_rs::source::WebSource;
 use s2s_auth::jwks::JwksClientRsFetcher;
-use s2s_auth::{Auth, DEFAULT_LEEWAY_SECS, JwksAccess, RoutePolicy};
+use s2s_auth::{Auth, AuthBuilder, JwksAccess, RoutePolicy};
 use serde_json::{Value, json};
 use tokio::runtime::Runtime;
 
@@ -110,7 +110,7 @@ pub fn sign(key: &SigningKey, kid: &str, iss: &str) -> String {
 /// `aud`, `exp` and `nbf` with the layer's leeway, and `exp`, `sub`, `iss`, `aud` required.
 pub fn validation(alg: Alg) -> Validation {
     let mut v = Validation::new(alg.jwt());
-    v.leeway = DEFAULT_LEEWAY_SECS;
+    v.leeway = AuthBuilder::DEFAULT_LEEWAY_SECS;
     v.validate_nbf = true;
     v.set_issuer(&[ISSUER]);
     v.set_audience(&[AUDIENCE]);

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
-use s2s_auth::DEFAULT_LEEWAY_SECS;
+use s2s_auth::AuthBuilder;
 use tokio::runtime::Runtime;
 
 use crate::behaviours::{Behaviour, behaviours};
@@ -94,6 +94,7 @@ fn render(
          given with it.\n"
     );
 
+    let leeway = AuthBuilder::DEFAULT_LEEWAY_SECS;
     let _ = writeln!(w, "### Setup\n");
     let _ = writeln!(
         w,
@@ -104,7 +105,7 @@ fn render(
          check), `aud` and `exp`.\n\n\
          - **raw**: `jsonwebtoken::decode::<Map<String, Value>>` with a ready `DecodingKey` \
          (made from the JWK, as the others make theirs) and `Validation` (`iss`, `aud`, \
-         `exp`, `nbf`, leeway {DEFAULT_LEEWAY_SECS} s, `exp`/`sub`/`iss`/`aud` required: the \
+         `exp`, `nbf`, leeway {leeway} s, `exp`/`sub`/`iss`/`aud` required: the \
          layer's checks).\n\
          - **layer, fresh**: `GET {ITEM_URI}` with the token through an axum `Router` and \
          `auth.layer()`, `Auth` configured with `JwksAccess::new(url).issuers(..).audiences(..)` \

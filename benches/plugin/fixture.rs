@@ -12,10 +12,13 @@ use http::header::WWW_AUTHENTICATE;
 use http::{HeaderValue, Method, StatusCode};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use s2s_auth::error::VerifyError;
+use s2s_auth::jwks::KeyFetcher;
 use s2s_auth::plugin::{JWKS_PATH, PLUGIN_TOKEN_LIFETIME, PLUGIN_TYP};
+use s2s_auth::store::MemoryStore;
 use s2s_auth::{
-    Auth, DEFAULT_LEEWAY_SECS, KeyFetcher, MemoryStore, PluginTokens, Principal, RoutePolicy,
-    S2sClient, StaticDiscovery, UserProvider, VerifyError,
+    Auth, AuthBuilder, PluginTokens, Principal, RoutePolicy, S2sClient, StaticDiscovery,
+    UserProvider,
 };
 use serde_json::{Map, Value, json};
 use tokio::runtime::Runtime;
@@ -249,14 +252,14 @@ impl Fixtures {
             obo_claims["obo"] = json!(jane.limited);
             // The checks the plugin verifier makes (`PluginVerifier::new`).
             let mut validation = Validation::new(Algorithm::ES256);
-            validation.leeway = DEFAULT_LEEWAY_SECS;
+            validation.leeway = AuthBuilder::DEFAULT_LEEWAY_SECS;
             validation.validate_nbf = true;
             validation.set_audience(&[TARGET]);
             validation.set_required_spec_claims(&["exp", "sub", "aud"]);
             // And those it makes of a limited user token (`JwksVerifier::new`): no issuer,
             // no audience.
             let mut limited_validation = Validation::new(Algorithm::ES256);
-            limited_validation.leeway = DEFAULT_LEEWAY_SECS;
+            limited_validation.leeway = AuthBuilder::DEFAULT_LEEWAY_SECS;
             limited_validation.validate_nbf = true;
             limited_validation.validate_aud = false;
             limited_validation.set_required_spec_claims(&["exp", "sub"]);

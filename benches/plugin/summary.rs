@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
-use s2s_auth::DEFAULT_LEEWAY_SECS;
+use s2s_auth::AuthBuilder;
 use s2s_auth::plugin::PLUGIN_TYP;
 use tokio::runtime::Runtime;
 
@@ -92,6 +92,7 @@ fn render(est: &[Estimate], times: &[Vec<f64>], timed_fetches: usize, f: &Fixtur
     );
 
     let _ = writeln!(w, "### Setup\n");
+    let leeway = AuthBuilder::DEFAULT_LEEWAY_SECS;
     let _ = writeln!(
         w,
         "Two services and an identity provider in one process. `{CALLER}` issues \
@@ -111,7 +112,7 @@ fn render(est: &[Estimate], times: &[Vec<f64>], timed_fetches: usize, f: &Fixtur
          same claims plus the `obo` claim `on_behalf_of_token` adds.\n\
          - **raw `decode`**: a token from `plugin_token`, the `DecodingKey` of the published \
          JWK and the plugin verifier's `Validation` (ES256, `aud` = `{TARGET}`, \
-         {DEFAULT_LEEWAY_SECS} s leeway, `nbf`, `exp`/`sub`/`aud` required). **2 × raw \
+         {leeway} s leeway, `nbf`, `exp`/`sub`/`aud` required). **2 × raw \
          `decode`**: the same of an on-behalf-of token, then its `obo` claim with the \
          identity provider's `DecodingKey` and the checks `{TARGET}` makes of a limited user \
          token (ES256, no issuer or audience, `nbf`, `exp`/`sub` required).\n\

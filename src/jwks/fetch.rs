@@ -66,6 +66,13 @@ pub trait KeyFetcher: Send + Sync + 'static {
     fn fetch<'a>(&'a self, url: &'a str, max_bytes: usize) -> FetchFuture<'a>;
 }
 
+/// An `Arc` of a fetcher is the same fetcher, so one can be shared and handed over as it is.
+impl<T: KeyFetcher + ?Sized> KeyFetcher for std::sync::Arc<T> {
+    fn fetch<'a>(&'a self, url: &'a str, max_bytes: usize) -> FetchFuture<'a> {
+        (**self).fetch(url, max_bytes)
+    }
+}
+
 /// The default fetcher: one shared `reqwest::Client` with a total timeout, no redirects
 /// (a JWKS URL that redirects elsewhere is refused rather than followed), and a body cap
 /// enforced while streaming (a `Content-Length` over the cap is refused before reading).

@@ -17,7 +17,8 @@
 //! ```
 //! use std::sync::Arc;
 //! use std::time::Duration;
-//! use s2s_auth::{Auth, MemoryStore, PluginTokens, StaticDiscovery};
+//! use s2s_auth::{Auth, PluginTokens, StaticDiscovery};
+//! use s2s_auth::store::MemoryStore;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -77,8 +78,14 @@ impl std::fmt::Debug for PluginTokens {
 }
 
 impl PluginTokens {
-    /// Keys published in `store`, rotated every hour.
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    /// Keys published in `store` (a [`MemoryStore`](crate::store::MemoryStore),
+    /// [`SqliteStore`](crate::store::SqliteStore), [`PostgresStore`](crate::store::PostgresStore),
+    /// yours, or an `Arc` of any of them to share it), rotated every hour.
+    pub fn new(store: impl Store) -> Self {
+        Self::with_store(Arc::new(store))
+    }
+
+    pub(crate) fn with_store(store: Arc<dyn Store>) -> Self {
         Self {
             store: Some(store),
             static_keys: Vec::new(),
@@ -160,6 +167,12 @@ impl StaticDiscovery {
                 .map(|(k, v)| (k.into(), v.into().trim_end_matches('/').to_owned()))
                 .collect(),
         }
+    }
+}
+
+impl<T: ServiceDiscovery + ?Sized> ServiceDiscovery for Arc<T> {
+    fn base_url(&self, service_id: &str) -> Option<String> {
+        (**self).base_url(service_id)
     }
 }
 

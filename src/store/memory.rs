@@ -13,10 +13,10 @@ use super::{PublicKeyRecord, Store, StoreFuture, same_or_conflict, validate};
 ///
 /// ```
 /// use std::sync::Arc;
-/// use s2s_auth::{MemoryStore, PublicKeyRecord, Store};
+/// use s2s_auth::store::{MemoryStore, PublicKeyRecord, Store};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), s2s_auth::StoreError> {
+/// # async fn main() -> Result<(), s2s_auth::store::StoreError> {
 /// let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
 /// let key = PublicKeyRecord {
 ///     service_id: "catalog".into(),

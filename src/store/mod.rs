@@ -14,10 +14,10 @@
 //! once, safe when several replicas start at the same time).
 //!
 //! ```
-//! use s2s_auth::{PublicKeyRecord, SqliteStore, Store};
+//! use s2s_auth::store::{PublicKeyRecord, SqliteStore, Store};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), s2s_auth::StoreError> {
+//! # async fn main() -> Result<(), s2s_auth::store::StoreError> {
 //! let store = SqliteStore::open(":memory:").await?; // or a file: "s2s-auth.sqlite"
 //! let key = PublicKeyRecord {
 //!     service_id: "catalog".into(),
@@ -112,6 +112,25 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes every key with `expires_at <= now` (all services); returns how many.
     fn prune_public_keys(&self, now: i64) -> StoreFuture<'_, u64>;
+}
+
+/// An `Arc` of a store is the same store, so one can be shared and handed over as it is.
+impl<T: Store + ?Sized> Store for Arc<T> {
+    fn put_public_key<'a>(&'a self, key: &'a PublicKeyRecord) -> StoreFuture<'a, ()> {
+        (**self).put_public_key(key)
+    }
+
+    fn public_keys<'a>(
+        &'a self,
+        service_id: &'a str,
+        now: i64,
+    ) -> StoreFuture<'a, Vec<PublicKeyRecord>> {
+        (**self).public_keys(service_id, now)
+    }
+
+    fn prune_public_keys(&self, now: i64) -> StoreFuture<'_, u64> {
+        (**self).prune_public_keys(now)
+    }
 }
 
 /// Longest `service_id` or `kid` accepted, in bytes.

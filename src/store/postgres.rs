@@ -59,7 +59,7 @@ const SET_SEARCH_PATH: &str = "SET search_path TO s2s_auth";
 ///
 /// ```no_run
 /// use std::sync::Arc;
-/// use s2s_auth::{PostgresStore, Store};
+/// use s2s_auth::store::{PostgresStore, Store};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -35,10 +35,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// `_sqlx_migrations` table, which another sqlx application in the same file also uses.
 ///
 /// ```
-/// use s2s_auth::{SqliteStore, Store};
+/// use s2s_auth::store::{SqliteStore, Store};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), s2s_auth::StoreError> {
+/// # async fn main() -> Result<(), s2s_auth::store::StoreError> {
 /// let store = SqliteStore::open(":memory:").await?;
 /// assert!(store.public_keys("catalog", 0).await?.is_empty());
 /// // Debug shows where the store is, never a secret.

@@ -23,7 +23,8 @@ use axum::body::Body;
 use axum::routing::any;
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
-use s2s_auth::{AuditEvent, Auth, AuthBuilder, Decision, MemoryAuditSink, Principal};
+use s2s_auth::audit::{AuditEvent, Decision, MemoryAuditSink};
+use s2s_auth::{Auth, AuthBuilder, Principal};
 use serde_json::Value;
 use tower::ServiceExt;
 

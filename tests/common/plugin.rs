@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use axum::Router;
 use http::StatusCode;
+use s2s_auth::audit::{AuditEvent, MemoryAuditSink};
+use s2s_auth::error::VerifyError;
 use s2s_auth::plugin::JWKS_PATH;
-use s2s_auth::{
-    AuditEvent, Auth, AuthBuilder, CredentialKind, MemoryAuditSink, MemoryStore, PluginTokens,
-    PrincipalType, ServiceDiscovery, StaticDiscovery, Store, VerifyError,
-};
+use s2s_auth::plugin::ServiceDiscovery;
+use s2s_auth::store::{MemoryStore, Store};
+use s2s_auth::{Auth, AuthBuilder, CredentialKind, PluginTokens, PrincipalType, StaticDiscovery};
 use serde_json::Value;
 
 use super::kit::header_and_claims;
@@ -199,7 +200,7 @@ pub fn assert_invalid(reply: &Reply, event: &AuditEvent, realm: &str, error: &Ve
     assert_eq!(reply.content_type(), Some("application/json"));
     assert_eq!(reply.json()["error"]["message"], description.as_str());
     assert_eq!(reply.json()["response"]["statusCode"], 401);
-    assert_eq!(event.decision, s2s_auth::Decision::Deny);
+    assert_eq!(event.decision, s2s_auth::audit::Decision::Deny);
     assert_eq!(event.reason, error.code());
     assert_eq!(event.message, description);
     assert_eq!(event.status, 401);

@@ -8,7 +8,7 @@ use axum::Router;
 use axum::body::Body;
 use http::Request;
 use s2s_auth::jwks::FetchFuture;
-use s2s_auth::{FetchError, FetchedDocument, KeyFetcher};
+use s2s_auth::jwks::{FetchError, FetchedDocument, KeyFetcher};
 use tower::ServiceExt;
 
 /// A [`KeyFetcher`] that serves key sets by URL, in process, and counts its fetches:
