@@ -6,22 +6,29 @@
 //!
 //! Every credential kind this version verifies is shown allowed and refused, with the exact
 //! status, the `WWW-Authenticate` challenge, the audit event, and at the end the access
-//! table. Three services run: `catalog` (the one toured), `scaffolder` (which calls catalog
+//! table and the tokens and keys the services issued. `catalog` declares its routes with
+//! their policies (`auth.router()`); `search` wraps a plain router in the layer. It also shows
+//! the fail-closed rules: a method no policy names gets the path's strictest policy, and a
+//! credential an authenticated route would refuse is dropped on an unauthenticated one.
+//! Three services run: `catalog` (the one toured), `scaffolder` (which calls catalog
 //! as itself and on behalf of its users) and `search`. An identity provider runs in the same process (OIDC discovery and a JWKS on
 //! 127.0.0.1), so nothing leaves the machine.
 
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::routing::{any, get, post};
+use axum::routing::{MethodRouter, any, get, post};
 use axum::{Json, Router};
 use http::{Method, StatusCode};
-use s2s_auth::audit::MemoryAuditSink;
+use s2s_auth::audit::{EventKind, MemoryAuditSink};
+use s2s_auth::custom::{
+    CustomAccess, ExternalIdentity, ExternalTokenError, ExternalTokenVerifier, VerifyFuture,
+};
 use s2s_auth::restrictions::{AccessRestriction, AccessRestrictions, Action};
 use s2s_auth::store::MemoryStore;
 use s2s_auth::{
-    Auth, JwksAccess, LegacySecret, PluginTokens, Principal, RoutePolicy, S2sClient,
-    StaticDiscovery, StaticToken, UserProvider,
+    Auth, CredentialKind, JwksAccess, LegacySecret, PluginTokens, Principal, RoutePolicy,
+    S2sClient, StaticDiscovery, StaticToken, UserProvider,
 };
 
 const CI_TOKEN: &str = "ci-read-only-7f3a9c1e5b";
@@ -34,6 +41,29 @@ const LEGACY_SECRET: &str = "dG91ci1sZWdhY3ktc2VjcmV0LTMyLWJ5dGVzLWxvbmc=";
 /// A tiny identity provider (an ES256 key, its JWKS, and OIDC discovery), from the test kit.
 #[path = "../tests/kit/mod.rs"]
 mod kit;
+
+/// A custom external token type: Acme's API keys (`acme_<key>`), checked against a list. A
+/// real one would ask Acme; classification sends it every token with its prefix, and only
+/// those.
+struct AcmeKeys;
+
+const ACME_KEY: &str = "acme_k3y-of-the-release-bot-4c1d";
+
+impl ExternalTokenVerifier for AcmeKeys {
+    fn prefix(&self) -> &str {
+        "acme_"
+    }
+
+    fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
+        Box::pin(async move {
+            if token == ACME_KEY {
+                Ok(ExternalIdentity::new("release-bot"))
+            } else {
+                Err(ExternalTokenError::Invalid("unknown Acme key"))
+            }
+        })
+    }
+}
 
 async fn whoami(principal: Option<Principal>) -> Json<Principal> {
     Json(principal.unwrap_or_else(Principal::none))
@@ -81,20 +111,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let scaffolder_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let scaffolder_base = format!("http://{}", scaffolder_listener.local_addr()?);
     let scaffolder = Auth::builder("scaffolder")
-        .plugin_tokens(PluginTokens::new(Arc::new(MemoryStore::default())))
+        .plugin_tokens(PluginTokens::new(MemoryStore::default()))
+        .discovery(StaticDiscovery::new([("catalog", base.as_str())]))
         .user_provider(UserProvider::oidc(idp.issuer.clone()).audiences(["scaffolder"]))
         .user_provider(backstage_users())
         .audit_sink(audit.clone())
         .build()?;
-    let outbound = Arc::new(S2sClient::new(
-        scaffolder.clone(),
-        StaticDiscovery::new([("catalog", base.as_str())]),
-    ));
-    let scaffolder_app: Router = Router::new()
-        .route("/catalog/{*path}", any(call_catalog))
-        .with_state(outbound)
-        .merge(scaffolder.jwks_router())
-        .layer(scaffolder.layer());
+    // The outbound client, from the discovery scaffolder already has.
+    let outbound = Arc::new(scaffolder.client());
+    // Its published JWKS is mounted by the router wrapper, unauthenticated.
+    let scaffolder_app: Router = scaffolder
+        .router()
+        .route(
+            "/catalog/{*path}",
+            any(call_catalog),
+            RoutePolicy::users(),
+        )
+        .into_router()?
+        .with_state(outbound);
     tokio::spawn(async move { axum::serve(scaffolder_listener, scaffolder_app).await });
     let discovery = StaticDiscovery::new([("scaffolder", scaffolder_base.as_str())]);
 
@@ -145,36 +179,54 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // ...and the one trusted to act for users without the identity provider's proof
         // (OIDC users: the RFC 8693 `act` form).
         .trusted_actors(["scaffolder"])
-        .route("/healthz", [Method::GET], RoutePolicy::unauthenticated())
-        .route(
+        // Acme's API keys, a custom external token type verified by our own code.
+        .custom_access(CustomAccess::new("acme", Arc::new(AcmeKeys)))
+        .audit_sink(audit.clone())
+        .build()?;
+
+    // Every route with the policy that guards it. A policy cannot miss its route (a
+    // misspelt YAML path would stop start-up), nor a route its policy.
+    let (app, auth) = auth
+        .router()
+        .route("/healthz", get(whoami), RoutePolicy::unauthenticated())
+        .route_for(
             "/entities",
             [Method::GET],
+            get(whoami),
             RoutePolicy::authenticated()
                 .permission("catalog.entity.read")
                 .action(Action::Read),
         )
-        .route(
+        .route_for(
             "/entities",
             [Method::POST],
+            post(whoami),
             RoutePolicy::authenticated()
                 .permission("catalog.entity.create")
                 .action(Action::Create),
         )
         .route(
             "/admin/tokens",
-            [],
+            post(whoami),
             RoutePolicy::authenticated()
-                .allow([s2s_auth::CredentialKind::User])
+                .allow([CredentialKind::User])
                 .sensitive(),
         )
-        .audit_sink(audit.clone())
-        .build()?;
-
-    let app = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/entities", get(whoami).post(whoami))
-        .route("/admin/tokens", post(whoami))
-        .layer(auth.layer());
+        // GET for any caller, POST for people only; the handler takes every method, and a
+        // method neither policy names (PATCH) gets the strictest of the two.
+        .route_for(
+            "/admin/settings",
+            [Method::GET],
+            any(whoami),
+            RoutePolicy::authenticated(),
+        )
+        .route_for(
+            "/admin/settings",
+            [Method::POST],
+            MethodRouter::new(),
+            RoutePolicy::users().sensitive(),
+        )
+        .into_parts()?;
 
     tokio::spawn(async move { axum::serve(listener, app).await });
     println!("s2s-auth tour: service `catalog` listening on {base}\n");
@@ -194,6 +246,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let user = Some(("jane's user token", user_jwt.as_str()));
     let legacy = Some(("legacy HS256 token", legacy_jwt.as_str()));
     let unsigned = Some(("unsigned alg:none token", unsigned.as_str()));
+    let acme = Some(("release-bot's Acme API key", ACME_KEY));
+    let acme_unknown = Some(("a made-up Acme key", "acme_not-a-real-key"));
     // scaffolder mints a token for calling catalog (a new key is published first).
     let plugin_jwt = scaffolder.plugin_token("catalog").await?;
     let plugin = Some((
@@ -239,6 +293,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("The same, for an OIDC user (act form: scaffolder is a trusted actor)", Method::GET, via_scaffolder.as_str(), jane_oidc, 200),
         ("Acting for jane on the sensitive route: on-behalf-of is refused there", Method::POST, via_scaffolder_admin.as_str(), jane_backstage, 403),
         ("A Backstage user token sent to catalog itself", Method::GET, "/entities", jane_backstage, 200),
+        ("An Acme API key (a custom type, chosen by its prefix acme_)", Method::GET, "/entities", acme, 200),
+        ("A made-up Acme key: refused by the Acme verifier alone", Method::GET, "/entities", acme_unknown, 401),
+        ("PATCH, a method no policy of /admin/settings names, with a writer token", Method::PATCH, "/admin/settings", deployer, 403),
+        ("The same token on the route's GET policy", Method::GET, "/admin/settings", deployer, 200),
+        ("A token restricted to scaffolder on the unauthenticated health route: let in, but as nobody", Method::GET, "/healthz", restricted, 200),
     ];
     let mut surprises = Vec::new();
     for (i, (title, method, path, token, expected)) in steps.iter().enumerate() {
@@ -275,7 +334,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("   body: {body}");
         if let Some(event) = audit.last() {
             println!(
-                "   audit ({}): {:?} {} (route {}, subject {}{}, token {})",
+                "   audit ({}): {:?} {} (route {}, subject {}{}, token {}){}",
                 event.service_id,
                 event.decision,
                 event.reason,
@@ -288,13 +347,36 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 event
                     .token_fingerprint
                     .map_or_else(|| "-".to_owned(), |f| format!("fp:{f}")),
+                event
+                    .ignored
+                    .as_deref()
+                    .map_or_else(String::new, |why| format!("; credential ignored: {why}")),
             );
         }
         println!();
     }
 
     println!("{}", auth.access_table().to_markdown());
-    println!("Every cell above is computed by the same function that decided the requests.");
+    println!("Every cell above is computed by the same function that decided the requests.\n");
+
+    // Not only decisions: every token a service issued and every key it made is audited too
+    // (never the token or the key; only its fingerprint and kid).
+    println!("Tokens issued and keys published during the tour:");
+    for e in audit
+        .events()
+        .iter()
+        .filter(|e| e.event != EventKind::Request)
+    {
+        println!(
+            "   {} {:?}: subject {}, target {}, kid {}, until {}",
+            e.service_id,
+            e.event,
+            e.subject.as_deref().unwrap_or("-"),
+            e.target.as_deref().unwrap_or("-"),
+            e.kid.as_deref().unwrap_or("-"),
+            e.expires_at.map_or_else(|| "-".to_owned(), |t| t.to_string()),
+        );
+    }
     // The tour doubles as a smoke test in CI: a step with an unexpected status fails it.
     if !surprises.is_empty() {
         return Err(surprises.join("; ").into());
