@@ -122,11 +122,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Its published JWKS is mounted by the router wrapper, unauthenticated.
     let scaffolder_app: Router = scaffolder
         .router()
-        .route(
-            "/catalog/{*path}",
-            any(call_catalog),
-            RoutePolicy::users(),
-        )
+        .route("/catalog/{*path}", any(call_catalog), RoutePolicy::users())
         .into_router()?
         .with_state(outbound);
     tokio::spawn(async move { axum::serve(scaffolder_listener, scaffolder_app).await });
@@ -374,7 +370,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             e.subject.as_deref().unwrap_or("-"),
             e.target.as_deref().unwrap_or("-"),
             e.kid.as_deref().unwrap_or("-"),
-            e.expires_at.map_or_else(|| "-".to_owned(), |t| t.to_string()),
+            e.expires_at
+                .map_or_else(|| "-".to_owned(), |t| t.to_string()),
         );
     }
     // The tour doubles as a smoke test in CI: a step with an unexpected status fails it.

@@ -270,6 +270,16 @@ pub(crate) fn resolve(
         });
     }
     for (i, e) in entries.iter().enumerate() {
+        // The type is part of every subject (`external:<type>:<subject>`): a name with `:`
+        // or none at all would let one entry's callers pass for another's.
+        if BUILT_IN_TYPES.contains(&e.type_name.as_str())
+            || !crate::service_id::is_valid_service_id(&e.type_name)
+        {
+            return Err(ConfigError::new(
+                format!("{}.type", e.origin),
+                ConfigRule::DuplicateType(e.type_name.clone()),
+            ));
+        }
         let prefix = e.verifier.prefix();
         let bad = |why| {
             ConfigError::new(

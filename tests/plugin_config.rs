@@ -4,6 +4,7 @@
 
 mod common;
 
+use s2s_auth::error::ConfigRule;
 use s2s_auth::error::IssueError;
 use s2s_auth::plugin::JWKS_PATH;
 use s2s_auth::{Auth, AuthBuilder, StaticDiscovery};
@@ -60,14 +61,27 @@ async fn yaml_with_plugin_tokens_builds_async_and_issues_verifiable_tokens() {
     catalog.accepts(&token, "scaffolder").await;
 }
 
-#[test]
-fn yaml_naming_a_key_store_cannot_build_synchronously() {
+#[tokio::test]
+async fn yaml_with_a_memory_key_store_builds_synchronously() {
+    // Nothing to open: plain build() issues tokens.
     let yaml = plugin_yaml("scaffolder", &[], 600);
-    let e = AuthBuilder::from_yaml_str(&yaml)
+    let auth = AuthBuilder::from_yaml_str(&yaml)
         .expect("valid YAML")
         .build()
-        .expect_err("a key store must be opened");
+        .expect("a memory key store builds without build_async");
+    assert!(auth.plugin_token("catalog").await.is_ok());
+}
+
+#[test]
+fn yaml_naming_a_database_cannot_build_synchronously() {
+    let yaml = "s2s:\n  serviceId: scaffolder\n  pluginTokens: {}\n\
+                backend:\n  database:\n    client: better-sqlite3\n    connection: ':memory:'\n";
+    let e = AuthBuilder::from_yaml_str(yaml)
+        .expect("valid YAML")
+        .build()
+        .expect_err("a database must be opened");
     assert_eq!(e.path(), Some("backend.database"));
+    assert_eq!(e.rule(), &ConfigRule::StoreNeedsAsync);
     assert!(e.to_string().contains("build_async"), "{e}");
 }
 

@@ -9,7 +9,7 @@ use crate::builder::AuthBuilder;
 use crate::error::{ConfigError, ConfigRule};
 use crate::plugin::{PluginTokens, StaticKey};
 use crate::secret::SecretString;
-use crate::store::StoreSpec;
+use crate::store::{MemoryStore, StoreSpec};
 
 /// Plugin tokens, if `s2s.pluginTokens` or `backend.auth.pluginKeyStore` asks for them.
 pub(super) fn parse_plugin_tokens(
@@ -48,7 +48,12 @@ pub(super) fn parse_plugin_tokens(
             None => "database",
         };
         match kind {
-            "memory" => builder.pending_store = Some((StoreSpec::Memory, key_duration)),
+            // Nothing to open: builds with plain build(), no build_async needed.
+            "memory" => {
+                builder = builder.plugin_tokens(
+                    PluginTokens::new(MemoryStore::new()).key_duration(key_duration),
+                );
+            }
             "static" => {
                 let ks = key_store.as_ref().ok_or_else(|| {
                     ConfigError::new("backend.auth.pluginKeyStore", ConfigRule::Required)

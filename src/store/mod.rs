@@ -234,8 +234,6 @@ pub(crate) fn db_error(e: sqlx::Error, redact: impl Fn(String) -> String) -> Sto
 /// opened by `AuthBuilder::build_async`.
 #[derive(Debug)]
 pub(crate) enum StoreSpec {
-    /// [`MemoryStore`].
-    Memory,
     /// [`SqliteStore`] on this file (or `:memory:`).
     Sqlite(String),
     /// [`PostgresStore`] at this URL (it may hold a password).
@@ -246,7 +244,6 @@ impl StoreSpec {
     /// Opens (and migrates) the store.
     pub(crate) async fn open(&self) -> Result<Arc<dyn Store>, StoreError> {
         Ok(match self {
-            StoreSpec::Memory => Arc::new(MemoryStore::new()),
             StoreSpec::Sqlite(path) => {
                 // Said at start, with the full path: a service started without
                 // `backend.database` keeps its keys in the working directory, and an
