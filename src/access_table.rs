@@ -154,7 +154,7 @@ impl AccessTable {
                 columns.push((format!("{} ({})", v.origin, v.credential()), Some(p)));
             }
         }
-        if verifiers.custom.iter().any(|c| c.restrictions.is_none()) {
+        if verifiers.custom.iter().any(|c| c.0.restrictions.is_none()) {
             columns.push((
                 CredentialKind::Custom.as_str().to_owned(),
                 Some(Principal::new(
@@ -164,13 +164,17 @@ impl AccessTable {
                 )),
             ));
         }
-        for c in verifiers.custom.iter().filter(|c| c.restrictions.is_some()) {
+        for c in verifiers
+            .custom
+            .iter()
+            .filter(|c| c.0.restrictions.is_some())
+        {
             let mut p =
                 Principal::new(PrincipalType::Service, "external:*", CredentialKind::Custom);
-            if let Some(r) = &c.restrictions {
+            if let Some(r) = &c.0.restrictions {
                 p = p.with_restrictions(r.clone());
             }
-            columns.push((format!("{} (custom)", c.origin), Some(p)));
+            columns.push((format!("{} (custom)", c.0.origin), Some(p)));
         }
         for (origin, r) in verifiers.legacy.restricted() {
             let p = Principal::new(PrincipalType::Service, "external:*", CredentialKind::Legacy)

@@ -64,7 +64,7 @@ impl Known<'_> {
     pub(crate) fn classify_opaque(&self, token: &str) -> Route {
         self.custom
             .iter()
-            .position(|c| token.starts_with(c.verifier.prefix()))
+            .position(|c| token.starts_with(c.0.verifier.prefix()))
             .map_or(Route::Static, Route::Custom)
     }
 

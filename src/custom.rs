@@ -321,35 +321,13 @@ pub(crate) fn resolve(
     }
     Ok(entries
         .into_iter()
-        .map(|e| {
-            Arc::new(CustomVerifier {
-                type_name: e.type_name,
-                verifier: e.verifier,
-                restrictions: e.restrictions,
-                origin: e.origin,
-            })
-        })
+        .map(|e| Arc::new(CustomVerifier(e)))
         .collect())
 }
 
-/// One configured custom entry: `type:`, its verifier, its restrictions.
-pub(crate) struct CustomVerifier {
-    pub(crate) type_name: String,
-    pub(crate) verifier: Arc<dyn ExternalTokenVerifier>,
-    pub(crate) restrictions: Option<AccessRestrictions>,
-    /// Where it was configured (`backend.auth.externalAccess[3]`).
-    pub(crate) origin: String,
-}
-
-impl std::fmt::Debug for CustomVerifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CustomVerifier")
-            .field("type_name", &self.type_name)
-            .field("prefix", &self.verifier.prefix())
-            .field("origin", &self.origin)
-            .finish_non_exhaustive()
-    }
-}
+/// One configured custom entry, checked and ready to verify.
+#[derive(Debug)]
+pub(crate) struct CustomVerifier(pub(crate) CustomAccess);
 
 impl CustomVerifier {
     fn principal(
@@ -370,14 +348,14 @@ impl CustomVerifier {
         }
         let mut p = Principal::new(
             PrincipalType::Service,
-            format!("external:{}:{}", self.type_name, id.subject),
+            format!("external:{}:{}", self.0.type_name, id.subject),
             CredentialKind::Custom,
         )
         .with_read_only(id.read_only);
         if let Some(at) = id.expires_at {
             p = p.with_expiry(at);
         }
-        if let Some(r) = &self.restrictions {
+        if let Some(r) = &self.0.restrictions {
             p = p.with_restrictions(r.clone());
         }
         Ok(p)
@@ -390,7 +368,7 @@ impl Verifier for CustomVerifier {
         let raw = token.raw.to_owned();
         let now = token.now;
         now_or_later(async move {
-            match this.verifier.verify(&raw).await {
+            match this.0.verifier.verify(&raw).await {
                 Ok(id) => this.principal(id, now),
                 Err(ExternalTokenError::Invalid(reason)) => {
                     Err(VerifyError::Rejected(reason).into())
