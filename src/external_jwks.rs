@@ -30,8 +30,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 /// The JWT algorithms an entry may allow (`jsonwebtoken`'s, re-exported).
 pub use jsonwebtoken::Algorithm;
@@ -39,7 +38,7 @@ use jsonwebtoken::Validation;
 use serde_json::{Map, Value};
 
 use crate::error::{ConfigError, ConfigRule, RequestError, VerifyError};
-use crate::jwks::{JwksCache, UsableKey, key_error};
+use crate::jwks::{JwksCache, OidcDiscovery, UsableKey, key_error};
 use crate::jwt::{Unverified, check_iat, str_claim};
 use crate::principal::{CredentialKind, Principal, PrincipalType};
 use crate::restrictions::AccessRestrictions;
@@ -288,83 +287,6 @@ fn check_algorithms(
 pub(crate) enum KeySource {
     Url(String),
     Discovery(OidcDiscovery),
-}
-
-/// OIDC discovery of a `jwks_uri`, once, with a cooldown after failures.
-#[derive(Debug)]
-pub(crate) struct OidcDiscovery {
-    issuer: String,
-    document_url: String,
-    resolved: tokio::sync::OnceCell<String>,
-    last_failure: Mutex<Option<Instant>>,
-}
-
-impl OidcDiscovery {
-    fn new(issuer: &str) -> Self {
-        Self {
-            issuer: issuer.to_owned(),
-            document_url: format!(
-                "{}/.well-known/openid-configuration",
-                issuer.trim_end_matches('/')
-            ),
-            resolved: tokio::sync::OnceCell::new(),
-            last_failure: Mutex::new(None),
-        }
-    }
-
-    async fn jwks_url(&self, cache: &JwksCache) -> Result<&str, RequestError> {
-        let cooldown = cache
-            .config()
-            .unknown_kid_cooldown
-            .max(Duration::from_secs(6));
-        let last_failure = *self
-            .last_failure
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(at) = last_failure
-            && self.resolved.get().is_none()
-            && at.elapsed() < cooldown
-        {
-            return Err(RequestError::KeysUnavailable {
-                retry_after_secs: cooldown.saturating_sub(at.elapsed()).as_secs().max(1),
-            });
-        }
-        let result = self
-            .resolved
-            .get_or_try_init(|| async {
-                #[derive(serde::Deserialize)]
-                struct Doc {
-                    issuer: String,
-                    jwks_uri: String,
-                }
-                let doc = cache
-                    .fetcher()
-                    .fetch(&self.document_url, cache.config().max_body_bytes)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let doc: Doc = serde_json::from_slice(&doc.body)
-                    .map_err(|_| "discovery document lacks issuer or jwks_uri".to_owned())?;
-                // OIDC Discovery 4.3: the issuer in the document must be the one we asked.
-                if doc.issuer.trim_end_matches('/') != self.issuer.trim_end_matches('/') {
-                    return Err("discovery document names another issuer".to_owned());
-                }
-                Ok::<_, String>(doc.jwks_uri)
-            })
-            .await;
-        match result {
-            Ok(url) => Ok(url.as_str()),
-            Err(error) => {
-                tracing::warn!(target: "s2s_auth::jwks", issuer = %self.issuer, %error, "OIDC discovery failed");
-                *self
-                    .last_failure
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
-                Err(RequestError::KeysUnavailable {
-                    retry_after_secs: cooldown.as_secs(),
-                })
-            }
-        }
-    }
 }
 
 /// How a verified token becomes a principal.

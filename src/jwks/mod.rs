@@ -15,11 +15,13 @@
 //! starts a background refresh and is answered from the current keys. The hot path takes
 //! only a read lock that no fetch ever holds across I/O.
 
+mod discovery;
 mod fetch;
 #[cfg(feature = "jwks-client-rs")]
 mod jwks_client_rs;
 mod keys;
 
+pub(crate) use discovery::OidcDiscovery;
 pub use fetch::{FetchError, FetchFuture, FetchedDocument, HttpFetcher, KeyFetcher};
 #[cfg(feature = "jwks-client-rs")]
 pub use jwks_client_rs::JwksClientRsFetcher;
