@@ -521,7 +521,8 @@ pub(crate) const LEEWAY_RANGE: (u64, u64) = (0, 300);
 pub(crate) const VERIFIED_CACHE_RANGE: (u64, u64) = (0, 10_000_000);
 /// The JWKS refresh intervals: at most 1 day.
 pub(crate) const MAX_REFRESH_SECS: u64 = 86_400;
-/// The unknown-`kid` cooldown: at least 6 s (10 fetches a minute), at most 1 hour.
+/// The unknown-`kid` cooldown (the refill pace of the kid-miss budget): at least 6 s, so no
+/// minute sees more than 10 forced fetches of a URL; at most 1 hour.
 pub(crate) const MIN_COOLDOWN_SECS: u64 = 6;
 /// See [`MIN_COOLDOWN_SECS`].
 pub(crate) const MAX_COOLDOWN_SECS: u64 = 3_600;

@@ -13,7 +13,8 @@
 //! | custom external types registered by the user | `custom` |
 //!
 //! The fast path needs no I/O: a JWT verified before is answered from a bounded cache (until
-//! its `exp`, and only while its key is still in the JWKS), and otherwise the key is usually
+//! its `exp`, and only while its key is still in the JWKS; for a token without `kid`, only
+//! while the JWKS is still the set it was checked against), and otherwise the key is usually
 //! cached. Only a missing key makes a verification asynchronous ([`Verification::Pending`]).
 
 use std::future::Future;
@@ -75,10 +76,19 @@ pub(crate) struct Shared {
 pub(crate) struct Cached {
     principal: Principal,
     exp: u64,
-    /// The keys that verified it, as (JWKS URL, kid): none for legacy secrets, which do not
-    /// rotate at run time; two for an on-behalf-of token (the acting service's and the
-    /// identity provider's).
-    keys: Vec<KeyRef>,
+    /// The keys that verified it: none for legacy secrets, which do not rotate at run time;
+    /// two for an on-behalf-of token (the acting service's and the identity provider's).
+    keys: Vec<CachedKey>,
+}
+
+/// A key that verified a cached token: its JWKS URL, its `kid`, and for a key without `kid`
+/// the key set it was found in. Without a `kid` nothing names the key itself, so the
+/// verification is only trusted while the set is the same one: a set that changes (say,
+/// from one kid-less key to another) makes the token be verified again.
+struct CachedKey {
+    url: String,
+    kid: Option<String>,
+    set: Option<u64>,
 }
 
 /// A key by its JWKS URL and `kid`.
@@ -111,7 +121,7 @@ impl Shared {
         let key_present = hit
             .keys
             .iter()
-            .all(|(url, kid)| self.cache.still_has(url, kid.as_deref()));
+            .all(|k| self.cache.still_has(&k.url, k.kid.as_deref(), k.set));
         if hit.exp > now_unix() && key_present {
             return Some(hit.principal.clone());
         }
@@ -119,11 +129,25 @@ impl Shared {
         None
     }
 
-    /// Remembers a verified JWT until its `exp`.
+    /// Remembers a verified JWT until its `exp`. Called right after the signature check,
+    /// so the set a kid-less key is taken from is the one the cache holds now.
     pub(crate) fn remember(&self, digest: [u8; 32], p: &Principal, exp: u64, keys: Vec<KeyRef>) {
         if let Some(verified) = &self.verified
             && exp > now_unix()
         {
+            let mut cached = Vec::with_capacity(keys.len());
+            for (url, kid) in keys {
+                let set = match kid {
+                    Some(_) => None,
+                    None => match self.cache.key_set(&url) {
+                        Some(set) => Some(set),
+                        // The set went (evicted, or too stale) meanwhile: nothing to tie to.
+                        None => return,
+                    },
+                };
+                cached.push(CachedKey { url, kid, set });
+            }
+            let keys = cached;
             verified.insert(
                 digest,
                 Arc::new(Cached {

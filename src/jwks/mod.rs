@@ -3,18 +3,24 @@
 //!
 //! | threat | defence | knob |
 //! |---|---|---|
-//! | a flood of tokens with made-up `kid`s ("kid storm") making us hammer the key server | a kid miss forces a refresh at most once per cooldown per URL (never more than 10 a minute) | [`JwksCacheConfig::unknown_kid_cooldown`] |
+//! | a key rotation (a token with a `kid` we have not seen) | the first such token after a quiet spell is verified with one fetch, at once: there is no cooldown since the last fetch to wait out | — |
+//! | a flood of tokens with made-up `kid`s ("kid storm") making us hammer the key server | kid misses draw on a budget per URL: a full budget holds a few fetches and refills one per cooldown, so a storm gets one fetch per cooldown and no minute ever more than 10 | [`JwksCacheConfig::unknown_kid_cooldown`] |
 //! | many concurrent requests missing the same key | single-flight: one fetch, everyone waits for it | — |
-//! | the key server is down | known keys keep working (stale-on-error) up to a maximum age; only tokens needing a key we never had get 503 | [`JwksCacheConfig::max_stale`] |
+//! | OIDC discovery failing under load | the same single-flight and budget per discovery document: waiting requests share one fetch | [`JwksCacheConfig::unknown_kid_cooldown`] |
+//! | a discovery document of an `https` issuer pointing to an `http` `jwks_uri` (a downgrade on the way to the keys) | refused (503), unless the `jwks_uri` is on a loopback address | — |
+//! | the key server is down | known keys keep working (stale-on-error) up to a maximum age; only tokens needing a key we never had get 503; a failed fetch is retried after one cooldown, not per request | [`JwksCacheConfig::max_stale`] |
 //! | a slow key server | every fetch ends within the timeout | [`JwksCacheConfig::fetch_timeout`] |
 //! | a huge JWKS | refused at the cap without reading it all | [`JwksCacheConfig::max_body_bytes`] |
 //! | one malformed key in a set | skipped alone; the others still verify | — |
+//! | a [`ServiceDiscovery`](crate::plugin::ServiceDiscovery) that resolves any id, so any token names a new URL | at most [`JwksCacheConfig::max_urls`] URLs are kept; when full, the least recently used URL that has been unused for a minute and whose budget is full is evicted; if there is none, the new URL gets 503 (known URLs keep working, and no URL's budget is ever forgotten early) | [`JwksCacheConfig::max_urls`] |
+//! | a token without `kid`, verified and remembered, after its key set changed | the remembered verification names the set it was checked against and is dropped when the set at that URL changes | — |
 //!
 //! Keys are refreshed ahead of need: a lookup that finds its set older than the refresh
 //! interval (10 min by default, or the server's `Cache-Control: max-age` within bounds)
 //! starts a background refresh and is answered from the current keys. The hot path takes
 //! only a read lock that no fetch ever holds across I/O.
 
+mod budget;
 mod discovery;
 mod fetch;
 #[cfg(feature = "jwks-client-rs")]
@@ -29,11 +35,12 @@ pub(crate) use keys::UsableKey;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::Algorithm;
 
+use budget::Budget;
 use keys::{KeySet, Lookup};
 
 /// The knobs of the [`JwksCache`], each with a secure default.
@@ -49,10 +56,15 @@ pub struct JwksCacheConfig {
     pub min_refresh_interval: Duration,
     /// See [`JwksCacheConfig::min_refresh_interval`].
     pub max_refresh_interval: Duration,
-    /// The least time between two fetches forced by an unknown `kid` (or retried after a
-    /// failure) for one URL. Default 30 s; from 6 s (so no more than 10 such fetches a minute
-    /// are ever made: lower, and a storm of made-up `kid`s would turn into a storm on your
-    /// identity provider) to 1 hour, checked by [`AuthBuilder::build`](crate::AuthBuilder::build).
+    /// The pace of fetches forced by requests (a token with a `kid` the set lacks, or the
+    /// first token for a URL, or OIDC discovery), per URL. Each URL has a budget of such
+    /// fetches that refills one per cooldown and holds `11 - ceil(60 s / cooldown)`, so that
+    /// no minute ever sees more than 10 of them: the first unknown `kid` after a quiet spell
+    /// is fetched at once (a key rotation costs no 401s), a storm of made-up `kid`s gets one
+    /// fetch per cooldown. A failed fetch is retried after one cooldown at the earliest.
+    /// Default 30 s (a budget of 9); from 6 s (a budget of 1: one fetch every 6 s at most,
+    /// lower would let a storm of made-up `kid`s turn into a storm on your identity
+    /// provider) to 1 hour, checked by [`AuthBuilder::build`](crate::AuthBuilder::build).
     pub unknown_kid_cooldown: Duration,
     /// How long keys keep verifying after the last successful fetch while the server is
     /// unreachable. Default 24 hours. After that the keys are dropped and requests needing
@@ -62,6 +74,15 @@ pub struct JwksCacheConfig {
     pub fetch_timeout: Duration,
     /// The largest JWKS or discovery document read. Default 1 MiB.
     pub max_body_bytes: usize,
+    /// How many URLs (JWKS and discovery documents) the cache keeps keys and budgets for.
+    /// Default 1,000; 0 counts as 1. A custom
+    /// [`ServiceDiscovery`](crate::plugin::ServiceDiscovery) that resolves any service id
+    /// could otherwise grow the cache with every made-up caller. When full, a new URL takes
+    /// the place of the least recently used one that has been unused for a minute and whose
+    /// budget is full again; if there is none, the token needing the new URL gets 503 with
+    /// `Retry-After`: known URLs are never pushed out by a flood of new ones, and a URL's
+    /// budget is never forgotten while it could still matter.
+    pub max_urls: usize,
 }
 
 impl Default for JwksCacheConfig {
@@ -74,12 +95,13 @@ impl Default for JwksCacheConfig {
             max_stale: Duration::from_secs(24 * 3600),
             fetch_timeout: Duration::from_secs(5),
             max_body_bytes: 1024 * 1024,
+            max_urls: 1_000,
         }
     }
 }
 
-/// The least cooldown: 60 s / 10 fetches.
-const MIN_COOLDOWN: Duration = Duration::from_secs(6);
+/// How long a URL must go unused before a new URL may take its place.
+const EVICT_UNUSED_FOR: Duration = Duration::from_secs(60);
 
 /// Why no key could be had for a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,24 +132,42 @@ struct Fetched {
     keys: KeySet,
     fetched_at: Instant,
     refresh_after: Duration,
+    /// Which set this is: unique in the cache, kept by a refresh that brings the same
+    /// document, new when the document changes (see [`JwksCache::key_set`]).
+    set: u64,
+    /// The SHA-256 of the document.
+    digest: [u8; 32],
 }
 
-#[derive(Default)]
 struct UrlState {
     current: RwLock<Option<Arc<Fetched>>>,
     /// Held for the whole of a fetch: concurrent misses queue here and share its result.
     fetch: tokio::sync::Mutex<()>,
     /// Bumped after every fetch attempt, so a waiter can tell a fetch happened meanwhile.
     generation: AtomicU64,
-    /// When the last forced or failed fetch started (rate limit).
-    last_attempt: Mutex<Option<Instant>>,
+    /// The fetches requests may still force (rate limit), and the last failure.
+    budget: Budget,
     refreshing: AtomicBool,
     /// Whether the latest fetch attempt failed: a `kid` missing from the set we still hold
     /// is then not known to be unknown, only unavailable (503, not 401).
     last_fetch_failed: AtomicBool,
+    /// When the URL was last looked up, in milliseconds since the cache was made.
+    last_used: AtomicU64,
 }
 
 impl UrlState {
+    fn new(cooldown: Duration) -> Self {
+        Self {
+            current: RwLock::new(None),
+            fetch: tokio::sync::Mutex::new(()),
+            generation: AtomicU64::new(0),
+            budget: Budget::new(cooldown),
+            refreshing: AtomicBool::new(false),
+            last_fetch_failed: AtomicBool::new(false),
+            last_used: AtomicU64::new(0),
+        }
+    }
+
     fn current(&self) -> Option<Arc<Fetched>> {
         self.current
             .read()
@@ -141,6 +181,10 @@ pub struct JwksCache {
     fetcher: Arc<dyn KeyFetcher>,
     config: JwksCacheConfig,
     urls: RwLock<HashMap<String, Arc<UrlState>>>,
+    /// The clock of [`UrlState::last_used`].
+    epoch: Instant,
+    /// The last [`Fetched::set`] handed out.
+    sets: AtomicU64,
 }
 
 impl std::fmt::Debug for JwksCache {
@@ -158,6 +202,8 @@ impl JwksCache {
             fetcher,
             config,
             urls: RwLock::new(HashMap::new()),
+            epoch: Instant::now(),
+            sets: AtomicU64::new(0),
         }
     }
 
@@ -176,21 +222,87 @@ impl JwksCache {
         &*self.fetcher
     }
 
-    fn state(&self, url: &str) -> Arc<UrlState> {
-        if let Some(s) = self
+    fn millis_since_epoch(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_millis() as u64
+    }
+
+    /// The state of a URL the cache already keeps, marked as used.
+    fn known(&self, url: &str) -> Option<Arc<UrlState>> {
+        let state = self
             .urls
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(url)
-        {
-            return s.clone();
+            .get(url)?
+            .clone();
+        let now = self.millis_since_epoch(Instant::now());
+        state.last_used.fetch_max(now, Ordering::Relaxed);
+        Some(state)
+    }
+
+    /// The state of a URL, made if the cache has room (see [`JwksCacheConfig::max_urls`]);
+    /// else how long until it may have.
+    fn admit(&self, url: &str) -> Result<Arc<UrlState>, Duration> {
+        if let Some(state) = self.known(url) {
+            return Ok(state);
         }
+        let now = Instant::now();
+        let mut urls = self.urls.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(state) = urls.get(url) {
+            return Ok(state.clone());
+        }
+        if urls.len() >= self.config.max_urls.max(1) {
+            self.evict_one(&mut urls, now)?;
+        }
+        let state = Arc::new(UrlState::new(self.config.unknown_kid_cooldown));
+        state
+            .last_used
+            .store(self.millis_since_epoch(now), Ordering::Relaxed);
+        urls.insert(url.to_owned(), state.clone());
+        Ok(state)
+    }
+
+    /// Makes room for one URL: forgets the least recently used one that nobody used for a
+    /// minute, whose budget is full and that is not being fetched. A linear scan, only when
+    /// the cache is full and a new URL comes.
+    fn evict_one(
+        &self,
+        urls: &mut HashMap<String, Arc<UrlState>>,
+        now: Instant,
+    ) -> Result<(), Duration> {
+        let now_ms = self.millis_since_epoch(now);
+        let unused_for = EVICT_UNUSED_FOR.as_millis() as u64;
+        let mut soonest = u64::MAX;
+        let mut victim: Option<(&String, u64)> = None;
+        for (url, state) in urls.iter() {
+            let used = state.last_used.load(Ordering::Relaxed);
+            if now_ms.saturating_sub(used) < unused_for {
+                soonest = soonest.min(used + unused_for - now_ms);
+                continue;
+            }
+            if !state.budget.idle(now) || state.fetch.try_lock().is_err() {
+                continue;
+            }
+            if victim.is_none_or(|(_, oldest)| used < oldest) {
+                victim = Some((url, used));
+            }
+        }
+        let Some((url, _)) = victim else {
+            let wait = Duration::from_millis(soonest.min(unused_for));
+            tracing::warn!(target: "s2s_auth::jwks", max_urls = self.config.max_urls, "JWKS cache full of recently used URLs; refusing a new one");
+            return Err(wait.max(Duration::from_secs(1)));
+        };
+        let url = url.clone();
+        urls.remove(&url);
+        tracing::debug!(target: "s2s_auth::jwks", %url, "evicted from the JWKS cache to make room");
+        Ok(())
+    }
+
+    /// How many URLs the cache keeps now.
+    pub fn url_count(&self) -> usize {
         self.urls
-            .write()
+            .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .entry(url.to_owned())
-            .or_default()
-            .clone()
+            .len()
     }
 
     fn usable(&self, fetched: &Fetched, now: Instant) -> bool {
@@ -204,13 +316,23 @@ impl JwksCache {
         kid: Option<&str>,
         alg: Algorithm,
     ) -> Option<Result<Arc<UsableKey>, KeyError>> {
-        let state = self.state(url);
+        let state = self.known(url)?;
+        self.cached_in(url, &state, kid, alg)
+    }
+
+    fn cached_in(
+        self: &Arc<Self>,
+        url: &str,
+        state: &Arc<UrlState>,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Option<Result<Arc<UsableKey>, KeyError>> {
         let fetched = state.current()?;
         let now = Instant::now();
         if !self.usable(&fetched, now) {
             return None;
         }
-        self.maybe_refresh_ahead(url, &state, &fetched, now);
+        self.maybe_refresh_ahead(url, state, &fetched, now);
         match fetched.keys.find(kid, alg) {
             Lookup::Found(key) => Some(Ok(key)),
             Lookup::AlgorithmMismatch => Some(Err(KeyError::AlgorithmMismatch)),
@@ -219,10 +341,19 @@ impl JwksCache {
         }
     }
 
-    /// Whether the set for `url` currently holds `kid` (for the verified-token cache: a
-    /// cached verification never outlives its key's presence in the set).
-    pub(crate) fn still_has(&self, url: &str, kid: Option<&str>) -> bool {
-        let Some(fetched) = self.state(url).current() else {
+    /// Which key set `url` holds now (usable, not too stale): a number that changes
+    /// whenever the set's document does. A verification remembered without a `kid` names
+    /// the set it was checked against, and is dropped once the URL holds another.
+    pub(crate) fn key_set(&self, url: &str) -> Option<u64> {
+        let fetched = self.known(url)?.current()?;
+        self.usable(&fetched, Instant::now()).then_some(fetched.set)
+    }
+
+    /// Whether the set for `url` currently holds `kid`, or, for a token without one, is
+    /// still the set `set` (for the verified-token cache: a cached verification never
+    /// outlives its key's presence in the set).
+    pub(crate) fn still_has(&self, url: &str, kid: Option<&str>, set: Option<u64>) -> bool {
+        let Some(fetched) = self.known(url).and_then(|s| s.current()) else {
             return false;
         };
         if !self.usable(&fetched, Instant::now()) {
@@ -230,44 +361,35 @@ impl JwksCache {
         }
         match kid {
             Some(kid) => fetched.keys.contains_kid(kid),
-            None => fetched.keys.len() > 0,
+            None => set == Some(fetched.set),
         }
     }
 
-    /// The key, fetching the set if needed (single-flight and rate-limited).
+    /// The key, fetching the set if needed (single-flight and within the URL's budget).
     pub(crate) async fn key(
         self: &Arc<Self>,
         url: &str,
         kid: Option<&str>,
         alg: Algorithm,
     ) -> Result<Arc<UsableKey>, KeyError> {
-        let state = self.state(url);
+        let state = self
+            .admit(url)
+            .map_err(|retry_after| KeyError::Unavailable { retry_after })?;
         let generation = state.generation.load(Ordering::Acquire);
-        if let Some(result) = self.cached_key(url, kid, alg) {
+        if let Some(result) = self.cached_in(url, &state, kid, alg) {
             return result;
         }
         let _guard = state.fetch.lock().await;
         if state.generation.load(Ordering::Acquire) == generation {
-            // Nobody fetched while we waited: it is up to us, if the rate limit allows.
+            // Nobody fetched while we waited: it is up to us, if the budget allows.
             let now = Instant::now();
-            let cooldown = self.config.unknown_kid_cooldown.max(MIN_COOLDOWN);
-            let allowed = {
-                let mut last = state
-                    .last_attempt
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                let due = last.is_none_or(|at| now.duration_since(at) >= cooldown);
-                if due {
-                    *last = Some(now);
+            match state.budget.take(now) {
+                Ok(()) => self.fetch_into(url, &state).await,
+                Err(retry_after) if !state.current().is_some_and(|f| self.usable(&f, now)) => {
+                    return Err(KeyError::Unavailable { retry_after });
                 }
-                due
-            };
-            if allowed {
-                self.fetch_into(url, &state).await;
-            } else if !state.current().is_some_and(|f| self.usable(&f, now)) {
-                return Err(KeyError::Unavailable {
-                    retry_after: self.retry_after(&state, now),
-                });
+                // Answered from the set we hold: an unknown kid is a 401.
+                Err(_) => {}
             }
         }
         let now = Instant::now();
@@ -279,62 +401,61 @@ impl JwksCache {
                 // The source is failing: the kid may well be a new key we cannot fetch.
                 Lookup::UnknownKid if state.last_fetch_failed.load(Ordering::Acquire) => {
                     Err(KeyError::Unavailable {
-                        retry_after: self.retry_after(&state, now),
+                        retry_after: state.budget.retry_after(now),
                     })
                 }
                 Lookup::UnknownKid => Err(KeyError::UnknownKid),
             },
             None => Err(KeyError::Unavailable {
-                retry_after: self.config.unknown_kid_cooldown.max(MIN_COOLDOWN),
+                retry_after: state.budget.retry_after(now),
             }),
         }
-    }
-
-    /// How long until the rate limit lets `state` be fetched again (at least 1 s).
-    fn retry_after(&self, state: &UrlState, now: Instant) -> Duration {
-        let cooldown = self.config.unknown_kid_cooldown.max(MIN_COOLDOWN);
-        let waited = state
-            .last_attempt
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .map_or(Duration::ZERO, |at| now.duration_since(at));
-        cooldown.saturating_sub(waited).max(Duration::from_secs(1))
     }
 
     /// Fetches and installs a set. On failure the current set stays (stale-on-error).
     /// Call with the URL's fetch lock held.
     async fn fetch_into(&self, url: &str, state: &UrlState) {
+        let started = Instant::now();
         let result = self
             .fetcher
             .fetch(url, self.config.max_body_bytes)
             .await
             .map_err(|e| e.to_string())
             .and_then(|doc| {
+                let digest = crate::secret::sha256(&doc.body);
                 KeySet::parse(&doc.body, url)
-                    .map(|keys| (keys, doc.max_age))
+                    .map(|keys| (keys, doc.max_age, digest))
                     .map_err(|e| e.to_string())
             });
         let result_failed = result.is_err();
         match result {
-            Ok((keys, max_age)) => {
+            Ok((keys, max_age, digest)) => {
                 let refresh_after = max_age.unwrap_or(self.config.refresh_interval).clamp(
                     self.config.min_refresh_interval,
                     self.config.max_refresh_interval,
                 );
                 tracing::debug!(target: "s2s_auth::jwks", %url, keys = keys.len(), skipped = keys.skipped, "fetched JWKS");
-                *state
+                let mut current = state
                     .current
                     .write()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(Fetched {
+                    .unwrap_or_else(PoisonError::into_inner);
+                let set = match current.as_deref() {
+                    Some(previous) if previous.digest == digest => previous.set,
+                    _ => self.sets.fetch_add(1, Ordering::Relaxed) + 1,
+                };
+                *current = Some(Arc::new(Fetched {
                     keys,
                     fetched_at: Instant::now(),
                     refresh_after,
+                    set,
+                    digest,
                 }));
             }
             Err(error) => {
                 tracing::warn!(target: "s2s_auth::jwks", %url, %error, "JWKS fetch failed; keeping the keys we have");
             }
         }
+        state.budget.record(started, result_failed);
         state
             .last_fetch_failed
             .store(result_failed, Ordering::Release);
@@ -377,7 +498,7 @@ impl JwksCache {
             // A failed scheduled refresh retries after the cooldown, not on the next request;
             // the fetch lock is not held while waiting, so kid-miss fetches are not blocked.
             if failed {
-                tokio::time::sleep(cache.config.unknown_kid_cooldown.max(MIN_COOLDOWN)).await;
+                tokio::time::sleep(state.budget.spacing()).await;
             }
             state.refreshing.store(false, Ordering::Release);
         });
