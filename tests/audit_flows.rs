@@ -67,6 +67,19 @@ impl Audited {
         found.remove(0)
     }
 
+    /// The one event of `kind` about the key `kid`.
+    #[track_caller]
+    fn only_for(&self, kind: EventKind, kid: &str) -> AuditEvent {
+        let mut found: Vec<AuditEvent> = self
+            .memory
+            .events()
+            .into_iter()
+            .filter(|e| e.event == kind && e.kid.as_deref() == Some(kid))
+            .collect();
+        assert_eq!(found.len(), 1, "one {kind:?} event for {kid}: {found:#?}");
+        found.remove(0)
+    }
+
     /// The JSON lines written so far.
     fn json_lines(&self) -> Vec<Value> {
         self.lines
@@ -159,10 +172,13 @@ async fn issuing_a_plugin_token_is_audited_without_the_token() {
         .await
         .expect("a plugin token");
 
-    // The first token needs the first key: generated, published, then used.
+    // The first token needs the first key: generated, published, then used; the next key
+    // is generated and published with it, a key duration before it signs.
     assert_eq!(
         scaffolder.kinds(),
         [
+            EventKind::KeyGenerated,
+            EventKind::KeyPublished,
             EventKind::KeyGenerated,
             EventKind::KeyPublished,
             EventKind::TokenIssued
@@ -235,8 +251,8 @@ async fn a_new_signing_key_is_audited_as_generated_then_published() {
     let token = first.auth.plugin_token("catalog").await.expect("a token");
     let kid = header(&token)["kid"].as_str().expect("a kid").to_owned();
 
-    let generated = first.only(EventKind::KeyGenerated);
-    let published = first.only(EventKind::KeyPublished);
+    let generated = first.only_for(EventKind::KeyGenerated, &kid);
+    let published = first.only_for(EventKind::KeyPublished, &kid);
     for (event, reason) in [(&generated, "key_generated"), (&published, "key_published")] {
         assert_lifecycle(event, "scaffolder");
         assert_eq!(event.reason, reason);
@@ -257,6 +273,23 @@ async fn a_new_signing_key_is_audited_as_generated_then_published() {
         from_now > time::Duration::seconds(590) && from_now <= key_duration,
         "{from_now}"
     );
+    // The next key, published with it: in the JWKS for a key duration before it signs, for
+    // one more after that (at the latest), and then for two.
+    let next: Vec<AuditEvent> = first
+        .memory
+        .events()
+        .into_iter()
+        .filter(|e| e.event == EventKind::KeyPublished && e.kid.as_deref() != Some(&kid))
+        .collect();
+    assert_eq!(next.len(), 1, "{next:#?}");
+    let next_kid = next[0].kid.clone().expect("a kid");
+    let next_published_until = next[0].expires_at.expect("when it leaves the JWKS");
+    assert_eq!(next_published_until - published_until, key_duration);
+    let next_generated = first.only_for(EventKind::KeyGenerated, &next_kid);
+    assert_eq!(
+        next_generated.expires_at.expect("when it stops signing") - signs_until,
+        key_duration
+    );
 
     // The second token reuses the key: no new key events.
     first.memory.clear();
@@ -271,14 +304,9 @@ async fn a_new_signing_key_is_audited_as_generated_then_published() {
     let token = replica.auth.plugin_token("catalog").await.expect("a token");
     let replica_kid = header(&token)["kid"].as_str().expect("a kid").to_owned();
     assert_ne!(replica_kid, kid);
-    assert_eq!(
-        replica.only(EventKind::KeyGenerated).kid.as_deref(),
-        Some(replica_kid.as_str())
-    );
-    assert_eq!(
-        replica.only(EventKind::KeyPublished).kid.as_deref(),
-        Some(replica_kid.as_str())
-    );
+    for kind in [EventKind::KeyGenerated, EventKind::KeyPublished] {
+        assert_lifecycle(&replica.only_for(kind, &replica_kid), "scaffolder");
+    }
     // No event of either holds a JWK, let alone its private member.
     for audited in [&first, &replica] {
         audited.assert_nothing_of(&[
@@ -312,13 +340,15 @@ async fn pruning_expired_keys_is_audited_with_how_many() {
         .await
         .expect("a token");
 
-    // Pruned on rotation, once the new key is published.
+    // Pruned on rotation, once the new key is published (and before the next key is).
     assert_eq!(
         scaffolder.kinds(),
         [
             EventKind::KeyGenerated,
             EventKind::KeyPublished,
             EventKind::KeysPruned,
+            EventKind::KeyGenerated,
+            EventKind::KeyPublished,
             EventKind::TokenIssued
         ]
     );
@@ -447,19 +477,31 @@ async fn lifecycle_and_request_events_have_their_json_shape() {
         .iter()
         .map(|l| l["event"].as_str().expect("event is a string"))
         .collect();
+    // The signing key, then the next key (published ahead of its turn).
     assert_eq!(
         kinds,
-        ["key_generated", "key_published", "token_issued", "request"]
+        [
+            "key_generated",
+            "key_published",
+            "key_generated",
+            "key_published",
+            "token_issued",
+            "request"
+        ]
     );
 
     let kid = header(&token)["kid"].clone();
-    for key_event in &lines[..2] {
-        assert_eq!(key_event["kid"], kid);
+    for (i, key_event) in lines[..4].iter().enumerate() {
+        if i < 2 {
+            assert_eq!(key_event["kid"], kid);
+        } else {
+            assert!(key_event["kid"].is_string() && key_event["kid"] != kid);
+        }
         assert!(key_event["expiresAt"].is_string(), "{key_event}");
         assert!(key_event.get("target").is_none(), "{key_event}");
     }
 
-    let issued = &lines[2];
+    let issued = &lines[4];
     assert_eq!(issued["reason"], "token_issued");
     assert_eq!(issued["target"], "catalog");
     assert_eq!(issued["subject"], "scaffolder");
@@ -483,7 +525,7 @@ async fn lifecycle_and_request_events_have_their_json_shape() {
     assert!(issued.get("kid").is_none(), "{issued}");
 
     // A request event: the lifecycle-only members are left out.
-    let served = &lines[3];
+    let served = &lines[5];
     assert_eq!(served["reason"], "unauthenticated_route");
     assert_eq!(served["method"], "GET");
     assert_eq!(served["route"], JWKS_PATH);
