@@ -1,0 +1,251 @@
+//! Bounded work for the attacker (issue 10, items 5 to 7): times beyond any real date in
+//! every kind of JWT, an audit writer that stalls, an outbound path that tries to change
+//! host, and a shared-secret token on a sensitive route. Each test is one attack, driven
+//! through a real router.
+
+mod common;
+
+use common::kit::*;
+use common::*;
+use http::Method;
+use s2s_auth::plugin::PLUGIN_TYP;
+use s2s_auth::{Auth, AuthBuilder, JwksAccess, LegacySecret, StaticDiscovery, UserProvider};
+use serde_json::{Value, json};
+
+const ISSUER: &str = "https://idp.example.com";
+
+/// 9999-12-31T23:59:59Z: the last `exp` that names a real (printable) date.
+const LAST_SECOND_OF_9999: u64 = 253_402_300_799;
+
+// ---------------------------------------------------------------------------------------
+// Every kind of JWT, with any claims
+// ---------------------------------------------------------------------------------------
+
+/// The kinds of JWT a router verifies.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    /// An external caller's token, keys from a `jwks` entry's URL.
+    Jwks,
+    /// A user's OIDC token, keys found by discovery.
+    User,
+    /// A Backstage legacy HS256 token.
+    Legacy,
+    /// A plugin-to-plugin token from `scaffolder`, keys from its published JWKS.
+    Plugin,
+}
+
+const KINDS: [Kind; 4] = [Kind::Jwks, Kind::User, Kind::Legacy, Kind::Plugin];
+
+fn legacy_secret() -> String {
+    b64_std(b"legacy-secret-a-0123456789abcdef")
+}
+
+/// A router verifying one kind of token, and a way to sign tokens it would accept.
+struct Service {
+    kind: Kind,
+    harness: Harness,
+    key: SigningKey,
+    /// `iss` for the JWKS and user kinds.
+    issuer: String,
+    _server: KeyServer,
+}
+
+impl Service {
+    async fn start(kind: Kind, builder: impl FnOnce(AuthBuilder) -> AuthBuilder) -> Self {
+        let key = SigningKey::es256("k1");
+        let server = KeyServer::start(&[&key]).await;
+        let issuer = match kind {
+            Kind::User => server.base().to_owned(),
+            _ => ISSUER.to_owned(),
+        };
+        let base = Auth::builder(SERVICE);
+        let base = match kind {
+            Kind::Jwks => base.jwks_access(
+                JwksAccess::new(server.jwks_url())
+                    .issuers([ISSUER])
+                    .audiences([SERVICE]),
+            ),
+            Kind::User => {
+                base.user_provider(UserProvider::oidc(server.base()).audiences([SERVICE]))
+            }
+            Kind::Legacy => base.legacy_secret(LegacySecret::new(legacy_secret(), "old-backend")),
+            Kind::Plugin => base.discovery(StaticDiscovery::new([("scaffolder", server.base())])),
+        };
+        Self {
+            kind,
+            harness: Harness::new(builder(base)),
+            key,
+            issuer,
+            _server: server,
+        }
+    }
+
+    /// Valid claims for this kind, with `patch`'s members put over them.
+    fn claims(&self, patch: &Value) -> Value {
+        let mut claims = match self.kind {
+            Kind::Jwks | Kind::User => claims(&self.issuer, SERVICE, "ci-bot"),
+            Kind::Legacy => legacy_claims(),
+            Kind::Plugin => json!({ "sub": "scaffolder", "aud": SERVICE,
+                                    "iat": now(), "exp": now() + 600 }),
+        };
+        for (name, value) in patch.as_object().expect("a patch is an object") {
+            claims[name] = value.clone();
+        }
+        claims
+    }
+
+    /// A token of this kind, correctly signed, with `patch` applied to valid claims.
+    fn token(&self, patch: &Value) -> String {
+        let claims = self.claims(patch);
+        match self.kind {
+            Kind::Jwks | Kind::User => self.key.sign(&claims),
+            Kind::Legacy => legacy_token(&legacy_secret(), &claims),
+            Kind::Plugin => self.key.sign_raw(
+                &json!({ "typ": PLUGIN_TYP, "alg": "ES256", "kid": self.key.kid }),
+                &claims,
+            ),
+        }
+    }
+
+    async fn get(&self, token: &str) -> (Reply, s2s_auth::audit::AuditEvent) {
+        self.harness
+            .call(Method::GET, "/entities/42", Some(token))
+            .await
+    }
+}
+
+/// Asserts that every kind of token carrying `patch` is refused with 401 `description`.
+async fn every_kind_refuses(patch: Value, description: &str, reason: &str) {
+    for kind in KINDS {
+        let service = Service::start(kind, |b| b).await;
+        // The service verifies this kind at all.
+        let (reply, event) = service.get(&service.token(&json!({}))).await;
+        assert_allowed(&reply, &event);
+        let (reply, event) = service.get(&service.token(&patch)).await;
+        assert_eq!(reply.status, 401, "{kind:?} with {patch}: {}", reply.body);
+        assert_invalid_token(&reply, &event, description, reason);
+    }
+}
+
+const EXP_OUT_OF_RANGE: &str = "exp is out of range";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rejects_exp_of_2_pow_64_minus_1() {
+    // `exp as i64` made this -1 (1969); jsonwebtoken alone calls it "not expired".
+    every_kind_refuses(
+        json!({ "exp": u64::MAX }),
+        EXP_OUT_OF_RANGE,
+        "exp_out_of_range",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rejects_exp_above_i64_max() {
+    every_kind_refuses(
+        json!({ "exp": i64::MAX as u64 + 1 }),
+        EXP_OUT_OF_RANGE,
+        "exp_out_of_range",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rejects_exp_one_second_past_year_9999() {
+    every_kind_refuses(
+        json!({ "exp": LAST_SECOND_OF_9999 + 1 }),
+        EXP_OUT_OF_RANGE,
+        "exp_out_of_range",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rejects_exp_beyond_2_pow_64_written_as_a_float() {
+    // jsonwebtoken cannot read it as seconds and calls it missing; the signed payload has
+    // it, so it is named for what it is.
+    every_kind_refuses(
+        json!({ "exp": 1e300 }),
+        EXP_OUT_OF_RANGE,
+        "exp_out_of_range",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rejects_negative_exp() {
+    every_kind_refuses(json!({ "exp": -1 }), EXP_OUT_OF_RANGE, "exp_out_of_range").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_without_exp_is_still_missing_a_claim() {
+    every_kind_refuses(
+        json!({ "exp": null }),
+        "token has no `exp` claim",
+        "missing_claim",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exp_at_the_last_second_of_year_9999_is_a_real_date() {
+    // The bound is exactly the last representable second: the three kinds without a
+    // lifetime cap accept it and print it; a plugin token that long is refused for its
+    // lifetime, not its range.
+    for kind in [Kind::Jwks, Kind::User, Kind::Legacy] {
+        let service = Service::start(kind, |b| b).await;
+        let token = service.token(&json!({ "exp": LAST_SECOND_OF_9999 }));
+        let (reply, event) = service.get(&token).await;
+        let principal = assert_allowed(&reply, &event);
+        assert_eq!(principal["expiresAt"], "9999-12-31T23:59:59Z", "{kind:?}");
+    }
+    let service = Service::start(Kind::Plugin, |b| b).await;
+    let token = service.token(&json!({ "exp": LAST_SECOND_OF_9999 }));
+    let (reply, event) = service.get(&token).await;
+    assert_invalid_token(
+        &reply,
+        &event,
+        "token lifetime is longer than allowed",
+        "lifetime_too_long",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rejects_nbf_of_2_pow_64_minus_1() {
+    every_kind_refuses(
+        json!({ "nbf": u64::MAX }),
+        "token is not valid yet (nbf)",
+        "not_yet_valid",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rejects_nbf_beyond_2_pow_64_written_as_a_float() {
+    every_kind_refuses(
+        json!({ "nbf": 1e300 }),
+        "token is malformed: nbf is out of range",
+        "token_malformed",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rejects_iat_of_2_pow_64_minus_1() {
+    every_kind_refuses(
+        json!({ "iat": u64::MAX }),
+        "token was issued in the future (iat)",
+        "issued_in_future",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rejects_iat_beyond_2_pow_64_written_as_a_float() {
+    every_kind_refuses(
+        json!({ "iat": 1e300 }),
+        "token was issued in the future (iat)",
+        "issued_in_future",
+    )
+    .await;
+}
