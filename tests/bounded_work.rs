@@ -9,7 +9,9 @@ use common::kit::*;
 use common::*;
 use http::Method;
 use s2s_auth::plugin::PLUGIN_TYP;
-use s2s_auth::{Auth, AuthBuilder, JwksAccess, LegacySecret, StaticDiscovery, UserProvider};
+use s2s_auth::{
+    Auth, AuthBuilder, JwksAccess, LegacySecret, RoutePolicy, StaticDiscovery, UserProvider,
+};
 use serde_json::{Value, json};
 
 const ISSUER: &str = "https://idp.example.com";
@@ -248,4 +250,38 @@ async fn rejects_iat_beyond_2_pow_64_written_as_a_float() {
         "issued_in_future",
     )
     .await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Shared-secret tokens are not machine-proof
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn legacy_token_on_a_sensitive_route_is_refused() {
+    // Whoever holds the shared secret (every backend of the deployment) signs these at will:
+    // a machine-minted credential, like a plugin token.
+    let service = Service::start(Kind::Legacy, |b| {
+        b.route(
+            "/admin/tokens",
+            [Method::POST],
+            RoutePolicy::authenticated().sensitive(),
+        )
+    })
+    .await;
+    let token = service.token(&json!({}));
+    let (reply, event) = service
+        .harness
+        .call(Method::POST, "/admin/tokens", Some(&token))
+        .await;
+    assert_forbidden(
+        &reply,
+        &event,
+        "route is sensitive: legacy credentials and credentials acting on behalf of a user are refused",
+        "sensitive_route",
+    );
+    assert_eq!(event.subject.as_deref(), Some("external:old-backend"));
+    assert_eq!(event.credential, Some(s2s_auth::CredentialKind::Legacy));
+    // The same token still opens a route that is not sensitive.
+    let (reply, event) = service.get(&token).await;
+    assert_allowed(&reply, &event);
 }
