@@ -5,12 +5,17 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use common::kit::*;
 use common::*;
 use http::Method;
+use s2s_auth::client::ClientError;
 use s2s_auth::plugin::PLUGIN_TYP;
+use s2s_auth::store::MemoryStore;
 use s2s_auth::{
-    Auth, AuthBuilder, JwksAccess, LegacySecret, RoutePolicy, StaticDiscovery, UserProvider,
+    Auth, AuthBuilder, JwksAccess, LegacySecret, PluginTokens, RoutePolicy, S2sClient,
+    StaticDiscovery, UserProvider,
 };
 use serde_json::{Value, json};
 
@@ -284,4 +289,147 @@ async fn legacy_token_on_a_sensitive_route_is_refused() {
     // The same token still opens a route that is not sensitive.
     let (reply, event) = service.get(&token).await;
     assert_allowed(&reply, &event);
+}
+
+// ---------------------------------------------------------------------------------------
+// The outbound client cannot be steered to another host
+// ---------------------------------------------------------------------------------------
+
+/// A client of `scaffolder` that finds `catalog` at `base`.
+fn client_with_base(base: &str) -> S2sClient {
+    let auth = Auth::builder("scaffolder")
+        .plugin_tokens(PluginTokens::new(Arc::new(MemoryStore::default())))
+        .build()
+        .expect("valid config");
+    S2sClient::new(auth, StaticDiscovery::new([("catalog", base)]))
+}
+
+/// Asserts `path` is refused for both a base URL with a path and one without (where a
+/// missing `/` would join the host), and that no token was minted for it.
+async fn assert_path_refused(path: &str, reason: &str) {
+    for base in [
+        "http://catalog.internal:7007",
+        "http://catalog.internal:7007/api/catalog",
+    ] {
+        let client = client_with_base(base);
+        let err = client
+            .request(None, "catalog", Method::GET, path)
+            .await
+            .expect_err(path);
+        match &err {
+            ClientError::InvalidPath { path: p, reason: r } => {
+                assert_eq!(p, path);
+                assert_eq!(*r, reason, "{path:?} on {base}");
+            }
+            other => panic!("{path:?} on {base}: {other:?}"),
+        }
+        assert_eq!(err.to_string(), format!("path {path:?} refused: {reason}"));
+        assert_eq!(client.tokens_issued(), 0, "no token minted for {path:?}");
+    }
+}
+
+const NO_LEADING_SLASH: &str = "a path must start with `/`";
+
+#[tokio::test]
+async fn client_refuses_userinfo_path() {
+    // http://catalog.internal:7007@evil.example/x: the host becomes a user name.
+    assert_path_refused("@evil.example/x", NO_LEADING_SLASH).await;
+}
+
+#[tokio::test]
+async fn client_refuses_network_path_reference() {
+    assert_path_refused(
+        "//evil.example/x",
+        "a path must not start with `//` (a network-path reference names a host)",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn client_refuses_absolute_url_as_path() {
+    assert_path_refused("http://evil/x", NO_LEADING_SLASH).await;
+    assert_path_refused("https://evil.example/x", NO_LEADING_SLASH).await;
+}
+
+#[tokio::test]
+async fn client_refuses_host_suffix_and_port_paths() {
+    // http://catalog.internal:7007.evil.example/x and another port.
+    assert_path_refused(".evil.example/x", NO_LEADING_SLASH).await;
+    assert_path_refused(":8443/x", NO_LEADING_SLASH).await;
+    assert_path_refused("entities", NO_LEADING_SLASH).await;
+    assert_path_refused("", NO_LEADING_SLASH).await;
+    assert_path_refused("?q=1", NO_LEADING_SLASH).await;
+}
+
+#[tokio::test]
+async fn client_refuses_backslashes() {
+    let reason = "a path must not contain `\\` (read as `/` by WHATWG URL parsers)";
+    assert_path_refused("\\\\evil.example/x", NO_LEADING_SLASH).await;
+    assert_path_refused("/\\evil.example/x", reason).await;
+    assert_path_refused("/x\\y", reason).await;
+}
+
+#[tokio::test]
+async fn client_refuses_control_characters() {
+    let reason = "a path must not contain control characters";
+    for path in [
+        "/x\r\nHost: evil.example",
+        "/x\nGET /admin",
+        "/\t/evil.example/x",
+        "/x\0",
+        "/x\u{7f}",
+        "/x\u{85}",
+    ] {
+        assert_path_refused(path, reason).await;
+    }
+}
+
+#[tokio::test]
+async fn client_refuses_dot_segments_out_of_the_base_path() {
+    // Behind one gateway, /api/catalog/../auth is another service.
+    let client = client_with_base("http://gateway.internal/api/catalog");
+    for path in ["/../auth/x", "/%2e%2e/auth/x", "/x/../../auth", "/.."] {
+        let err = client
+            .request(None, "catalog", Method::GET, path)
+            .await
+            .expect_err(path);
+        assert!(
+            matches!(
+                err,
+                ClientError::InvalidPath {
+                    reason: "the path leaves the target's base path (dot segments)",
+                    ..
+                }
+            ),
+            "{path}: {err:?}"
+        );
+    }
+    assert_eq!(client.tokens_issued(), 0);
+}
+
+#[tokio::test]
+async fn client_keeps_paths_on_the_target() {
+    // `@`, `?`, `#`, `..` and `:` after the leading `/` are the target's path, query and
+    // fragment: the request still goes to the target's host and port.
+    for path in [
+        "/entities",
+        "/@evil.example/x",
+        "/entities?owner=user:default/jane@example.com",
+        "/x:8443/y",
+        "/x#@evil.example",
+        "/a/../b",
+    ] {
+        let client = client_with_base("http://catalog.internal:7007/api/catalog");
+        let request = client
+            .request(None, "catalog", Method::GET, path)
+            .await
+            .expect(path)
+            .build()
+            .expect("a request");
+        let url = request.url();
+        assert_eq!(url.host_str(), Some("catalog.internal"), "{path}");
+        assert_eq!(url.port(), Some(7007), "{path}");
+        assert_eq!(url.username(), "", "{path}");
+        assert!(request.headers().contains_key(http::header::AUTHORIZATION));
+    }
 }
