@@ -5,11 +5,15 @@
 
 mod common;
 
-use std::sync::Arc;
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use common::kit::*;
 use common::*;
 use http::Method;
+use s2s_auth::audit::JsonLinesSink;
 use s2s_auth::client::ClientError;
 use s2s_auth::plugin::PLUGIN_TYP;
 use s2s_auth::store::MemoryStore;
@@ -432,4 +436,134 @@ async fn client_keeps_paths_on_the_target() {
         assert_eq!(url.username(), "", "{path}");
         assert!(request.headers().contains_key(http::header::AUTHORIZATION));
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// A stalled audit writer does not stall requests
+// ---------------------------------------------------------------------------------------
+
+/// A writer that blocks every write until [`Gate::open`], then writes to a buffer.
+#[derive(Clone, Default)]
+struct Gate {
+    open: Arc<(Mutex<bool>, Condvar)>,
+    out: SharedBuf,
+    /// Writes that started (and, while the gate is shut, are stuck).
+    entered: Arc<AtomicUsize>,
+}
+
+impl Gate {
+    fn open(&self) {
+        let (open, changed) = &*self.open;
+        *open.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        changed.notify_all();
+    }
+}
+
+impl io::Write for Gate {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.entered.fetch_add(1, Ordering::SeqCst);
+        let (open, changed) = &*self.open;
+        let mut is_open = open.lock().unwrap_or_else(PoisonError::into_inner);
+        while !*is_open {
+            is_open = changed
+                .wait(is_open)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        self.out.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A writer that panics on its first write.
+struct Exploding;
+
+impl io::Write for Exploding {
+    fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+        panic!("the audit destination exploded (on purpose, in a test)");
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stalled_audit_writer_does_not_stall_requests() {
+    const QUEUE: usize = 8;
+    const REQUESTS: usize = 200;
+    let gate = Gate::default();
+    let sink = Arc::new(JsonLinesSink::with_capacity(gate.clone(), QUEUE));
+    let service = Service::start(Kind::Legacy, |b| b.audit_sink(sink.clone())).await;
+    let token = service.token(&json!({}));
+
+    let started = Instant::now();
+    let all = tokio::time::timeout(Duration::from_secs(10), async {
+        for _ in 0..REQUESTS {
+            let (reply, event) = service.get(&token).await;
+            assert_allowed(&reply, &event);
+        }
+    });
+    all.await
+        .expect("requests complete while the audit writer is stalled");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "{REQUESTS} requests took {elapsed:?}"
+    );
+
+    // The writer holds one line (stuck in `write`), the queue the next QUEUE; the rest were
+    // dropped and counted. (Whether the writer took its line before the queue filled decides
+    // the last one.)
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gate.entered.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(gate.entered.load(Ordering::SeqCst), 1, "one write, stuck");
+    let dropped = sink.dropped() as usize;
+    assert!(
+        (REQUESTS - QUEUE - 1..=REQUESTS - QUEUE).contains(&dropped),
+        "{dropped} dropped of {REQUESTS}"
+    );
+    assert!(
+        !sink.flush(Duration::from_millis(50)),
+        "a stalled writer does not catch up"
+    );
+    assert!(format!("{sink:?}").contains(&format!("dropped: {dropped}")));
+
+    // Once the destination moves again, everything that was queued is written.
+    gate.open();
+    assert!(sink.flush(Duration::from_secs(5)));
+    let written = gate.out.contents().lines().count();
+    assert_eq!(
+        written + dropped,
+        REQUESTS,
+        "every event written or counted"
+    );
+    // And nothing is dropped any more.
+    let (reply, event) = service.get(&token).await;
+    assert_allowed(&reply, &event);
+    assert!(sink.flush(Duration::from_secs(5)));
+    assert_eq!(sink.dropped() as usize, dropped);
+    assert_eq!(gate.out.contents().lines().count(), written + 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn panicking_audit_writer_does_not_fail_requests() {
+    let sink = Arc::new(JsonLinesSink::new(Exploding));
+    let service = Service::start(Kind::Legacy, |b| b.audit_sink(sink.clone())).await;
+    let token = service.token(&json!({}));
+    for _ in 0..10 {
+        let (reply, event) = service.get(&token).await;
+        assert_allowed(&reply, &event);
+    }
+    // The writer thread died on the first line; every event is accounted for as dropped.
+    assert!(sink.flush(Duration::from_secs(5)));
+    assert_eq!(sink.dropped(), 10);
+    let (reply, event) = service.get(&token).await;
+    assert_allowed(&reply, &event);
+    assert!(sink.flush(Duration::from_secs(5)));
+    assert_eq!(sink.dropped(), 11);
 }
