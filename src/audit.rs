@@ -20,7 +20,11 @@
 //! ```
 
 use std::io::Write;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -199,36 +203,186 @@ impl<T: AuditSink + ?Sized> AuditSink for Arc<T> {
     }
 }
 
-/// Writes each event as one line of JSON.
-pub struct JsonLinesSink<W> {
-    out: Mutex<W>,
+/// Writes each event as one line of JSON, on a thread of its own, so that a slow or stalled
+/// writer never holds up a request.
+///
+/// `record` (on the request path) serializes the event and hands the line to a bounded queue
+/// without waiting; a writer thread (`s2s-auth-audit`) drains the queue into `out`, flushing
+/// whenever the queue runs empty. The queue holds [`DEFAULT_QUEUE_EVENTS`] lines (1024, a
+/// few hundred KiB at most) unless [`with_capacity`](Self::with_capacity) says otherwise.
+///
+/// **The trade-off:** when `out` falls behind for longer than the queue absorbs (a full
+/// disk, a stalled pipe, a socket whose peer stopped reading), events are **dropped**, not
+/// waited for, and counted: [`dropped`](Self::dropped) says how many, and a `WARN` on the
+/// `s2s_auth::audit` target says so when the count reaches 1, 2, 4, 8, ... Every event
+/// still goes to `tracing` on that target, whatever happens here. Lines the writer thread
+/// had not written when the sink is dropped are written before it ends; call
+/// [`flush`](Self::flush) before the process exits to wait for them. If `out` panics, the
+/// thread stops writing and every later event is counted as dropped; requests go on.
+///
+/// ```
+/// use std::time::Duration;
+/// use s2s_auth::audit::JsonLinesSink;
+///
+/// let sink = JsonLinesSink::with_capacity(std::io::stderr(), 4096);
+/// // ... requests ...
+/// assert!(sink.flush(Duration::from_secs(1)));
+/// assert_eq!(sink.dropped(), 0);
+/// ```
+pub struct JsonLinesSink {
+    queue: SyncSender<Message>,
+    dropped: Arc<AtomicU64>,
 }
 
-impl<W: Write + Send> JsonLinesSink<W> {
-    /// Writes to `out` (a file, stderr, a socket).
-    pub fn new(out: W) -> Self {
-        Self {
-            out: Mutex::new(out),
+/// How many events a [`JsonLinesSink`] queues for its writer by default.
+pub const DEFAULT_QUEUE_EVENTS: usize = 1024;
+
+/// What the writer thread is handed.
+enum Message {
+    /// One serialized event, with its newline.
+    Line(Vec<u8>),
+    /// Flush, then answer: every line queued before this one has been handled.
+    Flush(mpsc::Sender<()>),
+}
+
+impl JsonLinesSink {
+    /// Writes to `out` (a file, stderr, a socket), queueing up to [`DEFAULT_QUEUE_EVENTS`]
+    /// events for it.
+    pub fn new<W: Write + Send + 'static>(out: W) -> Self {
+        Self::with_capacity(out, DEFAULT_QUEUE_EVENTS)
+    }
+
+    /// Writes to `out`, queueing up to `events` events (at least 1) for it: more absorbs
+    /// longer stalls at the cost of memory; fewer drops sooner.
+    pub fn with_capacity<W: Write + Send + 'static>(out: W, events: usize) -> Self {
+        let (queue, lines) = mpsc::sync_channel(events.max(1));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let counter = dropped.clone();
+        let spawned = std::thread::Builder::new()
+            .name("s2s-auth-audit".to_owned())
+            .spawn(move || write_lines(out, lines, &counter));
+        if let Err(e) = spawned {
+            // The receiver is gone with the closure: every event counts as dropped.
+            tracing::error!(target: "s2s_auth::audit", error = %e,
+                "audit sink writer thread could not start; JSON-lines events are dropped");
+        }
+        Self { queue, dropped }
+    }
+
+    /// Events dropped so far: the queue was full (the writer is behind), or the writer has
+    /// died. Never reset.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Waits up to `timeout` until every event recorded before this call has been written
+    /// and `out` flushed (or counted in [`dropped`](Self::dropped), if the writer died).
+    /// Returns `false` if the writer is still behind when the time is up. Blocks: call it
+    /// at shutdown or in tests, never on the request path.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let (ack, acked) = mpsc::channel();
+        let mut message = Message::Flush(ack);
+        loop {
+            match self.queue.try_send(message) {
+                Ok(()) => break,
+                Err(TrySendError::Disconnected(_)) => return true,
+                Err(TrySendError::Full(back)) => {
+                    if Instant::now() >= deadline {
+                        return false;
+                    }
+                    message = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+        match acked.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(()) => true,
+            Err(mpsc::RecvTimeoutError::Timeout) => false,
+            // The writer died after taking the marker: what it held is counted as dropped.
+            Err(mpsc::RecvTimeoutError::Disconnected) => true,
+        }
+    }
+
+    fn count_drop(&self) {
+        let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_power_of_two() {
+            tracing::warn!(target: "s2s_auth::audit", dropped = n,
+                "audit JSON-lines writer is behind or gone; events dropped");
         }
     }
 }
 
-impl<W: Write + Send> AuditSink for JsonLinesSink<W> {
+/// The writer thread: lines to `out`, a flush whenever the queue runs dry. A panic in `out`
+/// ends the writing: the line it was writing, what is queued then, and everything sent
+/// later count as dropped (the thread stays, counting, until the sink is dropped).
+fn write_lines<W: Write>(mut out: W, lines: Receiver<Message>, dropped: &AtomicU64) {
+    let mut waiting: Vec<mpsc::Sender<()>> = Vec::new();
+    let mut writing = false;
+    let written = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        while let Ok(first) = lines.recv() {
+            let mut next = Some(first);
+            while let Some(message) = next.take() {
+                match message {
+                    Message::Line(line) => {
+                        writing = true;
+                        if let Err(e) = out.write_all(&line) {
+                            tracing::error!(target: "s2s_auth::audit", error = %e,
+                                "audit sink write failed");
+                        }
+                        writing = false;
+                    }
+                    Message::Flush(ack) => waiting.push(ack),
+                }
+                next = lines.try_recv().ok();
+            }
+            if let Err(e) = out.flush() {
+                tracing::error!(target: "s2s_auth::audit", error = %e, "audit sink flush failed");
+            }
+            for ack in waiting.drain(..) {
+                let _ = ack.send(());
+            }
+        }
+    }));
+    if written.is_err() {
+        tracing::error!(target: "s2s_auth::audit",
+            "audit sink writer panicked; JSON-lines events are dropped from now on");
+        if writing {
+            dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        drop(waiting);
+        // Every line still queued or sent later: counted, so that none goes missing unseen.
+        while let Ok(message) = lines.recv() {
+            match message {
+                Message::Line(_) => {
+                    dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                Message::Flush(ack) => {
+                    let _ = ack.send(());
+                }
+            }
+        }
+    }
+}
+
+impl AuditSink for JsonLinesSink {
     fn record(&self, event: &AuditEvent) {
         let Ok(mut line) = serde_json::to_vec(event) else {
             return;
         };
         line.push(b'\n');
-        let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Err(e) = out.write_all(&line).and_then(|()| out.flush()) {
-            tracing::error!(target: "s2s_auth::audit", error = %e, "audit sink write failed");
+        match self.queue.try_send(Message::Line(line)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => self.count_drop(),
         }
     }
 }
 
-impl<W> std::fmt::Debug for JsonLinesSink<W> {
+impl std::fmt::Debug for JsonLinesSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("JsonLinesSink")
+        f.debug_struct("JsonLinesSink")
+            .field("dropped", &self.dropped())
+            .finish_non_exhaustive()
     }
 }
 

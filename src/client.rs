@@ -99,6 +99,68 @@ pub enum ClientError {
     /// Discovery does not know the target.
     #[error("service `{0}` is unknown to discovery")]
     UnknownService(String),
+    /// The path given to [`S2sClient::request`] could send the request, and its token,
+    /// somewhere other than the target: it does not start with `/` (`@evil.example/x`
+    /// makes the target's host a user name, `.evil.example/x` a subdomain, `:8443/x` another
+    /// port), starts with `//` or holds a backslash (both read as another host by some
+    /// parsers), or holds control characters (which URL parsers strip or split on). No
+    /// token is minted and no request made.
+    #[error("path {path:?} refused: {reason}")]
+    InvalidPath {
+        /// The path as given (printed escaped, so control characters cannot forge log lines).
+        path: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+}
+
+/// Refuses a path that could move a request off the target's base URL (see
+/// [`ClientError::InvalidPath`]).
+fn check_path(path: &str) -> Result<(), &'static str> {
+    if !path.starts_with('/') {
+        return Err("a path must start with `/`");
+    }
+    if path.starts_with("//") {
+        return Err("a path must not start with `//` (a network-path reference names a host)");
+    }
+    if path.contains('\\') {
+        return Err("a path must not contain `\\` (read as `/` by WHATWG URL parsers)");
+    }
+    if path.chars().any(char::is_control) {
+        return Err("a path must not contain control characters");
+    }
+    Ok(())
+}
+
+/// `base` + `path`, refused unless it keeps `base`'s scheme, host and port (the last word on
+/// whether a path changed the authority, whatever the rules above missed) and stays below
+/// `base`'s path (`/../auth/x`, or `/%2e%2e/auth/x`, would reach another service behind the
+/// same gateway).
+fn join(base: &str, path: &str) -> Result<reqwest::Url, ClientError> {
+    let refuse = |reason| ClientError::InvalidPath {
+        path: path.to_owned(),
+        reason,
+    };
+    check_path(path).map_err(refuse)?;
+    let base = base.trim_end_matches('/');
+    let url = reqwest::Url::parse(&format!("{base}{path}"))
+        .map_err(|_| refuse("the target's base URL and this path make no valid URL"))?;
+    let base = reqwest::Url::parse(base)
+        .map_err(|_| refuse("the target's base URL is not a valid URL"))?;
+    if url.origin() != base.origin() {
+        return Err(refuse("the path changes the target's scheme, host or port"));
+    }
+    let below = base.path().trim_end_matches('/');
+    let stays_below = url
+        .path()
+        .strip_prefix(below)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+    if !stays_below {
+        return Err(refuse(
+            "the path leaves the target's base path (dot segments)",
+        ));
+    }
+    Ok(url)
 }
 
 impl Auth {
@@ -232,6 +294,11 @@ impl S2sClient {
 
     /// A request to `path` on `target` (its base URL from discovery) with the bearer token
     /// attached. Send it with `.send().await`.
+    ///
+    /// `path` is appended to the base URL and must stay below it: it starts with `/`, not
+    /// `//`, and holds no backslash or control character; anything else (`@evil.example/x`,
+    /// `//evil.example/x`, `http://evil/x`) is [`ClientError::InvalidPath`], checked before
+    /// a token is minted.
     pub async fn request(
         &self,
         principal: Option<&Principal>,
@@ -239,14 +306,19 @@ impl S2sClient {
         method: http::Method,
         path: &str,
     ) -> Result<reqwest::RequestBuilder, ClientError> {
+        check_path(path).map_err(|reason| ClientError::InvalidPath {
+            path: path.to_owned(),
+            reason,
+        })?;
         let base = self
             .discovery
             .base_url(target)
             .ok_or_else(|| ClientError::UnknownService(target.to_owned()))?;
+        let url = join(&base, path)?;
         let token = self.token_for(principal, target).await?;
         Ok(self
             .http
-            .request(method, format!("{}{path}", base.trim_end_matches('/')))
+            .request(method, url)
             .bearer_auth(token.expose_secret()))
     }
 }

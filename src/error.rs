@@ -108,6 +108,11 @@ pub enum VerifyError {
     /// The credential has expired.
     #[error("token has expired")]
     Expired,
+    /// `exp` names no real date: later than 9999-12-31T23:59:59Z (2^64 - 1, say), negative,
+    /// or not a number of seconds at all. Refused rather than wrapped or clamped: an `exp`
+    /// read as `i64` would turn 2^64 - 1 into 1969.
+    #[error("exp is out of range")]
+    ExpOutOfRange,
     /// The token is not a well-formed JWT (the detail names which part).
     #[error("token is malformed: {0}")]
     Malformed(&'static str),
@@ -201,6 +206,7 @@ impl VerifyError {
             VerifyError::Unrecognised => "token_unrecognised",
             VerifyError::NoJwtVerifier => "no_jwt_verifier",
             VerifyError::Expired => "token_expired",
+            VerifyError::ExpOutOfRange => "exp_out_of_range",
             VerifyError::Malformed(_) => "token_malformed",
             VerifyError::AlgorithmNone => "alg_none",
             VerifyError::KeyInHeader(_) => "key_in_header",

@@ -39,7 +39,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{ConfigError, ConfigRule, RequestError, VerifyError};
 use crate::jwks::{JwksCache, OidcDiscovery, UsableKey, key_error};
-use crate::jwt::{Unverified, check_iat, str_claim};
+use crate::jwt::{Unverified, check_iat, exp_claim, str_claim};
 use crate::principal::{CredentialKind, Principal, PrincipalType};
 use crate::restrictions::AccessRestrictions;
 use crate::verifier::{Shared, Token, Verification, Verifier};
@@ -466,14 +466,9 @@ impl JwksVerifier {
         let validation = self
             .validation(u.alg)
             .ok_or(VerifyError::AlgorithmNotAllowed)?;
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, validation)
-            .map_err(|e| crate::jwt::map_error(&e))?;
-        let claims = data.claims;
+        let claims = crate::jwt::decode(token, &key.key, validation)?;
         check_iat(&claims, leeway)?;
-        let exp = claims
-            .get("exp")
-            .and_then(Value::as_u64)
-            .ok_or(VerifyError::Malformed("exp is not a number"))?;
+        let (exp, expiry) = exp_claim(&claims)?;
         let principal = match &self.mapping {
             Mapping::External { prefix } => {
                 let sub = str_claim(&claims, "sub")?;
@@ -509,8 +504,6 @@ impl JwksVerifier {
                 }
             }
         };
-        let expiry = time::OffsetDateTime::from_unix_timestamp(exp as i64)
-            .map_err(|_| VerifyError::Malformed("exp is out of range"))?;
         Ok((principal.with_expiry(expiry), exp))
     }
 }
@@ -544,17 +537,12 @@ impl JwksVerifier {
             .find(|(a, _)| *a == u.alg)
             .map(|(_, v)| v)
             .ok_or(VerifyError::AlgorithmNotAllowed)?;
-        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, validation)
-            .map_err(|e| crate::jwt::map_error(&e))?
-            .claims;
+        let claims = crate::jwt::decode(token, &key.key, validation)?;
         if !claims.contains_key("iat") {
             return Err(VerifyError::MissingClaim("iat"));
         }
         check_iat(&claims, leeway)?;
-        let exp = claims
-            .get("exp")
-            .and_then(Value::as_u64)
-            .ok_or(VerifyError::Malformed("exp is not a number"))?;
+        let (exp, _) = exp_claim(&claims)?;
         let subject = entity_ref(str_claim(&claims, "sub")?)?;
         Ok((subject, exp, ownership_refs(&claims)?))
     }

@@ -3,8 +3,6 @@
 //! token issued is an audit event (`token_issued`: target, subject, actor, expiry and the
 //! token's fingerprint, never the token).
 
-use time::OffsetDateTime;
-
 use crate::audit::EventKind;
 use crate::auth::Auth;
 use crate::error::{DelegationError, IssueError};
@@ -121,8 +119,7 @@ impl Auth {
         credential: CredentialKind,
         target: &str,
     ) {
-        let expires_at = token_times(token)
-            .and_then(|(_, exp)| OffsetDateTime::from_unix_timestamp(exp as i64).ok());
+        let expires_at = token_times(token).and_then(|(_, exp)| crate::jwt::expiry(exp).ok());
         self.pipeline.auditor.record_lifecycle(
             EventKind::TokenIssued,
             self.service_id(),

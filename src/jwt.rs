@@ -12,8 +12,14 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 use serde_json::Value;
+use time::OffsetDateTime;
 
 use crate::error::VerifyError;
+
+/// The latest `exp` accepted: 9999-12-31T23:59:59Z, the last second `time` represents
+/// without its `large-dates` feature (which another crate in the build may turn on, so the
+/// bound is written out rather than left to the conversion).
+pub(crate) const MAX_EXP: u64 = 253_402_300_799;
 
 /// What a token says about itself, before anything is verified.
 #[derive(Debug)]
@@ -133,8 +139,64 @@ pub(crate) fn decode_part<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// The instant an `exp` names, or [`VerifyError::ExpOutOfRange`] when it names no real date.
+///
+/// Every verifier converts `exp` here, and nowhere else: `exp as i64` turns 2^64 - 1 into -1
+/// (1969), and a date past year 9999 cannot be printed in an audit event or a cache entry.
+/// `jsonwebtoken` accepts any `exp` up to 2^64 - 1 as "not expired", so the bound is ours.
+pub(crate) fn expiry(exp: u64) -> Result<OffsetDateTime, VerifyError> {
+    if exp > MAX_EXP {
+        return Err(VerifyError::ExpOutOfRange);
+    }
+    let secs = i64::try_from(exp).map_err(|_| VerifyError::ExpOutOfRange)?;
+    OffsetDateTime::from_unix_timestamp(secs).map_err(|_| VerifyError::ExpOutOfRange)
+}
+
+/// The verified token's `exp` (a whole number of seconds, checked by `jsonwebtoken` already)
+/// and the instant it names ([`expiry`]).
+pub(crate) fn exp_claim(
+    claims: &serde_json::Map<String, Value>,
+) -> Result<(u64, OffsetDateTime), VerifyError> {
+    let exp = claims
+        .get("exp")
+        .and_then(Value::as_u64)
+        .ok_or(VerifyError::Malformed("exp is not a number"))?;
+    Ok((exp, expiry(exp)?))
+}
+
+/// Verifies `token`'s signature and standard claims with `jsonwebtoken`, and returns its
+/// claims; every JWT verifier decodes here, so every failure is named the same way.
+pub(crate) fn decode(
+    token: &str,
+    key: &jsonwebtoken::DecodingKey,
+    validation: &jsonwebtoken::Validation,
+) -> Result<serde_json::Map<String, Value>, VerifyError> {
+    jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, key, validation)
+        .map(|data| data.claims)
+        .map_err(|e| match map_error(&e) {
+            // `jsonwebtoken` calls an `exp` it cannot read as seconds (-1, 1e300, "soon")
+            // missing. It checks claims only after the signature, so the payload read again
+            // here is the signed one: an `exp` that is there names no real date.
+            VerifyError::MissingClaim("exp") if has_exp(token) => VerifyError::ExpOutOfRange,
+            other => other,
+        })
+}
+
+/// Whether the (already verified) payload of `token` has a non-null `exp`.
+fn has_exp(token: &str) -> bool {
+    #[derive(Deserialize)]
+    struct Exp {
+        exp: Option<Value>,
+    }
+    token
+        .split('.')
+        .nth(1)
+        .and_then(|payload| decode_part::<Exp>(payload, "claims").ok())
+        .is_some_and(|claims| claims.exp.is_some_and(|v| !v.is_null()))
+}
+
 /// Maps a `jsonwebtoken` error to the check that failed.
-pub(crate) fn map_error(e: &jsonwebtoken::errors::Error) -> VerifyError {
+fn map_error(e: &jsonwebtoken::errors::Error) -> VerifyError {
     use jsonwebtoken::errors::ErrorKind as K;
     match e.kind() {
         K::InvalidSignature => VerifyError::BadSignature,
@@ -150,6 +212,11 @@ pub(crate) fn map_error(e: &jsonwebtoken::errors::Error) -> VerifyError {
             "nbf" => "nbf",
             _ => "a required claim",
         }),
+        // `exp` or `nbf` that `jsonwebtoken` cannot read as seconds from 0 to 2^64 - 1
+        // (-1, 1e300, a string): no real date either way. (For a required `exp`,
+        // `jsonwebtoken` says "missing" instead: see `decode`.)
+        K::InvalidClaimFormat(c) if c == "exp" => VerifyError::ExpOutOfRange,
+        K::InvalidClaimFormat(c) if c == "nbf" => VerifyError::Malformed("nbf is out of range"),
         K::InvalidAlgorithm => VerifyError::AlgorithmNotAllowed,
         K::InvalidKeyFormat | K::InvalidEcdsaKey | K::InvalidRsaKey(_) => {
             VerifyError::KeyAlgorithmMismatch
@@ -211,6 +278,22 @@ mod tests {
         assert_eq!(u.kid.as_deref(), Some("k1"));
         assert_eq!(u.iss.as_deref(), Some("https://idp"));
         assert_eq!(u.aud, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn expiry_is_bounded_to_year_9999() {
+        assert_eq!(
+            expiry(MAX_EXP).unwrap(),
+            time::macros::datetime!(9999-12-31 23:59:59 UTC)
+        );
+        assert_eq!(expiry(0).unwrap(), OffsetDateTime::UNIX_EPOCH);
+        for exp in [MAX_EXP + 1, i64::MAX as u64, i64::MAX as u64 + 1, u64::MAX] {
+            assert_eq!(
+                expiry(exp).unwrap_err(),
+                VerifyError::ExpOutOfRange,
+                "{exp}"
+            );
+        }
     }
 
     #[test]

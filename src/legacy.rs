@@ -21,10 +21,9 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde_json::{Map, Value};
 
 use crate::error::{ConfigError, ConfigRule, VerifyError};
-use crate::jwt::{Unverified, check_iat, str_claim};
+use crate::jwt::{Unverified, check_iat, exp_claim, str_claim};
 use crate::principal::{CredentialKind, Principal, PrincipalType};
 use crate::restrictions::AccessRestrictions;
 use crate::secret::SecretString;
@@ -148,14 +147,11 @@ impl LegacyVerifier {
         }
         let validation = &self.validation;
         for key in &self.keys {
-            let claims =
-                match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, validation) {
-                    Ok(data) => data.claims,
-                    Err(e) => match crate::jwt::map_error(&e) {
-                        VerifyError::BadSignature => continue,
-                        other => return Err(other),
-                    },
-                };
+            let claims = match crate::jwt::decode(token, &key.key, validation) {
+                Ok(claims) => claims,
+                Err(VerifyError::BadSignature) => continue,
+                Err(other) => return Err(other),
+            };
             check_iat(&claims, leeway)?;
             if claims.contains_key("aud") {
                 return Err(VerifyError::LegacyWithAudience);
@@ -163,12 +159,7 @@ impl LegacyVerifier {
             if str_claim(&claims, "sub")? != LEGACY_SUBJECT {
                 return Err(VerifyError::WrongSubject);
             }
-            let exp = claims
-                .get("exp")
-                .and_then(Value::as_u64)
-                .ok_or(VerifyError::Malformed("exp is not a number"))?;
-            let expiry = time::OffsetDateTime::from_unix_timestamp(exp as i64)
-                .map_err(|_| VerifyError::Malformed("exp is out of range"))?;
+            let (exp, expiry) = exp_claim(&claims)?;
             let mut p = Principal::new(
                 PrincipalType::Service,
                 key.subject.clone(),

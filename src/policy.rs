@@ -41,8 +41,9 @@
 //! 2. No credential: 401.
 //! 3. Default policy `deny` on an unlisted route: 403.
 //! 4. `allow`: the credential kind must be listed (all kinds when unset).
-//! 5. `sensitive`: credentials minted for machines (`plugin`, `obo`, `service-account`) and
-//!    any principal with an actor are refused. Issuing tokens, changing credentials and
+//! 5. `sensitive`: credentials a machine mints (`plugin`, `obo`, `service-account`, and
+//!    `legacy` tokens, signed by whoever holds the shared secret) and any principal with an
+//!    actor are refused. Issuing tokens, changing credentials and
 //!    account admin should only ever be done by a caller acting for itself, directly.
 //! 6. Read-only credentials (static tokens without `allowWrites`) may not use methods other
 //!    than `GET`, `HEAD`, `OPTIONS`, unless the route says `allow_static_writes`.
@@ -111,8 +112,10 @@ impl RoutePolicy {
         self
     }
 
-    /// Marks the route sensitive: credentials minted for machines, and principals acting on
-    /// behalf of someone, are refused (issuing tokens, changing credentials, account admin).
+    /// Marks the route sensitive: credentials a machine mints (see
+    /// [`CredentialKind::is_machine_minted`]: plugin, on-behalf-of, service-account and legacy
+    /// shared-secret tokens), and principals acting on behalf of someone, are refused with
+    /// 403 `sensitive_route` (issuing tokens, changing credentials, account admin).
     /// Routes are not sensitive unless marked.
     pub fn sensitive(mut self) -> Self {
         self.sensitive = true;

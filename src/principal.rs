@@ -98,13 +98,18 @@ impl CredentialKind {
         Self::ALL.into_iter().find(|k| k.as_str() == name)
     }
 
-    /// Whether this crate (or a peer using the same wire format) minted the credential for a
-    /// machine. Such credentials, and any credential acting on behalf of a user, are refused on
-    /// sensitive routes.
+    /// Whether a machine can mint the credential by itself: plugin and on-behalf-of tokens
+    /// (this crate, or a peer using the same wire format), service-account tokens, and legacy
+    /// HS256 tokens, which anyone holding the shared secret signs at will (every backend of a
+    /// Backstage deployment that shares it). Such credentials, and any credential acting on
+    /// behalf of a user, are refused on sensitive routes.
     pub fn is_machine_minted(self) -> bool {
         matches!(
             self,
-            CredentialKind::Plugin | CredentialKind::Obo | CredentialKind::ServiceAccount
+            CredentialKind::Plugin
+                | CredentialKind::Obo
+                | CredentialKind::ServiceAccount
+                | CredentialKind::Legacy
         )
     }
 }

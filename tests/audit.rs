@@ -154,10 +154,14 @@ async fn generated_request_ids_are_unique() {
 #[tokio::test]
 async fn json_lines_sink_writes_one_line_per_event() {
     let buf = SharedBuf::default();
-    let h = Harness::new(standard_builder().audit_sink(Arc::new(JsonLinesSink::new(buf.clone()))));
+    let sink = Arc::new(JsonLinesSink::new(buf.clone()));
+    let h = Harness::new(standard_builder().audit_sink(sink.clone()));
     h.call(Method::GET, "/entities/42", Some(CI_TOKEN)).await;
     h.call(Method::POST, "/entities/42", Some(CI_TOKEN)).await;
     h.call(Method::GET, "/healthz", None).await;
+    // The sink writes on a thread of its own: wait for it.
+    assert!(sink.flush(std::time::Duration::from_secs(5)));
+    assert_eq!(sink.dropped(), 0);
 
     let text = buf.contents();
     assert!(text.ends_with('\n'));

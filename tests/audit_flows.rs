@@ -30,22 +30,26 @@ struct Audited {
     auth: Auth,
     memory: Arc<MemoryAuditSink>,
     lines: SharedBuf,
+    /// Writes `lines` on a thread of its own: flushed before they are read.
+    sink: Arc<JsonLinesSink>,
 }
 
 impl Audited {
     fn new(service: &str, tokens: PluginTokens) -> Self {
         let memory = Arc::new(MemoryAuditSink::default());
         let lines = SharedBuf::default();
+        let sink = Arc::new(JsonLinesSink::new(lines.clone()));
         let auth = Auth::builder(service)
             .plugin_tokens(tokens)
             .audit_sink(memory.clone())
-            .audit_sink(Arc::new(JsonLinesSink::new(lines.clone())))
+            .audit_sink(sink.clone())
             .build()
             .expect("configuration builds");
         Self {
             auth,
             memory,
             lines,
+            sink,
         }
     }
 
@@ -82,6 +86,10 @@ impl Audited {
 
     /// The JSON lines written so far.
     fn json_lines(&self) -> Vec<Value> {
+        assert!(
+            self.sink.flush(Duration::from_secs(5)),
+            "the sink catches up"
+        );
         self.lines
             .contents()
             .lines()
@@ -93,6 +101,10 @@ impl Audited {
     /// serialized with `serde_json`, or as `JsonLinesSink` wrote it.
     #[track_caller]
     fn assert_nothing_of(&self, needles: &[String]) {
+        assert!(
+            self.sink.flush(Duration::from_secs(5)),
+            "the sink catches up"
+        );
         let mut printed = vec![self.lines.contents()];
         for event in self.memory.events() {
             printed.push(format!("{event:?}"));

@@ -380,12 +380,13 @@ fn no_token_or_secret_in_logs_audit_responses_or_debug() {
     let mut outputs: Vec<(String, String)> = Vec::new();
     let audit = Arc::new(MemoryAuditSink::default());
     let json_lines = SharedBuf::default();
+    let json_sink = Arc::new(JsonLinesSink::new(json_lines.clone()));
 
     tracing::subscriber::with_default(subscriber, || {
         // Configuration, including Backstage keys s2s-auth ignores with a warning.
         let builder = standard_builder()
             .audit_sink(audit.clone())
-            .audit_sink(Arc::new(JsonLinesSink::new(json_lines.clone())));
+            .audit_sink(json_sink.clone());
         outputs.push(("Debug of AuthBuilder".into(), format!("{builder:?}")));
         let auth = builder.build().expect("standard configuration builds");
         outputs.push(("Debug of Auth".into(), format!("{auth:?}")));
@@ -510,6 +511,8 @@ fn no_token_or_secret_in_logs_audit_responses_or_debug() {
             ),
         ));
     }
+    // The sink writes on a thread of its own: wait for it.
+    assert!(json_sink.flush(std::time::Duration::from_secs(10)));
     outputs.push(("JSON lines sink".into(), json_lines.contents()));
     let log = logs.contents();
 

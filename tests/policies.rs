@@ -98,10 +98,12 @@ async fn sensitive_policy_refuses_machine_minted_kinds() {
     // principal, or one with an actor, so a sensitive-route refusal cannot be driven through
     // the router (nor the access table, whose columns are `none`, `static` and the static
     // callers). What is public: the classification the policy keys on.
+    // Legacy HS256 tokens count: whoever holds the shared secret mints them at will.
     for kind in [
         CredentialKind::Plugin,
         CredentialKind::Obo,
         CredentialKind::ServiceAccount,
+        CredentialKind::Legacy,
     ] {
         assert!(kind.is_machine_minted(), "{kind}");
     }
@@ -109,7 +111,6 @@ async fn sensitive_policy_refuses_machine_minted_kinds() {
         CredentialKind::User,
         CredentialKind::Static,
         CredentialKind::Jwks,
-        CredentialKind::Legacy,
         CredentialKind::None,
     ] {
         assert!(!kind.is_machine_minted(), "{kind}");

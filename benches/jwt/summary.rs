@@ -452,13 +452,14 @@ fn render(
     }
     let _ = writeln!(
         w,
-        "\n`JwksClientRsFetcher` inherits what happens while fetching (the whole body is read; \
-         one unusable key fails the set; redirects are followed) but not `JwksClient`'s \
-         cache or checks: unknown `kid`s and issuers are handled by our layer whatever the \
-         fetcher. On the 2 MiB row: `JwksClientRsFetcher` (`src/jwks/jwks_client_rs.rs`) \
-         compares `max_body_bytes` with the set it re-serializes from the parsed keys, not \
-         with the download, so the padded document was read whole and its keys used; the \
-         built-in fetcher refused it from its `Content-Length` without reading the body.\n"
+        "\n`JwksClientRsFetcher` (`src/jwks/jwks_client_rs.rs`) downloads with the built-in \
+         fetcher's transport, because `jwks_client_rs`'s `WebSource` cannot be told not to \
+         follow redirects or to cap the body, and reads each key with `jwks_client_rs`'s key \
+         model one by one, keeping `use` for every key type: its column should match the \
+         built-in fetcher's (`tests/fetchers.rs` checks each row for both). The \
+         `JwksClient::decode` column is `jwks_client_rs` on its own: the whole body read, \
+         one unusable key failing the set, redirects followed. Unknown `kid`s and issuers \
+         are handled by our layer whatever the fetcher.\n"
     );
 
     // --- Every measurement

@@ -1,24 +1,30 @@
-//! A [`KeyFetcher`] built on the `jwks_client_rs` crate (cargo feature `jwks-client-rs`).
+//! A [`KeyFetcher`] that reads key sets with the `jwks_client_rs` crate's key model (cargo
+//! feature `jwks-client-rs`), downloading them with the built-in [`HttpFetcher`].
 //!
-//! Only the fetching is delegated: parsing, single-flight, rate limits and stale keys stay
-//! in [`JwksCache`](super::JwksCache), so switching fetchers changes no security property
-//! except these, which come from `jwks_client_rs` itself (read from its source, 0.6.13):
+//! Only the download and the key model are involved: parsing into usable keys,
+//! single-flight, rate limits and stale keys stay in [`JwksCache`](super::JwksCache).
 //!
-//! - the body is read whole, with no size limit: the
-//!   [`JwksCacheConfig::max_body_bytes`](super::JwksCacheConfig) cap can only be checked
-//!   against the key set rebuilt from the parsed keys, so a 2 MiB document padded with
-//!   other members is accepted (measured; the built-in fetcher refuses it unread);
-//! - a key set with one key of an unknown `kty`, or one key without a `kid`, fails as a
-//!   whole (the built-in fetcher hands the raw document to the cache, which skips bad keys
-//!   one by one);
-//! - redirects are followed (the built-in fetcher refuses them);
-//! - `jwks_client_rs` exposes `use` for RSA keys only, so an EC or OKP key marked
-//!   `use: enc` is not skipped; and the server's `Cache-Control: max-age` is not seen, so
-//!   the cache refreshes on its configured interval;
-//! - OIDC discovery documents are not key sets, so they are fetched with the built-in
-//!   [`HttpFetcher`].
+//! **Why not `jwks_client_rs`'s own transport.** Its `WebSource` (read in its source,
+//! 0.6.13, `source.rs`) builds its `reqwest::Client` from `ClientBuilder::default()` and its
+//! builder exposes only the two timeouts, so it cannot be told not to follow redirects (it
+//! follows up to 10), and it reads the body with `.json().await`, whole, however large.
+//! Fetching through it lost two protections of the built-in fetcher, and `max_body_bytes`
+//! could only be checked against the key set rebuilt afterwards (a 2 MiB padded document
+//! was read and its keys used). So this fetcher downloads with [`HttpFetcher`] (no
+//! redirects, the body cap enforced while streaming, `Cache-Control: max-age` passed on)
+//! and hands each key of the document to `jwks_client_rs`'s `JsonWebKey`:
 //!
-//! The built-in fetcher is the default; see README for the side-by-side figures.
+//! - keys are read **one by one**: a key its model cannot read (an unknown `kty`, `oct`, a
+//!   missing parameter) is left out alone, as the built-in fetcher's cache does, where
+//!   parsing the whole `JsonWebKeySet` failed the set for one such key;
+//! - `use` is taken from the document for **every key type** (its model keeps `use` for RSA
+//!   keys only), so the cache skips an EC or OKP key marked `use: enc` too;
+//! - the one difference left, stricter: its model requires `kid`, so a key without one is
+//!   left out, where the built-in fetcher would use it for a token without `kid` when it
+//!   is the only key for the token's algorithm;
+//! - OIDC discovery documents are not key sets: they are passed on as downloaded.
+//!
+//! `tests/fetchers.rs` drives each protection through both fetchers.
 //!
 //! ```
 //! # #[cfg(feature = "jwks-client-rs")] {
@@ -33,21 +39,17 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use jwks_client_rs::source::{JwksSource, WebSource};
-use jwks_client_rs::{JsonWebKey, JsonWebKeySet};
+use jwks_client_rs::JsonWebKey;
 use serde_json::{Value, json};
 
 use super::fetch::{FetchError, FetchFuture, FetchedDocument, HttpFetcher, KeyFetcher};
 
-/// Fetches key sets through `jwks_client_rs`'s `WebSource` (one per URL, reused).
+/// Downloads with [`HttpFetcher`]; reads each key with `jwks_client_rs::JsonWebKey`.
 pub struct JwksClientRsFetcher {
     timeout: Duration,
-    sources: Mutex<HashMap<String, Arc<WebSource>>>,
-    documents: HttpFetcher,
+    http: HttpFetcher,
 }
 
 impl std::fmt::Debug for JwksClientRsFetcher {
@@ -59,55 +61,53 @@ impl std::fmt::Debug for JwksClientRsFetcher {
 }
 
 impl JwksClientRsFetcher {
-    /// A fetcher whose requests end within `timeout`.
+    /// A fetcher whose requests end within `timeout` (connect, headers and body).
     pub fn new(timeout: Duration) -> Result<Self, FetchError> {
         Ok(Self {
             timeout,
-            sources: Mutex::new(HashMap::new()),
-            documents: HttpFetcher::new(timeout)?,
+            http: HttpFetcher::new(timeout)?,
         })
-    }
-
-    fn source(&self, url: &str) -> Result<Arc<WebSource>, FetchError> {
-        let mut sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(s) = sources.get(url) {
-            return Ok(s.clone());
-        }
-        let parsed = url
-            .parse()
-            .map_err(|_| FetchError::Transport("invalid URL".to_owned()))?;
-        let source = WebSource::builder()
-            .with_timeout(self.timeout)
-            .with_connect_timeout(self.timeout)
-            .build(parsed)
-            .map_err(|e| FetchError::Transport(e.without_url().to_string()))?;
-        let source = Arc::new(source);
-        sources.insert(url.to_owned(), source.clone());
-        Ok(source)
     }
 }
 
 impl KeyFetcher for JwksClientRsFetcher {
     fn fetch<'a>(&'a self, url: &'a str, max_bytes: usize) -> FetchFuture<'a> {
         Box::pin(async move {
+            let document = self.http.fetch(url, max_bytes).await?;
             // The crate builds discovery URLs with exactly this suffix; they are not key sets.
             if url.ends_with("/.well-known/openid-configuration") {
-                return self.documents.fetch(url, max_bytes).await;
+                return Ok(document);
             }
-            let set: JsonWebKeySet = self
-                .source(url)?
-                .fetch_keys()
-                .await
-                .map_err(|e| FetchError::Transport(e.to_string()))?;
-            let keys: Vec<Value> = set.keys().iter().map(to_json).collect();
-            let body = serde_json::to_vec(&json!({ "keys": keys }))
-                .map_err(|e| FetchError::Transport(e.to_string()))?;
-            if body.len() > max_bytes {
-                return Err(FetchError::TooLarge { limit: max_bytes });
+            let max_age = document.max_age;
+            match through_key_model(&document.body) {
+                Some(body) => Ok(FetchedDocument::new(body).with_max_age(max_age)),
+                // Not `{"keys": [...]}` at all: the cache refuses it as it refuses any such
+                // document, whichever fetcher brought it.
+                None => Ok(document),
             }
-            Ok(FetchedDocument::new(body))
         })
     }
+}
+
+/// The key set in `body` as `jwks_client_rs` reads it, key by key, with each key's `use`
+/// from the document; `None` when `body` is not a JSON object with a `keys` list.
+fn through_key_model(body: &[u8]) -> Option<Vec<u8>> {
+    let document: Value = serde_json::from_slice(body).ok()?;
+    let raw_keys = document.get("keys")?.as_array()?;
+    let keys: Vec<Value> = raw_keys
+        .iter()
+        .filter_map(|raw| {
+            let key: JsonWebKey = serde_json::from_value(raw.clone()).ok()?;
+            let mut rebuilt = to_json(&key);
+            // `JsonWebKey` keeps `use` for RSA keys only: carry it over for every type, so
+            // the cache skips encryption keys of any kind.
+            if let (Some(key_use), Some(obj)) = (raw.get("use"), rebuilt.as_object_mut()) {
+                obj.insert("use".to_owned(), key_use.clone());
+            }
+            Some(rebuilt)
+        })
+        .collect();
+    serde_json::to_vec(&json!({ "keys": keys })).ok()
 }
 
 /// Rebuilds a JWK document from `jwks_client_rs`'s typed key (it does not serialize).
@@ -126,16 +126,34 @@ fn to_json(key: &JsonWebKey) -> Value {
     if let (Some(alg), Some(obj)) = (key.alg(), v.as_object_mut()) {
         obj.insert("alg".to_owned(), Value::from(alg));
     }
-    // Keep `use: enc` visible so the cache skips encryption keys. `jwks_client_rs` exposes
-    // `use` for RSA keys only, as a type it does not export; its `Debug` form is the variant
-    // name (`Sig`, `Enc`).
-    if let (JsonWebKey::Rsa(k), Some(obj)) = (key, v.as_object_mut())
-        && let Some(key_use) = k.r#use()
-    {
-        obj.insert(
-            "use".to_owned(),
-            Value::from(format!("{key_use:?}").to_ascii_lowercase()),
-        );
-    }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_read_one_by_one_and_keep_their_use() {
+        let body = json!({ "keys": [
+            { "kty": "EC", "kid": "ec", "crv": "P-256", "x": "AA", "y": "AA", "use": "enc" },
+            { "kty": "oct", "kid": "hmac", "k": "c2VjcmV0" },
+            { "kty": "OKP", "crv": "Ed25519", "x": "AA" },
+            { "kty": "OKP", "kid": "ed", "crv": "Ed25519", "x": "AA", "use": "sig", "extra": 1 },
+            42,
+        ]})
+        .to_string();
+        let out: Value =
+            serde_json::from_slice(&through_key_model(body.as_bytes()).unwrap()).unwrap();
+        assert_eq!(
+            out,
+            json!({ "keys": [
+                { "kty": "EC", "kid": "ec", "crv": "P-256", "x": "AA", "y": "AA", "use": "enc" },
+                { "kty": "OKP", "kid": "ed", "crv": "Ed25519", "x": "AA", "use": "sig" },
+            ]})
+        );
+        assert!(through_key_model(b"[]").is_none());
+        assert!(through_key_model(br#"{"keys": 5}"#).is_none());
+        assert!(through_key_model(b"not json").is_none());
+    }
 }

@@ -8,14 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, Validation};
-use serde_json::{Map, Value};
-use time::OffsetDateTime;
+use serde_json::Value;
 
 use super::{JWKS_PATH, PLUGIN_TYP, ServiceDiscovery};
 use crate::error::{RequestError, VerifyError};
 use crate::external_jwks::JwksVerifier;
 use crate::jwks::UsableKey;
-use crate::jwt::{Unverified, check_iat, inspect, str_claim};
+use crate::jwt::{Unverified, check_iat, exp_claim, expiry, inspect, str_claim};
 use crate::principal::{CredentialKind, LimitedUserToken, Principal, PrincipalType};
 use crate::secret::SecretString;
 use crate::verifier::{KeyRef, Shared, Token, Verification, Verifier, now_or_later};
@@ -124,24 +123,21 @@ impl PluginVerifier {
         token: &str,
         key: &UsableKey,
     ) -> Result<PluginVerified, VerifyError> {
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &self.validation)
-            .map_err(|e| crate::jwt::map_error(&e))?;
-        let claims = data.claims;
-        let iat = claims
-            .get("iat")
-            .and_then(Value::as_u64)
-            .ok_or(VerifyError::MissingClaim("iat"))?;
+        let claims = crate::jwt::decode(token, &key.key, &self.validation)?;
+        // `iat` in the future first (a huge `iat` is that, whatever its type), then its form.
         check_iat(&claims, self.leeway)?;
-        let exp = claims
-            .get("exp")
-            .and_then(Value::as_u64)
-            .ok_or(VerifyError::Malformed("exp is not a number"))?;
+        let iat = match claims.get("iat") {
+            None => return Err(VerifyError::MissingClaim("iat")),
+            Some(iat) => iat
+                .as_u64()
+                .ok_or(VerifyError::Malformed("iat is not a whole number"))?,
+        };
+        // Before the lifetime check, so that an `exp` past any real date is named as such.
+        let (exp, expiry) = exp_claim(&claims)?;
         // A token meant to outlive the key that signed it is not one this scheme mints.
-        if exp.saturating_sub(iat) > self.key_duration.as_secs() + self.leeway {
+        if exp.saturating_sub(iat) > self.key_duration.as_secs().saturating_add(self.leeway) {
             return Err(VerifyError::LifetimeTooLong);
         }
-        let expiry = OffsetDateTime::from_unix_timestamp(exp as i64)
-            .map_err(|_| VerifyError::Malformed("exp is out of range"))?;
         let sub = str_claim(&claims, "sub")?;
         let principal = match (claims.get("obo"), claims.get("act")) {
             (Some(_), Some(_)) => {
@@ -216,8 +212,7 @@ impl PluginVerifier {
         if exp > user_exp {
             return Err(VerifyError::OutlivesUserToken.into());
         }
-        let expiry = OffsetDateTime::from_unix_timestamp(exp as i64)
-            .map_err(|_| VerifyError::Malformed("exp is out of range"))?;
+        let expiry = expiry(exp)?;
         keys.push((url, u.kid));
         Ok(
             Principal::new(PrincipalType::User, subject, CredentialKind::Obo)
