@@ -105,7 +105,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // caller). `search` accepts plugin tokens too. Discovery (service id -> base URL) tells
     // each where the others are.
     let backstage_issuer = format!("{}/api/auth", idp.issuer);
-    let backstage_users = || idp.backstage_provider(&backstage_issuer);
+    // The OIDC and Backstage providers below sign in the same people, so they say they
+    // share their namespace (without it, two providers' `jane` would be refused as a merge).
+    let backstage_users = || idp.backstage_provider(&backstage_issuer).shared_namespace();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let scaffolder_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -113,7 +115,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let scaffolder = Auth::builder("scaffolder")
         .plugin_tokens(PluginTokens::new(MemoryStore::default()))
         .discovery(StaticDiscovery::new([("catalog", base.as_str())]))
-        .user_provider(UserProvider::oidc(idp.issuer.clone()).audiences(["scaffolder"]))
+        .user_provider(
+            UserProvider::oidc(idp.issuer.clone())
+                .audiences(["scaffolder"])
+                .shared_namespace(),
+        )
         .user_provider(backstage_users())
         .audit_sink(audit.clone())
         .build()?;
@@ -164,7 +170,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         // People, through the same provider (found by OIDC discovery), with tokens for the
         // `catalog-ui` audience. Issuer and audience together pick the one verifier.
-        .user_provider(UserProvider::oidc(idp.issuer.clone()).audiences(["catalog-ui"]))
+        .user_provider(
+            UserProvider::oidc(idp.issuer.clone())
+                .audiences(["catalog-ui"])
+                .shared_namespace(),
+        )
         // An old Backstage backend still sending legacy HS256 tokens.
         .legacy_secret(LegacySecret::new(LEGACY_SECRET, "old-backend"))
         // Backstage users, whose tokens carry the proof (`uip`) that lets a service act for

@@ -22,6 +22,7 @@ use crate::plugin::{
 use crate::policy::{DefaultPolicy, PolicyRegistry, RoutePolicy, RouteSpec};
 use crate::service_id::is_valid_service_id;
 use crate::static_token::{StaticToken, StaticTokens};
+use crate::subject::{ExternalNames, UserSpace};
 use crate::verifier::{Shared, UntilExp};
 use crate::verify::Verifiers;
 
@@ -276,6 +277,8 @@ impl AuthBuilder {
     /// the YAML does, whether the value came from YAML or from Rust.
     pub fn build(self) -> Result<Auth, ConfigError> {
         self.validate()?;
+        let reserved = self.external_names().reserved();
+        let excluded = crate::subject::user_spaces(&self.user_spaces())?;
         let static_tokens = StaticTokens::new(&self.static_tokens)?;
         let plaintexts: Vec<(&str, &str)> = self
             .static_tokens
@@ -314,10 +317,14 @@ impl AuthBuilder {
         };
         let mut jwks = Vec::new();
         for access in self.jwks_access {
-            jwks.push(Arc::new(access.into_verifier(self.leeway_secs)?));
+            jwks.push(Arc::new(
+                access.into_verifier(self.leeway_secs, reserved.clone())?,
+            ));
         }
-        for provider in self.user_providers {
-            jwks.push(Arc::new(provider.into_verifier(self.leeway_secs)?));
+        for (provider, excluded) in self.user_providers.into_iter().zip(excluded) {
+            jwks.push(Arc::new(
+                provider.into_verifier(self.leeway_secs, excluded)?,
+            ));
         }
         let discovery = self.discovery.clone();
         let plugin = self.discovery.map(|d| {
@@ -485,7 +492,57 @@ impl AuthBuilder {
                 ConfigRule::ActorsNeedDiscovery,
             ));
         }
+        // Key sources over https, required claims, namespaces: each entry's own rules.
+        for access in &self.jwks_access {
+            access.validate()?;
+        }
+        for provider in &self.user_providers {
+            provider.validate()?;
+        }
+        // Subjects cannot collide, across entries and kinds (see `subject`).
+        self.external_names().check()?;
+        crate::subject::user_spaces(&self.user_spaces())?;
         Ok(())
+    }
+
+    /// Every configured name that becomes part of an `external:` subject.
+    fn external_names(&self) -> ExternalNames<'_> {
+        ExternalNames {
+            statics: self
+                .static_tokens
+                .iter()
+                .map(|t| (format!("{}.options.subject", t.origin), t.subject()))
+                .collect(),
+            legacy: self
+                .legacy_secrets
+                .iter()
+                .map(|l| (l.subject_path(), l.subject()))
+                .collect(),
+            jwks: self
+                .jwks_access
+                .iter()
+                .map(|a| (format!("{}.options.subjectPrefix", a.origin), a.prefix()))
+                .collect(),
+            custom: self
+                .custom_access
+                .iter()
+                .map(|c| (c.origin.as_str(), c.type_name.as_str()))
+                .chain(
+                    self.pending_custom
+                        .iter()
+                        .map(|p| (p.origin.as_str(), p.type_name.as_str())),
+                )
+                .map(|(origin, name)| (format!("{origin}.type"), name))
+                .collect(),
+        }
+    }
+
+    /// Where each user provider maps its users, in order.
+    fn user_spaces(&self) -> Vec<UserSpace<'_>> {
+        self.user_providers
+            .iter()
+            .map(UserProvider::space)
+            .collect()
     }
 }
 

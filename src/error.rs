@@ -192,6 +192,13 @@ pub enum VerifyError {
     /// A custom external type's verifier refused the token; the text is its fixed reason.
     #[error("token refused: {0}")]
     Rejected(&'static str),
+    /// A claim the entry requires (`requiredClaims`) holds none of the accepted values: the
+    /// right provider, but another client or tenant. Names the claim, never its value.
+    #[error("token claim `{0}` is not accepted")]
+    ClaimNotAccepted(String),
+    /// A claim the entry requires (`requiredClaims`) is missing.
+    #[error("token has no `{0}` claim")]
+    MissingRequiredClaim(String),
     /// A kind of token this version does not verify yet.
     #[error("{0} tokens are not supported by this version")]
     Unsupported(&'static str),
@@ -232,6 +239,8 @@ impl VerifyError {
             VerifyError::OutlivesUserToken => "obo_outlives_user_token",
             VerifyError::NoUserProvider(_) => "obo_no_user_provider",
             VerifyError::Rejected(_) => "token_rejected",
+            VerifyError::ClaimNotAccepted(_) => "claim_not_accepted",
+            VerifyError::MissingRequiredClaim(_) => "missing_claim",
             VerifyError::Unsupported(_) => "unsupported_token",
         }
     }
@@ -494,12 +503,66 @@ pub enum ConfigRule {
     /// Not a service id (`^[a-z0-9_-]+$`).
     #[error("not a valid service id (^[a-z0-9_-]+$)")]
     InvalidServiceId,
-    /// A subject with whitespace or nothing in it.
-    #[error("subject must be non-empty and contain no whitespace")]
+    /// A subject that is empty or holds whitespace, control characters or `:` (the
+    /// separator of `external:<prefix>:<sub>`, so a subject with one could pass for another
+    /// entry's caller).
+    #[error("subject must be non-empty, without whitespace, control characters or `:`")]
     InvalidSubject,
-    /// A `subjectPrefix` that is empty or has whitespace or `:`.
-    #[error("subjectPrefix must be non-empty, without whitespace or `:`")]
+    /// A `subjectPrefix` that is empty or has whitespace, control characters or `:`.
+    #[error("subjectPrefix must be non-empty, without whitespace, control characters or `:`")]
     InvalidSubjectPrefix,
+    /// A second `jwks` entry without `subjectPrefix`: both would name their callers
+    /// `external:<sub>`, so one provider's `sub` could pass for the other's.
+    #[error(
+        "required: {other} already names its callers external:<sub>; give this entry a \
+         subjectPrefix of its own (its callers become external:<prefix>:<sub>)"
+    )]
+    SubjectPrefixRequired {
+        /// The entry without a prefix that came first.
+        other: String,
+    },
+    /// A subject prefix or a subject already taken by another entry (a `jwks` prefix, a
+    /// custom type's name, a static or legacy subject).
+    #[error("`{name}` is already taken by {by}: two entries' callers would share subjects")]
+    SubjectTaken {
+        /// The prefix or subject.
+        name: String,
+        /// The path of the entry that has it.
+        by: String,
+    },
+    /// A user namespace that is not a Backstage namespace (`^[a-z0-9]+(-[a-z0-9]+)*$`, at
+    /// most 63 characters).
+    #[error(
+        "namespace must be lower-case letters and digits, with single `-` between, at most 63 characters"
+    )]
+    InvalidNamespace,
+    /// A `namespace` on a Backstage provider, whose tokens carry whole entity refs.
+    #[error(
+        "a Backstage provider's tokens carry whole entity refs; namespace is for OIDC providers"
+    )]
+    NamespaceNotApplicable,
+    /// Two user providers mapping into the same namespace, without both saying they share
+    /// it: two people with the same name at two providers would become one user.
+    #[error(
+        "users of {by} are already in namespace `{namespace}`: give this provider a namespace \
+         of its own, or set sharedNamespace: true on both if they resolve to the same users"
+    )]
+    NamespaceTaken {
+        /// The namespace (`*` for a Backstage provider's, which is every namespace).
+        namespace: String,
+        /// The path of the provider that has it.
+        by: String,
+    },
+    /// A `requiredClaims` claim name that is empty, too long or holds `"`, `\` or
+    /// characters outside visible ASCII (it is quoted in `WWW-Authenticate`).
+    #[error(
+        "a required claim's name must be 1 to 128 visible ASCII characters, without `\"` or `\\`"
+    )]
+    InvalidClaimName,
+    /// A `requiredClaims` entry without an accepted value, or with a value that is not a
+    /// string, a number or a boolean.
+    #[error("expected a string, number or boolean, or a non-empty list of them")]
+    BadRequiredClaimValue,
     // -- static tokens
     /// A static token shorter than the minimum.
     #[error("token must be at least {min} characters")]
@@ -560,6 +623,13 @@ pub enum ConfigRule {
     /// A URL that is not http(s).
     #[error("expected an http(s) URL")]
     NotHttpUrl,
+    /// A key source (JWKS URL, or an issuer used for discovery) over plain http to a host
+    /// that is not loopback: anyone on the path could swap the keys and sign any token.
+    #[error(
+        "keys must be fetched over https (http only to 127.0.0.0/8, ::1 or localhost); set \
+         dangerouslyAllowHttp: true on this entry only if the network path cannot be tampered with"
+    )]
+    HttpKeySource,
     /// A JWKS entry without `issuer` or `audience`, without the explicit opt-out.
     #[error(
         "required: identity providers sign many applications' tokens with the same keys, so \

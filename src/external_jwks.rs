@@ -4,15 +4,38 @@
 //! `JwksVerifier`; what differs is how the principal is made.
 //!
 //! - [`JwksAccess`]: Backstage's `externalAccess` entry of `type: jwks` (options `url`,
-//!   `issuer`, `algorithm`, `audience`, `subjectPrefix`). The caller becomes a `service`
-//!   principal `external:<sub>` or `external:<subjectPrefix>:<sub>`.
+//!   `issuer`, `algorithm`, `audience`, `subjectPrefix`, `requiredClaims`). The caller
+//!   becomes a `service` principal `external:<sub>` or `external:<subjectPrefix>:<sub>`.
 //! - [`UserProvider`]: an identity provider for users, found by OIDC discovery
 //!   (`<issuer>/.well-known/openid-configuration`) or a direct `jwksUrl`. The caller becomes
-//!   a `user` principal whose subject is a user entity ref (`user:default/jane`).
+//!   a `user` principal whose subject is a user entity ref in the provider's namespace
+//!   (`user:default/jane`, `user:corp/jane`).
 //!
 //! Secure by default: a `jwks` entry needs both `issuer` and `audience`. Large identity
 //! providers sign every tenant's tokens with the same keys; without an issuer and audience
-//! check, a token minted for someone else's application verifies here.
+//! check, a token minted for someone else's application verifies here. Narrow it further to
+//! the clients you mean with [`require_claim`](JwksAccess::require_claim) (`azp`,
+//! `client_id`, `oid`, ...).
+//!
+//! **Subjects cannot collide** (the whole rule, for every credential kind, is in the
+//! README's "Credential kinds"):
+//! - Only one `jwks` entry may go without `subjectPrefix`; its callers are `external:<sub>`,
+//!   and a `sub` holding `:` (`corp:deploy-bot`, which would pass for the `corp` entry's
+//!   `deploy-bot`) or equal to a static or legacy subject (`ci-bot`) is refused with 401
+//!   `wrong_subject`. Every other entry has a prefix of its own, distinct from the other
+//!   prefixes, from custom type names and from static and legacy subjects.
+//! - A user provider maps into a namespace of its own ([`UserProvider::namespace`], default
+//!   `default`); two providers in one namespace are a config error unless both
+//!   [share it](UserProvider::shared_namespace). An OIDC claim is a name inside the
+//!   namespace: `user:admins/root` in an `email` claim is refused, not taken as an entity ref.
+//!   Only a [Backstage provider](UserProvider::backstage)'s tokens carry whole entity refs.
+//! - A `sub` (or subject claim) with whitespace or control characters is refused (401
+//!   `wrong_subject`): no subject can inject a log line.
+//!
+//! **Keys over https**: the JWKS URL, and the issuer when keys are found by discovery, must
+//! be `https`, except on loopback (`127.0.0.0/8`, `::1`, `localhost`) or with the per-entry
+//! opt-out `dangerouslyAllowHttp` ([`JwksAccess::dangerously_allow_http`]). Over plain http,
+//! anyone on the path can swap the keys and sign any token.
 //!
 //! ```
 //! use s2s_auth::{Auth, JwksAccess, UserProvider};
@@ -22,9 +45,15 @@
 //!         JwksAccess::new("https://idp.example.com/.well-known/jwks.json")
 //!             .issuers(["https://idp.example.com"])
 //!             .audiences(["catalog"])
-//!             .subject_prefix("idp"),
+//!             .subject_prefix("idp")
+//!             // Only these two clients of the provider, not every one it has.
+//!             .require_claim("azp", ["ci-client", "deploy-client"]),
 //!     )
-//!     .user_provider(UserProvider::oidc("https://login.example.com").audiences(["catalog"]))
+//!     .user_provider(
+//!         UserProvider::oidc("https://login.example.com")
+//!             .audiences(["catalog"])
+//!             .namespace("corp"), // users become user:corp/<sub>
+//!     )
 //!     .build()?;
 //! # let _ = auth;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -41,7 +70,9 @@ use crate::error::{ConfigError, ConfigRule, RequestError, VerifyError};
 use crate::jwks::{JwksCache, OidcDiscovery, UsableKey, key_error};
 use crate::jwt::{Unverified, check_iat, exp_claim, str_claim};
 use crate::principal::{CredentialKind, Principal, PrincipalType};
+use crate::required_claims::RequiredClaims;
 use crate::restrictions::AccessRestrictions;
+use crate::subject::{DEFAULT_NAMESPACE, UserSpace, is_clean, is_segment};
 use crate::verifier::{Shared, Token, Verification, Verifier};
 
 /// The asymmetric algorithms accepted when an entry lists none.
@@ -69,7 +100,9 @@ pub struct JwksAccess {
     algorithms: Option<Vec<Algorithm>>,
     subject_prefix: Option<String>,
     restrictions: Option<AccessRestrictions>,
+    required: RequiredClaims,
     allow_missing_issuer_or_audience: bool,
+    allow_http: bool,
     pub(crate) origin: String,
 }
 
@@ -84,7 +117,9 @@ impl JwksAccess {
             algorithms: None,
             subject_prefix: None,
             restrictions: None,
+            required: RequiredClaims::default(),
             allow_missing_issuer_or_audience: false,
+            allow_http: false,
             origin: String::from("jwks_access"),
         }
     }
@@ -108,10 +143,79 @@ impl JwksAccess {
         self
     }
 
-    /// The subject becomes `external:<prefix>:<sub>` instead of `external:<sub>`.
+    /// The subject becomes `external:<prefix>:<sub>` instead of `external:<sub>` (config
+    /// `subjectPrefix`). Required on every `jwks` entry but one, and distinct from the
+    /// other entries' prefixes, custom type names and static or legacy subjects, so no two
+    /// entries' callers share a subject; non-empty, without whitespace, control characters
+    /// or `:`. [`build`](crate::AuthBuilder::build) checks it, at `...options.subjectPrefix`.
     pub fn subject_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.subject_prefix = Some(prefix.into());
         self
+    }
+
+    /// Accepts only tokens whose `claim` is one of `values` (or, for a list claim, holds
+    /// one), config `requiredClaims: { <claim>: [<values>] }`. Any other token of the
+    /// provider, or one without the claim, gets 401 naming the claim, never its value.
+    /// Call it once per claim; values are strings, numbers or booleans.
+    ///
+    /// ```
+    /// use s2s_auth::JwksAccess;
+    ///
+    /// let ci_only = JwksAccess::new("https://login.example.com/keys")
+    ///     .issuers(["https://login.example.com"])
+    ///     .audiences(["catalog"])
+    ///     .require_claim("azp", ["ci-client"])
+    ///     .require_claim("tenant", ["acme"]);
+    /// # let _ = ci_only;
+    /// ```
+    pub fn require_claim<I, V>(mut self, claim: impl Into<String>, values: I) -> Self
+    where
+        I: IntoIterator<Item = V>,
+        V: Into<Value>,
+    {
+        self.required
+            .set(claim.into(), values.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Allows the JWKS URL to be plain `http` to a host that is not loopback (config
+    /// `dangerouslyAllowHttp: true`). **Insecure**: anyone on the network path can replace
+    /// the keys and sign any token. Only for a path that cannot be tampered with (a service
+    /// mesh with mutual TLS underneath, a socket on the same host).
+    pub fn dangerously_allow_http(mut self) -> Self {
+        self.allow_http = true;
+        self
+    }
+
+    /// The subject prefix, if any (for the build-time collision check).
+    pub(crate) fn prefix(&self) -> Option<&str> {
+        self.subject_prefix.as_deref()
+    }
+
+    /// The checks of this entry alone (the builder's validator calls it).
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        let origin = &self.origin;
+        crate::source_url::check(&self.url, self.allow_http)
+            .map_err(|rule| ConfigError::new(format!("{origin}.options.url"), rule))?;
+        if (self.issuers.is_none() || self.audiences.is_none())
+            && !self.allow_missing_issuer_or_audience
+        {
+            let missing = if self.issuers.is_none() {
+                "issuer"
+            } else {
+                "audience"
+            };
+            return Err(ConfigError::new(
+                format!("{origin}.options.{missing}"),
+                ConfigRule::MissingIssuerOrAudience,
+            ));
+        }
+        check_algorithms(
+            self.algorithms.clone(),
+            &format!("{origin}.options.algorithm"),
+        )?;
+        self.required
+            .validate(&format!("{origin}.options.requiredClaims"))
     }
 
     /// Restricts what callers of this entry may do.
@@ -129,27 +233,15 @@ impl JwksAccess {
         self
     }
 
-    pub(crate) fn into_verifier(self, leeway: u64) -> Result<JwksVerifier, ConfigError> {
+    /// The verifier; `reserved` are the static and legacy subjects, which a token of an
+    /// entry without a prefix may not take.
+    pub(crate) fn into_verifier(
+        self,
+        leeway: u64,
+        reserved: Vec<String>,
+    ) -> Result<JwksVerifier, ConfigError> {
+        self.validate()?;
         let origin = &self.origin;
-        if !(self.url.starts_with("https://") || self.url.starts_with("http://")) {
-            return Err(ConfigError::new(
-                format!("{origin}.options.url"),
-                ConfigRule::NotHttpUrl,
-            ));
-        }
-        if (self.issuers.is_none() || self.audiences.is_none())
-            && !self.allow_missing_issuer_or_audience
-        {
-            let missing = if self.issuers.is_none() {
-                "issuer"
-            } else {
-                "audience"
-            };
-            return Err(ConfigError::new(
-                format!("{origin}.options.{missing}"),
-                ConfigRule::MissingIssuerOrAudience,
-            ));
-        }
         let algorithms = check_algorithms(self.algorithms, &format!("{origin}.options.algorithm"))?;
         Ok(JwksVerifier::new(
             KeySource::Url(self.url),
@@ -157,8 +249,10 @@ impl JwksAccess {
             self.audiences,
             algorithms,
             self.restrictions,
+            self.required,
             Mapping::External {
                 prefix: self.subject_prefix,
+                reserved,
             },
             self.origin,
             leeway,
@@ -175,6 +269,10 @@ pub struct UserProvider {
     algorithms: Option<Vec<Algorithm>>,
     subject_claim: String,
     backstage: bool,
+    namespace: Option<String>,
+    shared_namespace: bool,
+    required: RequiredClaims,
+    allow_http: bool,
     pub(crate) origin: String,
 }
 
@@ -189,6 +287,10 @@ impl UserProvider {
             algorithms: None,
             subject_claim: String::from("sub"),
             backstage: false,
+            namespace: None,
+            shared_namespace: false,
+            required: RequiredClaims::default(),
+            allow_http: false,
             origin: String::from("user_provider"),
         }
     }
@@ -222,15 +324,73 @@ impl UserProvider {
         self
     }
 
-    /// The claim holding the user's name or entity ref. Default `sub`. A value that is
-    /// already an entity ref (`user:<namespace>/<name>`) is kept; any other value `v`
-    /// becomes `user:default/v`.
+    /// The claim holding the user's name. Default `sub`. For an OIDC provider, the value
+    /// `v` is a name in the provider's [`namespace`](Self::namespace): `user:<namespace>/v`;
+    /// a value holding `:` or `/` is refused (401 `wrong_subject`), never taken as an entity
+    /// ref, since `email` or `preferred_username` may be editable by the user. Only a
+    /// [Backstage provider](Self::backstage)'s tokens carry whole entity refs
+    /// (`user:<namespace>/<name>`), kept as they are.
     pub fn subject_claim(mut self, claim: impl Into<String>) -> Self {
         self.subject_claim = claim.into();
         self
     }
 
-    pub(crate) fn into_verifier(self, leeway: u64) -> Result<JwksVerifier, ConfigError> {
+    /// The namespace this OIDC provider's users are in: `user:<namespace>/<name>` (config
+    /// `namespace`). Default `default`. OIDC promises `sub` unique per issuer only, so two
+    /// providers in one namespace would merge their users: [`build`](crate::AuthBuilder::build)
+    /// refuses it (and an OIDC provider in `default` beside a Backstage provider) unless both
+    /// say [`shared_namespace`](Self::shared_namespace). Lower-case letters and digits, with
+    /// single `-` between, at most 63 characters. Not for Backstage providers, whose tokens
+    /// name their own namespaces.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// Says this provider's users may be the same people as another provider's in the
+    /// same namespace (config `sharedNamespace: true`): both resolve to the same catalog
+    /// users. Both providers must say it. For a Backstage provider, it also lets its tokens
+    /// name the namespaces of OIDC providers that share theirs (otherwise refused, 401).
+    pub fn shared_namespace(mut self) -> Self {
+        self.shared_namespace = true;
+        self
+    }
+
+    /// Accepts only tokens whose `claim` is one of `values` (config `requiredClaims`); see
+    /// [`JwksAccess::require_claim`]. For a Backstage provider, a requirement on `sub`
+    /// also applies to the user tokens inside on-behalf-of tokens (they carry no other).
+    pub fn require_claim<I, V>(mut self, claim: impl Into<String>, values: I) -> Self
+    where
+        I: IntoIterator<Item = V>,
+        V: Into<Value>,
+    {
+        self.required
+            .set(claim.into(), values.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Allows the JWKS URL, or the issuer when keys are found by discovery, to be plain
+    /// `http` to a host that is not loopback (config `dangerouslyAllowHttp: true`).
+    /// **Insecure**: see [`JwksAccess::dangerously_allow_http`].
+    pub fn dangerously_allow_http(mut self) -> Self {
+        self.allow_http = true;
+        self
+    }
+
+    /// Where this provider maps its users (for the build-time collision check).
+    pub(crate) fn space(&self) -> UserSpace<'_> {
+        UserSpace {
+            path: format!("{}.namespace", self.origin),
+            namespace: match (self.backstage, &self.namespace) {
+                (true, _) => None,
+                (false, ns) => Some(ns.as_deref().unwrap_or(DEFAULT_NAMESPACE)),
+            },
+            shared: self.shared_namespace,
+        }
+    }
+
+    /// The checks of this provider alone (the builder's validator calls it).
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let origin = &self.origin;
         if !(self.issuer.starts_with("https://") || self.issuer.starts_with("http://")) {
             return Err(ConfigError::new(
@@ -238,12 +398,38 @@ impl UserProvider {
                 ConfigRule::NotHttpUrl,
             ));
         }
+        // The issuer is a key source only when keys are found by discovery.
+        let (source, path) = match &self.jwks_url {
+            Some(url) => (url, "jwksUrl"),
+            None => (&self.issuer, "issuer"),
+        };
+        crate::source_url::check(source, self.allow_http)
+            .map_err(|rule| ConfigError::new(format!("{origin}.{path}"), rule))?;
         if self.audiences.is_empty() {
             return Err(ConfigError::new(
                 format!("{origin}.audience"),
                 ConfigRule::AudienceRequired,
             ));
         }
+        check_algorithms(self.algorithms.clone(), &format!("{origin}.algorithm"))?;
+        if self.backstage && self.namespace.is_some() {
+            return Err(ConfigError::new(
+                format!("{origin}.namespace"),
+                ConfigRule::NamespaceNotApplicable,
+            ));
+        }
+        self.required.validate(&format!("{origin}.requiredClaims"))
+    }
+
+    /// The verifier; `excluded` are the namespaces a Backstage provider's entity refs may
+    /// not name (other providers' own).
+    pub(crate) fn into_verifier(
+        self,
+        leeway: u64,
+        excluded: Vec<String>,
+    ) -> Result<JwksVerifier, ConfigError> {
+        self.validate()?;
+        let origin = &self.origin;
         let algorithms = check_algorithms(self.algorithms, &format!("{origin}.algorithm"))?;
         let source = match self.jwks_url {
             Some(url) => KeySource::Url(url),
@@ -255,9 +441,14 @@ impl UserProvider {
             Some(self.audiences),
             algorithms,
             None,
+            self.required,
             Mapping::User {
                 claim: self.subject_claim,
                 backstage: self.backstage,
+                namespace: self
+                    .namespace
+                    .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
+                excluded,
             },
             self.origin,
             leeway,
@@ -292,8 +483,20 @@ pub(crate) enum KeySource {
 /// How a verified token becomes a principal.
 #[derive(Debug)]
 pub(crate) enum Mapping {
-    External { prefix: Option<String> },
-    User { claim: String, backstage: bool },
+    /// `external:<prefix>:<sub>`, or `external:<sub>` where `sub` is none of `reserved`
+    /// (sorted: the static and legacy subjects).
+    External {
+        prefix: Option<String>,
+        reserved: Vec<String>,
+    },
+    /// `user:<namespace>/<claim>`, or for a Backstage provider the entity ref in `claim`,
+    /// in none of the `excluded` namespaces.
+    User {
+        claim: String,
+        backstage: bool,
+        namespace: String,
+        excluded: Vec<String>,
+    },
 }
 
 /// One JWKS-backed verifier (an external entry or a user provider).
@@ -303,6 +506,7 @@ pub(crate) struct JwksVerifier {
     pub(crate) issuers: Option<Vec<String>>,
     pub(crate) audiences: Option<Vec<String>>,
     pub(crate) restrictions: Option<AccessRestrictions>,
+    required: RequiredClaims,
     pub(crate) mapping: Mapping,
     pub(crate) origin: String,
     /// One ready `Validation` per allowed algorithm (this is the allow-list), built once:
@@ -321,6 +525,7 @@ impl JwksVerifier {
         audiences: Option<Vec<String>>,
         algorithms: Vec<Algorithm>,
         restrictions: Option<AccessRestrictions>,
+        required: RequiredClaims,
         mapping: Mapping,
         origin: String,
         leeway: u64,
@@ -375,6 +580,7 @@ impl JwksVerifier {
             issuers,
             audiences,
             restrictions,
+            required,
             mapping,
             origin,
             validations,
@@ -469,12 +675,21 @@ impl JwksVerifier {
         let claims = crate::jwt::decode(token, &key.key, validation)?;
         check_iat(&claims, leeway)?;
         let (exp, expiry) = exp_claim(&claims)?;
+        // The right provider, but is it one of the clients (tenants, ...) meant?
+        self.required.check(&claims)?;
         let principal = match &self.mapping {
-            Mapping::External { prefix } => {
+            Mapping::External { prefix, reserved } => {
                 let sub = str_claim(&claims, "sub")?;
                 let subject = match prefix {
-                    Some(p) => format!("external:{p}:{sub}"),
-                    None => format!("external:{sub}"),
+                    Some(p) if is_clean(sub) => format!("external:{p}:{sub}"),
+                    // Without a prefix, a `sub` may hold no `:` (it would pass for a prefixed
+                    // entry's caller) and may not be a static or legacy caller's name.
+                    None if is_segment(sub)
+                        && reserved.binary_search_by(|r| r.as_str().cmp(sub)).is_err() =>
+                    {
+                        format!("external:{sub}")
+                    }
+                    _ => return Err(VerifyError::WrongSubject),
                 };
                 let mut p = Principal::new(PrincipalType::Service, subject, CredentialKind::Jwks);
                 if let Some(r) = &self.restrictions {
@@ -482,16 +697,22 @@ impl JwksVerifier {
                 }
                 p
             }
-            Mapping::User { claim, backstage } => {
+            Mapping::User {
+                claim,
+                backstage,
+                namespace,
+                excluded,
+            } => {
                 let value = match claims.get(claim.as_str()) {
                     Some(Value::String(s)) if !s.is_empty() => s.as_str(),
                     _ => return Err(VerifyError::MissingClaim("user subject")),
                 };
-                let p = Principal::new(
-                    PrincipalType::User,
-                    entity_ref(value)?,
-                    CredentialKind::User,
-                );
+                let subject = if *backstage {
+                    trusted_entity_ref(value, excluded)?
+                } else {
+                    name_in(namespace, value)?
+                };
+                let p = Principal::new(PrincipalType::User, subject, CredentialKind::User);
                 if *backstage {
                     p.with_ownership_entity_refs(ownership_refs(&claims)?)
                         .with_limited_user_token(crate::obo::limited_user_token(
@@ -543,7 +764,12 @@ impl JwksVerifier {
         }
         check_iat(&claims, leeway)?;
         let (exp, _) = exp_claim(&claims)?;
-        let subject = entity_ref(str_claim(&claims, "sub")?)?;
+        self.required.only("sub").check(&claims)?;
+        let excluded = match &self.mapping {
+            Mapping::User { excluded, .. } => excluded.as_slice(),
+            Mapping::External { .. } => &[],
+        };
+        let subject = trusted_entity_ref(str_claim(&claims, "sub")?, excluded)?;
         Ok((subject, exp, ownership_refs(&claims)?))
     }
 }
@@ -561,7 +787,32 @@ fn ownership_refs(claims: &Map<String, Value>) -> Result<Vec<String>, VerifyErro
     }
 }
 
-/// `user:<ns>/<name>` kept as is; anything else becomes `user:default/<value>`.
+/// `user:<namespace>/<value>`, for a claim of a provider that is not trusted with entity
+/// refs: `value` is a name, and `:` or `/` in it (an entity ref in an editable `email`
+/// claim) is refused.
+fn name_in(namespace: &str, value: &str) -> Result<String, VerifyError> {
+    if !is_clean(value) || value.contains([':', '/']) {
+        return Err(VerifyError::WrongSubject);
+    }
+    Ok(format!("user:{namespace}/{value}"))
+}
+
+/// An entity ref from a Backstage provider ([`entity_ref`]) in none of the `excluded`
+/// namespaces, which other providers have as their own.
+fn trusted_entity_ref(value: &str, excluded: &[String]) -> Result<String, VerifyError> {
+    let subject = entity_ref(value)?;
+    let namespace = subject
+        .strip_prefix("user:")
+        .and_then(|rest| rest.split_once('/'))
+        .map(|(ns, _)| ns);
+    if namespace.is_some_and(|ns| excluded.iter().any(|e| e == ns)) {
+        return Err(VerifyError::WrongSubject);
+    }
+    Ok(subject)
+}
+
+/// For tokens trusted with entity refs (Backstage's own): `user:<ns>/<name>` kept as is;
+/// anything else becomes `user:default/<value>`.
 pub(crate) fn entity_ref(value: &str) -> Result<String, VerifyError> {
     if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(VerifyError::WrongSubject);
@@ -626,29 +877,47 @@ mod tests {
     }
 
     #[test]
+    fn oidc_names_are_names() {
+        assert_eq!(name_in("corp", "jane").unwrap(), "user:corp/jane");
+        for bad in ["user:admins/root", "a/b", "a:b", "ja\u{7}ne", "ja ne", ""] {
+            assert!(name_in("corp", bad).is_err(), "{bad}");
+        }
+        let excluded = ["corp".to_owned()];
+        assert!(trusted_entity_ref("user:corp/jane", &excluded).is_err());
+        assert_eq!(
+            trusted_entity_ref("user:default/jane", &excluded).unwrap(),
+            "user:default/jane"
+        );
+    }
+
+    #[test]
     fn secure_defaults() {
         let e = JwksAccess::new("https://idp/jwks")
-            .into_verifier(30)
+            .into_verifier(30, Vec::new())
             .unwrap_err();
         assert_eq!(e.path(), Some("jwks_access.options.issuer"));
         let e = JwksAccess::new("https://idp/jwks")
             .issuers(["i"])
-            .into_verifier(30)
+            .into_verifier(30, Vec::new())
             .unwrap_err();
         assert_eq!(e.path(), Some("jwks_access.options.audience"));
         assert!(
             JwksAccess::new("https://idp/jwks")
                 .dangerously_allow_missing_issuer_or_audience()
-                .into_verifier(30)
+                .into_verifier(30, Vec::new())
                 .is_ok()
         );
         let e = JwksAccess::new("https://idp/jwks")
             .issuers(["i"])
             .audiences(["a"])
             .algorithms([Algorithm::HS256])
-            .into_verifier(30)
+            .into_verifier(30, Vec::new())
             .unwrap_err();
         assert_eq!(e.path(), Some("jwks_access.options.algorithm"));
-        assert!(UserProvider::oidc("https://idp").into_verifier(30).is_err());
+        assert!(
+            UserProvider::oidc("https://idp")
+                .into_verifier(30, Vec::new())
+                .is_err()
+        );
     }
 }

@@ -45,7 +45,8 @@ pub struct LegacySecret {
 }
 
 impl LegacySecret {
-    /// A `type: legacy` entry: `secret` is base64; callers become `external:<subject>`.
+    /// A `type: legacy` entry: `secret` is base64; callers become `external:<subject>`
+    /// (`subject` non-empty, without whitespace, control characters or `:`).
     pub fn new(secret_base64: impl Into<SecretString>, subject: impl Into<String>) -> Self {
         Self {
             secret: secret_base64.into(),
@@ -62,6 +63,21 @@ impl LegacySecret {
         self
     }
 
+    /// The subject (callers become `external:<subject>`).
+    pub(crate) fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// The path of the subject in configuration (the entry itself for `backend.auth.keys`,
+    /// whose subject is fixed).
+    pub(crate) fn subject_path(&self) -> String {
+        if self.options_prefix {
+            format!("{}.options.subject", self.origin)
+        } else {
+            self.origin.clone()
+        }
+    }
+
     pub(crate) fn compile(&self) -> Result<LegacyKey, ConfigError> {
         let options = if self.options_prefix { ".options" } else { "" };
         let path = format!("{}{options}.secret", self.origin);
@@ -74,9 +90,9 @@ impl LegacySecret {
                 ConfigRule::SecretTooShort { min_bytes: 16 },
             ));
         }
-        if self.subject.is_empty() || self.subject.chars().any(char::is_whitespace) {
+        if !crate::subject::is_segment(&self.subject) {
             return Err(ConfigError::new(
-                format!("{}.options.subject", self.origin),
+                self.subject_path(),
                 ConfigRule::InvalidSubject,
             ));
         }

@@ -120,13 +120,16 @@ pub mod policy;
 pub mod principal;
 mod publish;
 mod request_id;
+mod required_claims;
 mod response;
 pub mod restrictions;
 pub mod router;
 pub mod secret;
 mod service_id;
+mod source_url;
 pub mod static_token;
 pub mod store;
+mod subject;
 mod verifier;
 mod verify;
 

@@ -3,6 +3,15 @@
 //! A static token is a long-lived shared secret held by a CI job or an external system. The
 //! caller becomes a `service` principal with subject `external:<subject>`.
 //!
+//! **Subjects cannot collide.** A subject is one segment: non-empty, without whitespace,
+//! control characters or `:` (so `external:<subject>` never looks like a `jwks` entry's
+//! `external:<prefix>:<sub>` or a custom type's `external:<type>:<subject>`). It may repeat
+//! across static entries (one caller, several tokens), not across kinds: a legacy secret's
+//! subject, a `jwks` entry's `subjectPrefix` or a custom type's name equal to it is a config
+//! error, and a token of the `jwks` entry without a prefix whose `sub` is a static subject
+//! is refused (401 `wrong_subject`), so an identity provider's client named `ci-bot` never
+//! passes for the holder of the `ci-bot` token.
+//!
 //! Beyond Backstage:
 //! - **`tokenSha256`** instead of `token`: the config holds only the digest, so a leaked
 //!   config file does not leak the credential;
@@ -65,8 +74,9 @@ enum TokenSecret {
 
 impl StaticToken {
     /// A static token given in plaintext, for `subject` (the caller becomes
-    /// `external:<subject>`). Checked when the [`Auth`](crate::Auth) is built: at least 8
-    /// characters, no whitespace.
+    /// `external:<subject>`). Checked when the [`Auth`](crate::Auth) is built: the token at
+    /// least 8 characters, no whitespace; the subject non-empty, without whitespace,
+    /// control characters or `:` (see the module docs).
     pub fn new(subject: impl Into<String>, token: impl Into<SecretString>) -> Self {
         Self::with_secret(subject.into(), TokenSecret::Plain(token.into()))
     }
@@ -155,7 +165,7 @@ impl StaticToken {
     /// Validates the entry and returns its digest.
     fn digest(&self) -> Result<[u8; 32], ConfigError> {
         let origin = &self.origin;
-        if self.subject.is_empty() || self.subject.chars().any(char::is_whitespace) {
+        if !crate::subject::is_segment(&self.subject) {
             return Err(ConfigError::new(
                 format!("{origin}.options.subject"),
                 ConfigRule::InvalidSubject,

@@ -196,7 +196,7 @@ fn plugin_and_obo_columns_where_they_can_verify() {
     let backstage = route(
         Auth::builder(SERVICE)
             .discovery(discovery())
-            .user_provider(UserProvider::backstage("http://backstage/api/auth")),
+            .user_provider(UserProvider::backstage("https://backstage/api/auth")),
     );
     assert_eq!(columns(&backstage), ["none", "user", "plugin", "obo"]);
     let actors = route(

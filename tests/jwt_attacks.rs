@@ -39,12 +39,18 @@ async fn fixture() -> Fixture {
                     .issuers([ISSUER])
                     .audiences([SERVICE]),
             )
+            // One identity provider behind both: the same people (a shared namespace).
             .user_provider(
                 UserProvider::oidc(USER_ISSUER)
                     .jwks_url(server.jwks_url())
-                    .audiences([SERVICE]),
+                    .audiences([SERVICE])
+                    .shared_namespace(),
             )
-            .user_provider(UserProvider::backstage(BACKSTAGE_ISSUER).jwks_url(server.jwks_url()))
+            .user_provider(
+                UserProvider::backstage(BACKSTAGE_ISSUER)
+                    .jwks_url(server.jwks_url())
+                    .shared_namespace(),
+            )
             .route(
                 "/services-only",
                 [],

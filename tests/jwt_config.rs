@@ -401,9 +401,11 @@ s2s:
       issuer: https://login.example.com
       jwksUrl: {jwks_url}
       audience: catalog
+      sharedNamespace: true           # Backstage signs its users in here: the same people
     - type: backstage
       issuer: https://backstage.example.com/api/auth
       jwksUrl: {jwks_url}
+      sharedNamespace: true
   jwks:
     refreshSeconds: 600
     unknownKidCooldownSeconds: 6
@@ -431,6 +433,7 @@ backend:
           url: {jwks_url}
           issuer: https://partner.example.com
           audience: catalog
+          subjectPrefix: partner      # only one jwks entry may go without one
         accessRestrictions:
           - plugin: scaffolder
       - type: legacy
@@ -484,7 +487,7 @@ async fn full_configuration_works_end_to_end() {
         "credential is restricted to plugins [scaffolder]; this service is `catalog`",
         "restricted_plugin",
     );
-    assert_eq!(event.subject.as_deref(), Some("external:partner"));
+    assert_eq!(event.subject.as_deref(), Some("external:partner:partner"));
     // Users, both kinds.
     let (reply, event) = get(ec.sign(&claims("https://login.example.com", SERVICE, "jane"))).await;
     assert_eq!(

@@ -41,12 +41,11 @@ async fn oidc_user_token_via_discovery() {
     assert_eq!((server.discovery_hits(), server.jwks_hits()), (1, 1));
 
     // Discovery and keys are remembered.
-    let (reply, event) = get(
-        &h,
-        &key.sign(&claims(server.base(), SERVICE, "user:team-a/joe")),
-    )
-    .await;
-    assert_eq!(assert_allowed(&reply, &event)["subject"], "user:team-a/joe");
+    let (reply, event) = get(&h, &key.sign(&claims(server.base(), SERVICE, "joe"))).await;
+    assert_eq!(
+        assert_allowed(&reply, &event)["subject"],
+        "user:default/joe"
+    );
     assert_eq!((server.discovery_hits(), server.jwks_hits()), (1, 1));
 
     // The usual checks apply.
@@ -108,13 +107,14 @@ async fn user_subject_mapping() {
         assert_allowed(&reply, &event)["subject"],
         "user:default/jane.doe"
     );
-    let (reply, event) = get(&h, &with_name(json!("user:jane"))).await;
-    assert_eq!(
-        assert_allowed(&reply, &event)["subject"],
-        "user:default/jane"
-    );
-    // Not a user, or not a usable name.
-    for name in ["group:default/admins", "jane doe"] {
+    // Not a user, or not a usable name; and an OIDC claim is a name in the provider's
+    // namespace, never an entity ref (`user:jane`, `user:admins/root` are refused).
+    for name in [
+        "group:default/admins",
+        "jane doe",
+        "user:jane",
+        "user:admins/root",
+    ] {
         let (reply, event) = get(&h, &with_name(json!(name))).await;
         assert_invalid_token(
             &reply,

@@ -34,7 +34,7 @@ pub const TARGET: &str = "catalog";
 pub const CALLER_BASE: &str = "http://scaffolder.bench.invalid/api/scaffolder";
 pub const IDP_ISSUER: &str = "http://backstage.bench.invalid/api/auth";
 /// The identity provider's JWKS. Nothing listens there either.
-pub const IDP_JWKS_URL: &str = "http://backstage.bench.invalid/api/auth/.well-known/jwks.json";
+pub const IDP_JWKS_URL: &str = "https://backstage.bench.invalid/api/auth/.well-known/jwks.json";
 pub const USER: &str = "user:default/jane";
 /// The user token's lifetime: Backstage's default, one hour.
 pub const USER_TOKEN_LIFETIME: u64 = 3600;

@@ -144,7 +144,9 @@ fn parse_jwks(
         "algorithm",
         "audience",
         "subjectPrefix",
+        "requiredClaims",
         "dangerouslyAllowMissingIssuerOrAudience",
+        "dangerouslyAllowHttp",
     ])?;
     let mut access = JwksAccess::new(options.required("url")?.str()?);
     access.origin = entry.path.clone();
@@ -158,16 +160,23 @@ fn parse_jwks(
         access = access.algorithms(parse_algorithms(&a)?);
     }
     if let Some(p) = options.get("subjectPrefix")? {
-        let prefix = p.str()?;
-        if prefix.is_empty() || prefix.chars().any(|c| c.is_whitespace() || c == ':') {
-            return Err(p.err(ConfigRule::InvalidSubjectPrefix));
+        // Its rules are the builder's validator's, the same as for `subject_prefix` in Rust.
+        access = access.subject_prefix(p.str()?);
+    }
+    if let Some(r) = options.get("requiredClaims")? {
+        for (claim, values) in parse_required_claims(&r)? {
+            access = access.require_claim(claim, values);
         }
-        access = access.subject_prefix(prefix);
     }
     if let Some(d) = options.get("dangerouslyAllowMissingIssuerOrAudience")?
         && d.bool()?
     {
         access = access.dangerously_allow_missing_issuer_or_audience();
+    }
+    if let Some(d) = options.get("dangerouslyAllowHttp")?
+        && d.bool()?
+    {
+        access = access.dangerously_allow_http();
     }
     if let Some(r) = restrictions {
         access = access.restrict(r);
@@ -189,6 +198,24 @@ fn parse_legacy(
         legacy = legacy.restrict(r);
     }
     Ok(legacy)
+}
+
+/// `requiredClaims: { <claim>: <value or list of values> }`. The values are checked by the
+/// builder's validator (strings, numbers or booleans; a list not empty).
+pub(super) fn parse_required_claims(
+    node: &Node<'_>,
+) -> Result<Vec<(String, Vec<serde_json::Value>)>, ConfigError> {
+    Ok(node
+        .map()?
+        .iter()
+        .map(|(claim, value)| {
+            let values = match value {
+                serde_json::Value::Array(items) => items.clone(),
+                other => vec![other.clone()],
+            };
+            (claim.clone(), values)
+        })
+        .collect())
 }
 
 pub(super) fn parse_algorithms(node: &Node<'_>) -> Result<Vec<Algorithm>, ConfigError> {

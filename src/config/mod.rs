@@ -21,7 +21,11 @@
 //!       audience: catalog            # required for oidc
 //!       jwksUrl: https://login.example.com/keys   # optional: skips OIDC discovery
 //!       algorithm: [RS256]           # optional; never HMAC
-//!       subjectClaim: sub            # optional; the claim holding the user
+//!       subjectClaim: sub            # optional; the claim holding the user's name
+//!       namespace: corp              # optional, default `default`: users are user:corp/<name>
+//!       sharedNamespace: false       # true on both: two providers' users are the same people
+//!       requiredClaims: { azp: catalog-ui }   # optional: a value or a list per claim
+//!       # dangerouslyAllowHttp: true # the insecure opt-out: keys over http off loopback
 //!   jwks:                            # the JWKS cache; every value optional (defaults shown)
 //!     refreshSeconds: 600
 //!     unknownKidCooldownSeconds: 30
@@ -59,8 +63,12 @@
 //!           issuer: https://idp.example.com      # required (string or list)
 //!           audience: catalog                    # required (string or list)
 //!           algorithm: [RS256, ES256]            # optional
-//!           subjectPrefix: idp                   # optional: external:idp:<sub>
+//!           subjectPrefix: idp                   # external:idp:<sub>; required on all jwks entries but one
+//!           requiredClaims:                      # optional: only these clients, this tenant
+//!             azp: [ci-client, deploy-client]
+//!             tenant: acme
 //!           # dangerouslyAllowMissingIssuerOrAudience: true   # the insecure opt-out
+//!           # dangerouslyAllowHttp: true         # the insecure opt-out: keys over http off loopback
 //!       - type: legacy
 //!         options:
 //!           secret: ${LEGACY_SECRET}             # base64, >= 16 bytes decoded
@@ -77,6 +85,12 @@
 //!   round). Other keys of `backend.auth` are Backstage's and are ignored with a warning;
 //!   `backend.auth.keys` is honoured with a deprecation warning, as Backstage does.
 //! - Every error names the path of the bad value, and never prints a secret.
+//! - Key sources (`url`, `jwksUrl`, an `issuer` whose keys are found by discovery) must be
+//!   `https`, except loopback (`127.0.0.0/8`, `::1`, `localhost`) or `dangerouslyAllowHttp`.
+//! - Subjects cannot collide: static and legacy subjects hold no `:`, `subjectPrefix`es are
+//!   distinct (from each other, custom type names and static subjects), one `jwks` entry at
+//!   most goes without one, and two user providers share a `namespace` only if both say
+//!   `sharedNamespace: true` (README, "Credential kinds").
 //!
 //! ```
 //! use s2s_auth::Auth;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use http::Method;
 
-use super::external_access::parse_algorithms;
+use super::external_access::{parse_algorithms, parse_required_claims};
 use super::node::Node;
 use crate::auth::Auth;
 use crate::builder::AuthBuilder;
@@ -200,6 +200,10 @@ fn parse_user_provider(node: &Node<'_>) -> Result<UserProvider, ConfigError> {
         "audience",
         "algorithm",
         "subjectClaim",
+        "namespace",
+        "sharedNamespace",
+        "requiredClaims",
+        "dangerouslyAllowHttp",
     ])?;
     let issuer = node.required("issuer")?.str()?;
     let mut provider = match node.get("type")? {
@@ -227,6 +231,24 @@ fn parse_user_provider(node: &Node<'_>) -> Result<UserProvider, ConfigError> {
     }
     if let Some(c) = node.get("subjectClaim")? {
         provider = provider.subject_claim(c.str()?);
+    }
+    if let Some(n) = node.get("namespace")? {
+        provider = provider.namespace(n.str()?);
+    }
+    if let Some(s) = node.get("sharedNamespace")?
+        && s.bool()?
+    {
+        provider = provider.shared_namespace();
+    }
+    if let Some(r) = node.get("requiredClaims")? {
+        for (claim, values) in parse_required_claims(&r)? {
+            provider = provider.require_claim(claim, values);
+        }
+    }
+    if let Some(d) = node.get("dangerouslyAllowHttp")?
+        && d.bool()?
+    {
+        provider = provider.dangerously_allow_http();
     }
     Ok(provider)
 }
