@@ -189,6 +189,10 @@ pub enum VerifyError {
     /// verify its user (or several are, and the token cannot say which).
     #[error("on-behalf-of token: {0}")]
     NoUserProvider(&'static str),
+    /// Discovery gave the calling service a base URL that is neither `https` nor loopback:
+    /// its keys would travel where anyone on the path could swap them.
+    #[error("calling service's key source is not https")]
+    InsecureKeySource,
     /// A custom external type's verifier refused the token; the text is its fixed reason.
     #[error("token refused: {0}")]
     Rejected(&'static str),
@@ -239,6 +243,7 @@ impl VerifyError {
             VerifyError::OutlivesUserToken => "obo_outlives_user_token",
             VerifyError::NoUserProvider(_) => "obo_no_user_provider",
             VerifyError::Rejected(_) => "token_rejected",
+            VerifyError::InsecureKeySource => "insecure_key_source",
             VerifyError::ClaimNotAccepted(_) => "claim_not_accepted",
             VerifyError::MissingRequiredClaim(_) => "missing_claim",
             VerifyError::Unsupported(_) => "unsupported_token",

@@ -100,10 +100,20 @@ fn yaml_discovery_with_a_bad_entry_names_the_path() {
         ("catalog: not a url", "s2s.discovery.catalog"),
         ("catalog: 7007", "s2s.discovery.catalog"),
         ("Catalog: http://catalog.internal", "s2s.discovery.Catalog"),
+        // A peer's keys over plain http, off loopback.
+        ("catalog: http://catalog.internal", "s2s.discovery.catalog"),
     ] {
         let yaml = format!("s2s:\n  serviceId: search\n  discovery:\n    {entry}\n");
         let e = AuthBuilder::from_yaml_str(&yaml).expect_err(entry);
         assert_eq!(e.path(), Some(path), "{entry}: {e}");
+    }
+    // https, and plain http on loopback, are fine.
+    for entry in [
+        "catalog: https://catalog.internal",
+        "catalog: http://127.0.0.1:7007",
+    ] {
+        let yaml = format!("s2s:\n  serviceId: search\n  discovery:\n    {entry}\n");
+        assert!(AuthBuilder::from_yaml_str(&yaml).is_ok(), "{entry}");
     }
 }
 

@@ -271,6 +271,23 @@ async fn unknown_caller_is_refused_without_fetching() {
 }
 
 #[tokio::test]
+async fn caller_keys_over_plain_http_off_loopback_are_never_fetched() {
+    // A discovery (the user's own, say) that puts scaffolder at a plain-http address: its
+    // keys would travel where anyone on the path could swap them.
+    let (key, server) = fake_scaffolder().await;
+    let discovery = CountingDiscovery {
+        known: StaticDiscovery::new([("scaffolder", "http://scaffolder.example.com/api")]),
+        ..CountingDiscovery::default()
+    };
+    let catalog = Receiver::start(SERVICE, discovery).await;
+    let token = forge_plugin(&key, &plugin_claims("scaffolder", "catalog"));
+    catalog
+        .refuses(&token, &VerifyError::InsecureKeySource)
+        .await;
+    assert_eq!(server.total_hits(), 0, "no key was fetched");
+}
+
+#[tokio::test]
 async fn plugin_token_living_longer_than_the_key_duration_is_refused() {
     let (key, server) = fake_scaffolder().await;
     let catalog = catalog_trusting(&server).await;

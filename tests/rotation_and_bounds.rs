@@ -234,7 +234,7 @@ async fn our_next_key_is_in_our_jwks_before_it_signs() {
     config.unknown_kid_cooldown = Duration::from_secs(3600);
     config.refresh_interval = Duration::from_secs(3600);
     let fetcher = Arc::new(InProcessJwks::default());
-    let peer_base = "http://scaffolder.internal";
+    let peer_base = "https://scaffolder.internal";
     fetcher.mount(peer_base, scaffolder.auth.jwks_router());
     let catalog = Harness::new(
         Auth::builder(SERVICE)
@@ -330,7 +330,7 @@ async fn jwks_flood_makes_no_store_queries_beyond_the_refresh() {
 /// Discovery that resolves any service id, each to a URL of its own.
 struct AnyService;
 
-const PEERS: &str = "http://peers.internal";
+const PEERS: &str = "https://peers.internal";
 
 impl ServiceDiscovery for AnyService {
     fn base_url(&self, service_id: &str) -> Option<String> {

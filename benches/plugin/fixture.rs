@@ -31,7 +31,7 @@ use crate::{OPS, Op};
 pub const CALLER: &str = "scaffolder";
 pub const TARGET: &str = "catalog";
 /// Where discovery says the caller is. Nothing listens there: [`InProcessJwks`] answers.
-pub const CALLER_BASE: &str = "http://scaffolder.bench.invalid/api/scaffolder";
+pub const CALLER_BASE: &str = "https://scaffolder.bench.invalid/api/scaffolder";
 pub const IDP_ISSUER: &str = "http://backstage.bench.invalid/api/auth";
 /// The identity provider's JWKS. Nothing listens there either.
 pub const IDP_JWKS_URL: &str = "https://backstage.bench.invalid/api/auth/.well-known/jwks.json";

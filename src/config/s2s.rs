@@ -77,6 +77,8 @@ pub(super) fn parse_s2s(s2s: &Node<'_>) -> Result<AuthBuilder, ConfigError> {
                 .as_str()
                 .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
                 .ok_or_else(|| ConfigError::new(&path, ConfigRule::NotHttpUrl))?;
+            // A peer's base URL is where its signing keys come from: https, or loopback.
+            crate::source_url::check(url, false).map_err(|rule| ConfigError::new(&path, rule))?;
             urls.push((id.clone(), url.to_owned()));
         }
         builder = builder.discovery(StaticDiscovery::new(urls));

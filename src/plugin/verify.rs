@@ -114,6 +114,9 @@ impl PluginVerifier {
             .discovery
             .base_url(caller)
             .ok_or(VerifyError::UnknownCaller)?;
+        // Whatever the discovery (ours, or one the user wrote), a caller's keys are fetched over
+        // https or from loopback only: over plain http anyone on the path could swap them.
+        crate::source_url::check(&base, false).map_err(|_| VerifyError::InsecureKeySource)?;
         Ok(format!("{}{JWKS_PATH}", base.trim_end_matches('/')))
     }
 
