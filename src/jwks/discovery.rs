@@ -49,23 +49,12 @@ impl OidcDiscovery {
         let result = self
             .resolved
             .get_or_try_init(|| async {
-                #[derive(serde::Deserialize)]
-                struct Doc {
-                    issuer: String,
-                    jwks_uri: String,
-                }
                 let doc = cache
                     .fetcher()
                     .fetch(&self.document_url, cache.config().max_body_bytes)
                     .await
                     .map_err(|e| e.to_string())?;
-                let doc: Doc = serde_json::from_slice(&doc.body)
-                    .map_err(|_| "discovery document lacks issuer or jwks_uri".to_owned())?;
-                // OIDC Discovery 4.3: the issuer in the document must be the one we asked.
-                if doc.issuer.trim_end_matches('/') != self.issuer.trim_end_matches('/') {
-                    return Err("discovery document names another issuer".to_owned());
-                }
-                Ok::<_, String>(doc.jwks_uri)
+                parse_document(&doc.body, &self.issuer).map_err(str::to_owned)
             })
             .await;
         match result {
@@ -82,4 +71,21 @@ impl OidcDiscovery {
             }
         }
     }
+}
+
+/// The `jwks_uri` of a discovery document fetched for `issuer` (sync, so the fuzz target
+/// reaches it without a runtime or a server).
+pub(crate) fn parse_document(body: &[u8], issuer: &str) -> Result<String, &'static str> {
+    #[derive(serde::Deserialize)]
+    struct Doc {
+        issuer: String,
+        jwks_uri: String,
+    }
+    let doc: Doc =
+        serde_json::from_slice(body).map_err(|_| "discovery document lacks issuer or jwks_uri")?;
+    // OIDC Discovery 4.3: the issuer in the document must be the one we asked.
+    if doc.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
+        return Err("discovery document names another issuer");
+    }
+    Ok(doc.jwks_uri)
 }

@@ -100,6 +100,12 @@ impl KeySet {
     pub(crate) fn len(&self) -> usize {
         self.all.len()
     }
+
+    /// The key ids of the set (for the fuzz targets, which look each one up).
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn kids(&self) -> impl Iterator<Item = &str> {
+        self.by_kid.keys().map(String::as_str)
+    }
 }
 
 /// The result of looking a key up in one set.
