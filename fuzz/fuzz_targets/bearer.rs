@@ -53,15 +53,12 @@ fuzz_target!(|data: &[u8]| {
         }
         Ok(None) => assert!(values.is_empty(), "no token from {} headers", values.len()),
         Err(message) => {
-            // Refusals are fixed texts: never an echo of what the caller sent.
-            for value in &values {
-                if value.len() >= 12 {
-                    assert!(
-                        !message.as_bytes().windows(value.len()).any(|w| w == *value),
-                        "refusal quotes the header: {message}"
-                    );
-                }
-            }
+            // Refusals are fixed, short texts (they go into logs and `WWW-Authenticate`):
+            // nothing the caller sent, so no control character, can reach them.
+            assert!(
+                message.len() <= 200 && message.bytes().all(|b| (0x20..=0x7e).contains(&b)),
+                "refusal is not a short printable text: {message:?}"
+            );
         }
     }
 });
