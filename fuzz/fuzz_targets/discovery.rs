@@ -16,7 +16,12 @@ fuzz_target!(|data: &[u8]| {
         let Ok(jwks_uri) = s2s_auth::fuzzing::parse_discovery(data, issuer) else {
             continue;
         };
-        let doc: Value = serde_json::from_slice(data).expect("an accepted document is JSON");
+        // serde skips unknown fields without validating them (a lone surrogate `\ud800` in
+        // an ignored field passes), where `Value` refuses them: such a document cannot be
+        // rechecked.
+        let Ok(doc) = serde_json::from_slice::<Value>(data) else {
+            continue;
+        };
         let named = doc["issuer"]
             .as_str()
             .expect("an accepted document names its issuer");
