@@ -81,6 +81,11 @@ pub(crate) fn parse_document(body: &[u8], issuer: &str) -> Result<String, &'stat
         issuer: String,
         jwks_uri: String,
     }
+    // serde also reads a struct from a JSON array (`["<issuer>", "<jwks_uri>"]`); OIDC
+    // Discovery 4.2 says the document is an object.
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err("discovery document is not a JSON object");
+    }
     let doc: Doc =
         serde_json::from_slice(body).map_err(|_| "discovery document lacks issuer or jwks_uri")?;
     // OIDC Discovery 4.3: the issuer in the document must be the one we asked.
@@ -88,4 +93,37 @@ pub(crate) fn parse_document(body: &[u8], issuer: &str) -> Result<String, &'stat
         return Err("discovery document names another issuer");
     }
     Ok(doc.jwks_uri)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ISSUER: &str = "https://login.example.com";
+
+    #[test]
+    fn takes_jwks_uri_from_a_document_naming_our_issuer() {
+        let doc = br#"{"issuer":"https://login.example.com/","jwks_uri":"https://login.example.com/keys"}"#;
+        assert_eq!(
+            parse_document(doc, ISSUER).as_deref(),
+            Ok("https://login.example.com/keys")
+        );
+        let other =
+            br#"{"issuer":"https://evil.example.com","jwks_uri":"https://evil.example.com/k"}"#;
+        assert_eq!(
+            parse_document(other, ISSUER),
+            Err("discovery document names another issuer")
+        );
+    }
+
+    /// Found by fuzzing (the `jwks` target found the same hole in key sets): serde reads a
+    /// struct from an array too, so `[issuer, jwks_uri]` was a discovery document.
+    #[test]
+    fn refuses_a_document_written_as_an_array() {
+        let doc = br#"["https://login.example.com","https://login.example.com/keys"]"#;
+        assert_eq!(
+            parse_document(doc, ISSUER),
+            Err("discovery document is not a JSON object")
+        );
+    }
 }
