@@ -130,13 +130,17 @@ pub(crate) fn decode_part<T: serde::de::DeserializeOwned>(
             "claims are not base64url"
         })
     })?;
-    serde_json::from_slice(&bytes).map_err(|_| {
-        VerifyError::Malformed(if what == "header" {
-            "header is not a JSON object"
-        } else {
-            "claims are not a JSON object"
-        })
-    })
+    let not_an_object = VerifyError::Malformed(if what == "header" {
+        "header is not a JSON object"
+    } else {
+        "claims are not a JSON object"
+    });
+    // serde also reads a struct from a JSON array (`["ES256", null, ...]` as a header); RFC
+    // 7515 and 7519 say header and claims are objects, and jsonwebtoken reads them so.
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return Err(not_an_object);
+    }
+    serde_json::from_slice(&bytes).map_err(|_| not_an_object)
 }
 
 /// The instant an `exp` names, or [`VerifyError::ExpOutOfRange`] when it names no real date.
@@ -316,5 +320,21 @@ mod tests {
         assert!(inspect("a.b").is_err());
         assert!(inspect(&token(r#"{"alg":"XX1"}"#, "{}")).is_err());
         assert!(inspect(&token(r#"{"alg":"RS256"}"#, r#"{"iss":5}"#)).is_err());
+    }
+
+    /// serde reads a struct from an array too: `["ES256",null,...]` was a header with an
+    /// `alg`, and `["https://idp",...]` claims with an `iss`.
+    #[test]
+    fn refuses_header_and_claims_written_as_arrays() {
+        let header = r#"["ES256",null,null,null,null,null,null,null]"#;
+        assert_eq!(
+            inspect(&token(header, "{}")).unwrap_err(),
+            VerifyError::Malformed("header is not a JSON object")
+        );
+        let claims = r#"["https://idp.example.com",null,null,null]"#;
+        assert_eq!(
+            inspect(&token(r#"{"alg":"ES256"}"#, claims)).unwrap_err(),
+            VerifyError::Malformed("claims are not a JSON object")
+        );
     }
 }

@@ -108,6 +108,11 @@ pub mod custom;
 pub mod error;
 pub mod external_jwks;
 mod extract;
+// Entry points for the fuzz targets in `fuzz/`: not API (hidden, behind a feature that is off
+// by default, free to change in any release). See FUZZING.md.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod issue;
 pub mod jwks;
 mod jwt;

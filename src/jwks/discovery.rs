@@ -98,28 +98,44 @@ impl OidcDiscovery {
     }
 
     async fn read_document(&self, cache: &JwksCache) -> Result<String, DiscoveryError> {
-        #[derive(serde::Deserialize)]
-        struct Doc {
-            issuer: String,
-            jwks_uri: String,
-        }
         let doc = cache
             .fetcher()
             .fetch(&self.document_url, cache.config().max_body_bytes)
             .await
             .map_err(|e| DiscoveryError::Fetch(e.to_string()))?;
-        let doc: Doc = serde_json::from_slice(&doc.body).map_err(|_| DiscoveryError::Malformed)?;
-        // OIDC Discovery 4.3: the issuer in the document must be the one we asked.
-        if doc.issuer.trim_end_matches('/') != self.issuer.trim_end_matches('/') {
-            return Err(DiscoveryError::OtherIssuer);
-        }
-        // Keys taken over http from an issuer reached over https would let anyone on the
-        // path between us and the key server sign tokens for that issuer.
-        if is_https(&self.issuer) && !is_https(&doc.jwks_uri) && !is_loopback(&doc.jwks_uri) {
-            return Err(DiscoveryError::Downgrade);
-        }
-        Ok(doc.jwks_uri)
+        check_document(&doc.body, &self.issuer)
     }
+}
+
+/// The `jwks_uri` of a discovery document fetched for `issuer`, or why it is not taken
+/// (sync, so the fuzz target reaches it without a runtime or a server).
+fn check_document(body: &[u8], issuer: &str) -> Result<String, DiscoveryError> {
+    #[derive(serde::Deserialize)]
+    struct Doc {
+        issuer: String,
+        jwks_uri: String,
+    }
+    // serde also reads a struct from a JSON array (`["<issuer>", "<jwks_uri>"]`); OIDC
+    // Discovery 4.2 says the document is an object.
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(DiscoveryError::Malformed);
+    }
+    let doc: Doc = serde_json::from_slice(body).map_err(|_| DiscoveryError::Malformed)?;
+    // OIDC Discovery 4.3: the issuer in the document must be the one we asked.
+    if doc.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
+        return Err(DiscoveryError::OtherIssuer);
+    }
+    // Keys taken over http from an issuer reached over https would let anyone on the
+    // path between us and the key server sign tokens for that issuer.
+    if is_https(issuer) && !is_https(&doc.jwks_uri) && !is_loopback(&doc.jwks_uri) {
+        return Err(DiscoveryError::Downgrade);
+    }
+    Ok(doc.jwks_uri)
+}
+
+/// [`check_document`] with a text for the error (for the fuzz targets).
+pub(crate) fn parse_document(body: &[u8], issuer: &str) -> Result<String, String> {
+    check_document(body, issuer).map_err(|e| e.to_string())
 }
 
 fn is_https(url: &str) -> bool {
@@ -171,5 +187,35 @@ mod tests {
         ] {
             assert!(!is_loopback(url), "{url}");
         }
+    }
+}
+
+#[cfg(test)]
+mod document_tests {
+    use super::*;
+
+    const ISSUER: &str = "https://login.example.com";
+
+    #[test]
+    fn takes_jwks_uri_from_a_document_naming_our_issuer() {
+        let doc = br#"{"issuer":"https://login.example.com/","jwks_uri":"https://login.example.com/keys"}"#;
+        assert_eq!(
+            parse_document(doc, ISSUER).as_deref(),
+            Ok("https://login.example.com/keys")
+        );
+        let other =
+            br#"{"issuer":"https://evil.example.com","jwks_uri":"https://evil.example.com/k"}"#;
+        assert_eq!(
+            check_document(other, ISSUER),
+            Err(DiscoveryError::OtherIssuer)
+        );
+    }
+
+    /// Found by fuzzing (the `jwks` target found the same hole in key sets): serde reads a
+    /// struct from an array too, so `[issuer, jwks_uri]` was a discovery document.
+    #[test]
+    fn refuses_a_document_written_as_an_array() {
+        let doc = br#"["https://login.example.com","https://login.example.com/keys"]"#;
+        assert_eq!(check_document(doc, ISSUER), Err(DiscoveryError::Malformed));
     }
 }

@@ -52,6 +52,12 @@ impl KeySet {
         struct Raw {
             keys: Vec<serde_json::Value>,
         }
+        // serde also reads a struct from a JSON array (`[[key, ...]]`); RFC 7517 section 5
+        // says a JWK Set is an object, and a parser that takes more than the format is one
+        // place where two readers of the same bytes disagree.
+        if body.trim_ascii_start().first() != Some(&b'{') {
+            return Err(JwksParseError::NotAKeySet);
+        }
         let raw: Raw = serde_json::from_slice(body).map_err(|_| JwksParseError::NotAKeySet)?;
         let mut set = KeySet::default();
         for (i, value) in raw.keys.into_iter().enumerate() {
@@ -99,6 +105,12 @@ impl KeySet {
 
     pub(crate) fn len(&self) -> usize {
         self.all.len()
+    }
+
+    /// The key ids of the set (for the fuzz targets, which look each one up).
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn kids(&self) -> impl Iterator<Item = &str> {
+        self.by_kid.keys().map(String::as_str)
     }
 }
 
@@ -207,5 +219,23 @@ mod tests {
                 JwksParseError::NotAKeySet
             );
         }
+    }
+
+    /// Found by the `jwks` fuzz target: serde reads a struct from an array too, so
+    /// `[[<jwk>]]` was a key set with that key.
+    #[test]
+    fn refuses_a_key_set_written_as_an_array() {
+        for body in [
+            format!("[[{EC}]]"),
+            format!(" \t[[{EC}]]"),
+            "[[]]".to_owned(),
+        ] {
+            assert_eq!(
+                KeySet::parse(body.as_bytes(), "test").unwrap_err(),
+                JwksParseError::NotAKeySet
+            );
+        }
+        let object = format!(" \n{{\"keys\":[{EC}]}}");
+        assert_eq!(KeySet::parse(object.as_bytes(), "test").unwrap().len(), 1);
     }
 }

@@ -32,6 +32,9 @@ pub use fetch::{FetchError, FetchFuture, FetchedDocument, HttpFetcher, KeyFetche
 #[cfg(feature = "jwks-client-rs")]
 pub use jwks_client_rs::JwksClientRsFetcher;
 pub(crate) use keys::UsableKey;
+// For the fuzz targets only (`crate::fuzzing`): the discovery parser, without a fetch.
+#[cfg(feature = "fuzzing")]
+pub(crate) use discovery::parse_document as parse_discovery_document;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -41,7 +44,8 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::Algorithm;
 
 use budget::Budget;
-use keys::{KeySet, Lookup};
+// pub(crate) for the fuzz targets (`crate::fuzzing`), which parse documents without a fetch.
+pub(crate) use keys::{KeySet, Lookup};
 
 /// The knobs of the [`JwksCache`], each with a secure default.
 #[derive(Debug, Clone)]
