@@ -547,6 +547,15 @@ async fn rejects_malformed_jwts() {
             "token is malformed: claims are not a JSON object",
         ),
         (
+            // Claims as an array: serde would read `iss` from its first element (found by
+            // the jwt_inspect fuzz target's sibling, jwks; see FUZZING.md).
+            format!(
+                "{header}.{}.c2ln",
+                b64url(br#"["https://idp.example.com",["catalog"],"x",null]"#)
+            ),
+            "token is malformed: claims are not a JSON object",
+        ),
+        (
             format!("{}.{claims_part}.c2ln", b64url(br#"{"kid":"ec-1"}"#)),
             "token is malformed: header has no alg",
         ),
