@@ -173,6 +173,15 @@ async fn yaml_static_key_store_reads_the_files() {
         err.path(),
         Some("backend.auth.pluginKeyStore.static.keys[0].privateKeyFile")
     );
+    // A key file path that names an endless device is refused after 64 KiB, not read until
+    // memory runs out.
+    let endless = yaml.replace(&private_file.display().to_string(), "/dev/zero");
+    let err = AuthBuilder::from_yaml_str(&endless).expect_err("endless file");
+    assert_eq!(
+        err.path(),
+        Some("backend.auth.pluginKeyStore.static.keys[0].privateKeyFile")
+    );
+    assert!(err.to_string().contains("larger than 65536 bytes"), "{err}");
     // Only ES256.
     let rs = yaml.replace("algorithm: ES256", "algorithm: RS256");
     let err = AuthBuilder::from_yaml_str(&rs).expect_err("RS256");

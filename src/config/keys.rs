@@ -86,8 +86,14 @@ fn parse_static_keys(node: &Node<'_>) -> Result<Vec<StaticKey>, ConfigError> {
         let read = |field: &str| -> Result<String, ConfigError> {
             let node = entry.required(field)?;
             let file = node.str()?;
-            std::fs::read_to_string(file)
-                .map_err(|e| node.err(ConfigRule::KeyFile(e.kind().to_string())))
+            super::read_capped(std::path::Path::new(file), super::MAX_KEY_FILE_BYTES).map_err(|e| {
+                let why = if e.kind() == std::io::ErrorKind::FileTooLarge {
+                    e.to_string()
+                } else {
+                    e.kind().to_string()
+                };
+                node.err(ConfigRule::KeyFile(why))
+            })
         };
         let mut key = StaticKey::new(
             entry.required("keyId")?.str()?,

@@ -132,10 +132,12 @@ impl AuthBuilder {
         Self::from_yaml_str_with_env(yaml, |name| std::env::var(name).ok())
     }
 
-    /// Reads a YAML configuration file (see [`AuthBuilder::from_yaml_str`]).
+    /// Reads a YAML configuration file (see [`AuthBuilder::from_yaml_str`]). A file over
+    /// 1 MiB is refused (key files named by the config: over 64 KiB), so a path to a device
+    /// or a runaway file cannot take the process's memory.
     pub fn from_yaml_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let path = path.as_ref();
-        let yaml = std::fs::read_to_string(path).map_err(|e| {
+        let yaml = read_capped(path, MAX_CONFIG_FILE_BYTES).map_err(|e| {
             ConfigError::new(
                 "",
                 ConfigRule::Io {
@@ -186,9 +188,55 @@ fn parse_root(root: &Node<'_>) -> Result<AuthBuilder, ConfigError> {
     }
 }
 
+/// The largest config file read (1 MiB): a real one is a few KiB; a path to a device or a
+/// runaway file must not take the process's memory.
+pub(crate) const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
+
+/// The largest key file read (64 KiB): a PEM key is under 4 KiB.
+pub(crate) const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
+
+/// Reads a UTF-8 file of at most `limit` bytes. A longer file (or an endless one, such as
+/// `/dev/zero`) is an error after `limit + 1` bytes, never a read to the end.
+pub(crate) fn read_capped(path: &Path, limit: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!("larger than {limit} bytes"),
+        ));
+    }
+    Ok(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_endless_config_file_is_refused_not_read_to_the_end() {
+        let err = AuthBuilder::from_yaml_file("/dev/zero").unwrap_err();
+        assert!(matches!(err.rule(), ConfigRule::Io { .. }), "{err}");
+        assert!(
+            err.to_string().contains("larger than 1048576 bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_file_at_the_cap_is_read_and_one_byte_over_is_not() {
+        let dir = std::env::temp_dir().join(format!("s2s-cap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("f");
+        std::fs::write(&file, "a".repeat(16)).unwrap();
+        assert_eq!(read_capped(&file, 16).unwrap().len(), 16);
+        let err = read_capped(&file, 15).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::FileTooLarge);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn syntax_errors_do_not_quote_the_input() {
