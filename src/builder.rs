@@ -23,7 +23,8 @@ use crate::policy::{DefaultPolicy, PolicyRegistry, RoutePolicy, RouteSpec};
 use crate::service_id::is_valid_service_id;
 use crate::static_token::{StaticToken, StaticTokens};
 use crate::subject::{ExternalNames, UserSpace};
-use crate::verifier::{Shared, UntilExp};
+use crate::token_cache::TokenCache;
+use crate::verifier::Shared;
 use crate::verify::Verifiers;
 
 /// Builds an [`Auth`]. Everything the YAML configuration can say, this can say too.
@@ -75,8 +76,9 @@ impl AuthBuilder {
     /// The default clock leeway for `exp`, `nbf` and `iat`, in seconds.
     pub const DEFAULT_LEEWAY_SECS: u64 = 30;
 
-    /// The default number of verified JWTs remembered.
-    pub const DEFAULT_VERIFIED_CACHE_CAPACITY: u64 = 10_000;
+    /// The default number of verified JWTs remembered: 100,000, at most about 40 MiB
+    /// (see [`AuthBuilder::verified_cache_capacity`]).
+    pub const DEFAULT_VERIFIED_CACHE_CAPACITY: u64 = 100_000;
 
     fn new(service_id: String) -> Self {
         AuthBuilder {
@@ -183,7 +185,19 @@ impl AuthBuilder {
     }
 
     /// How many verified JWTs are remembered (each until its `exp`, and only while its key
-    /// stays in the JWKS). Default 10,000; 0 turns the cache off; at most 10 million.
+    /// stays in the JWKS). Default 100,000; 0 turns the cache off; at most 10 million.
+    ///
+    /// **Memory.** A cached token holds about 420 bytes of heap (measured by
+    /// `tests/token_cache_memory.rs` for a JWKS-verified token with a 40-character subject:
+    /// the entry, its index, the principal and the key reference), allocated only when a
+    /// token is first verified. So the default bounds the cache at about 40 MiB, reached only
+    /// when 100,000 distinct valid tokens are live at once; a service with a few hundred
+    /// callers holds a few hundred KiB.
+    ///
+    /// **Eviction.** Every verified token is admitted; a full cache evicts by CLOCK
+    /// (expired entries first, then those not used since the last sweep), so a new working
+    /// set replaces an old one within one pass. A working set larger than the cache, cycled
+    /// in order, gets no hits, and each miss costs a fresh verification plus one insert.
     pub fn verified_cache_capacity(mut self, capacity: u64) -> Self {
         self.verified_cache_capacity = capacity;
         self
@@ -351,12 +365,8 @@ impl AuthBuilder {
         };
         let shared = Shared {
             cache: Arc::new(cache),
-            verified: (self.verified_cache_capacity > 0).then(|| {
-                moka::sync::Cache::builder()
-                    .max_capacity(self.verified_cache_capacity)
-                    .expire_after(UntilExp)
-                    .build()
-            }),
+            verified: (self.verified_cache_capacity > 0)
+                .then(|| TokenCache::new(self.verified_cache_capacity)),
             leeway: self.leeway_secs,
         };
         let verifiers = Verifiers {

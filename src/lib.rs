@@ -135,6 +135,7 @@ mod source_url;
 pub mod static_token;
 pub mod store;
 mod subject;
+mod token_cache;
 mod verifier;
 mod verify;
 

@@ -20,15 +20,14 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use moka::Expiry;
 use time::OffsetDateTime;
 
 use crate::error::RequestError;
 use crate::jwks::{JwksCache, UsableKey};
 use crate::jwt::Unverified;
 use crate::principal::Principal;
+use crate::token_cache::TokenCache;
 
 /// A verification still waiting for a key.
 pub(crate) type Pending = Pin<Box<dyn Future<Output = Result<Principal, RequestError>> + Send>>;
@@ -68,14 +67,13 @@ pub(crate) trait Verifier: Send + Sync + 'static {
 pub(crate) struct Shared {
     pub(crate) cache: Arc<JwksCache>,
     /// `None` when the cache is turned off (capacity 0).
-    pub(crate) verified: Option<moka::sync::Cache<[u8; 32], Arc<Cached>>>,
+    pub(crate) verified: Option<TokenCache<Arc<Cached>>>,
     pub(crate) leeway: u64,
 }
 
 /// A verified token.
 pub(crate) struct Cached {
     principal: Principal,
-    exp: u64,
     /// The keys that verified it: none for legacy secrets, which do not rotate at run time;
     /// two for an on-behalf-of token (the acting service's and the identity provider's).
     keys: Vec<CachedKey>,
@@ -94,20 +92,6 @@ struct CachedKey {
 /// A key by its JWKS URL and `kid`.
 pub(crate) type KeyRef = (String, Option<String>);
 
-/// Entries live until the token's `exp`.
-pub(crate) struct UntilExp;
-
-impl Expiry<[u8; 32], Arc<Cached>> for UntilExp {
-    fn expire_after_create(
-        &self,
-        _key: &[u8; 32],
-        value: &Arc<Cached>,
-        _created_at: Instant,
-    ) -> Option<Duration> {
-        Some(Duration::from_secs(value.exp.saturating_sub(now_unix())))
-    }
-}
-
 pub(crate) fn now_unix() -> u64 {
     jsonwebtoken::get_current_timestamp()
 }
@@ -117,23 +101,25 @@ impl Shared {
     /// that verified it is still published.
     pub(crate) fn remembered(&self, digest: &[u8; 32]) -> Option<Principal> {
         let verified = self.verified.as_ref()?;
-        let hit = verified.get(digest)?;
+        // Expired entries are never returned (and are the first the cache evicts).
+        let hit = verified.get(digest, now_unix())?;
         let key_present = hit
             .keys
             .iter()
             .all(|k| self.cache.still_has(&k.url, k.kid.as_deref(), k.set));
-        if hit.exp > now_unix() && key_present {
+        if key_present {
             return Some(hit.principal.clone());
         }
-        verified.invalidate(digest);
+        verified.remove(digest);
         None
     }
 
     /// Remembers a verified JWT until its `exp`. Called right after the signature check,
     /// so the set a kid-less key is taken from is the one the cache holds now.
     pub(crate) fn remember(&self, digest: [u8; 32], p: &Principal, exp: u64, keys: Vec<KeyRef>) {
+        let now = now_unix();
         if let Some(verified) = &self.verified
-            && exp > now_unix()
+            && exp > now
         {
             let mut cached = Vec::with_capacity(keys.len());
             for (url, kid) in keys {
@@ -148,14 +134,11 @@ impl Shared {
                 cached.push(CachedKey { url, kid, set });
             }
             let keys = cached;
-            verified.insert(
-                digest,
-                Arc::new(Cached {
-                    principal: p.clone(),
-                    exp,
-                    keys,
-                }),
-            );
+            let cached = Arc::new(Cached {
+                principal: p.clone(),
+                keys,
+            });
+            verified.insert(digest, cached, exp, now);
         }
     }
 
