@@ -19,7 +19,7 @@ const ALGS: [&str; 2] = ["ES256", "RS256"];
 const SCENARIOS: [(&str, &str); 4] = [
     (
         "repeated",
-        "one token on every request; after the warm-up the layer's cache holds it",
+        "One token on every request; after the warm-up the layer's cache holds it",
     ),
     (
         "distinct",
@@ -27,7 +27,7 @@ const SCENARIOS: [(&str, &str); 4] = [
     ),
     (
         "shift",
-        "the layer warmed with 10,000 ES256 tokens (one wrk run, not measured), then 10,000 new RS256 tokens measured in the same process",
+        "The layer warmed with 10,000 ES256 tokens (one wrk run, not measured), then 10,000 new RS256 tokens measured in the same process",
     ),
     (
         "overflow",
