@@ -113,6 +113,7 @@ start_server() { # server-id log
   local mode cache
   mode=$(mode_of "$1")
   cache=$(cache_of "$1")
+  : >"$2" # exists before the server writes to it, so the readiness poll can read it
   taskset -c "$SERVER_CORE" "$BIN" serve --dir "$DATA" --mode "$mode" --port "$PORT" \
     ${cache:+--cache "$cache"} >"$2" 2>&1 &
   SERVER_PID=$!
