@@ -183,7 +183,8 @@ fn render(runs: &BTreeMap<Key, Runs>, info: &[String]) -> String {
     md.push_str(
         "The ratio is of the medians of req/s. The CPU column is the same comparison by the \
          server's CPU time per request (the under-server's µs ÷ the over-server's), which holds \
-         even where wrk, not the server, limits throughput.\n\n",
+         even where something besides the server's own work limits throughput (wrk, or other \
+         jobs on the server's core).\n\n",
     );
     md.push_str("| ratio | alg | req/s ratio | CPU ratio | target | verdict |\n|---|---|---:|---:|---:|---|\n");
     for target in &TARGETS {
