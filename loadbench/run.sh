@@ -3,7 +3,7 @@
 # rounds, medians into BENCHMARKS.md between <!-- bench:load:begin --> and
 # <!-- bench:load:end -->.
 #
-#   bash loadbench/run.sh                                   # the full run (about 8 minutes)
+#   bash loadbench/run.sh                                   # the full run (about 9 minutes)
 #   SCENARIOS="repeated distinct" MODES="noauth layer" bash loadbench/run.sh
 #   DURATION=2 ROUNDS=1 bash loadbench/run.sh               # a smoke run of the script
 #
