@@ -76,9 +76,9 @@ impl AuthBuilder {
     /// The default clock leeway for `exp`, `nbf` and `iat`, in seconds.
     pub const DEFAULT_LEEWAY_SECS: u64 = 30;
 
-    /// The default number of verified JWTs remembered: 100,000, at most about 40 MiB
-    /// (see [`AuthBuilder::verified_cache_capacity`]).
-    pub const DEFAULT_VERIFIED_CACHE_CAPACITY: u64 = 100_000;
+    /// The default number of verified JWTs remembered: 50,000, at most about 40 MiB for
+    /// typical ES256 tokens (see [`AuthBuilder::verified_cache_capacity`]).
+    pub const DEFAULT_VERIFIED_CACHE_CAPACITY: u64 = 50_000;
 
     fn new(service_id: String) -> Self {
         AuthBuilder {
@@ -185,14 +185,15 @@ impl AuthBuilder {
     }
 
     /// How many verified JWTs are remembered (each until its `exp`, and only while its key
-    /// stays in the JWKS). Default 100,000; 0 turns the cache off; at most 10 million.
+    /// stays in the JWKS). Default 50,000; 0 turns the cache off; at most 10 million.
     ///
-    /// **Memory.** A cached token holds about 420 bytes of heap (measured by
-    /// `tests/token_cache_memory.rs` for a JWKS-verified token with a 40-character subject:
-    /// the entry, its index, the principal and the key reference), allocated only when a
-    /// token is first verified. So the default bounds the cache at about 40 MiB, reached only
-    /// when 100,000 distinct valid tokens are live at once; a service with a few hundred
-    /// callers holds a few hundred KiB.
+    /// **Memory.** A cached token holds about 420 bytes of heap plus the token itself
+    /// (measured by `tests/token_cache_memory.rs`: 808 bytes for a 390-byte ES256 token with
+    /// a 40-character subject; the entry, its index, the principal, the key reference and the
+    /// token, kept so that a hit compares whole tokens). So the default bounds the cache at
+    /// about 40 MiB for such tokens (about 55 MiB for 650-byte RS256 ones), reached only when
+    /// 50,000 distinct valid tokens are live at once; nothing is allocated ahead, and a
+    /// service with a few hundred callers holds a few hundred KiB.
     ///
     /// **Eviction.** Every verified token is admitted; a full cache evicts by CLOCK
     /// (expired entries first, then those not used since the last sweep), so a new working

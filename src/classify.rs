@@ -175,26 +175,75 @@ pub(crate) fn classify(token: &str) -> TokenClass {
 /// non-empty. The signature may be empty, so an unsigned (`alg: none`) token reaches the JWT
 /// path and is refused for what it is, not as an unknown static token.
 pub(crate) fn looks_like_jwt(token: &str) -> bool {
-    if !token.starts_with("eyJ") {
+    let bytes = token.as_bytes();
+    if !bytes.starts_with(b"eyJ") {
         return false;
     }
-    let mut segments = 0;
-    for segment in token.split('.') {
-        segments += 1;
-        if (segment.is_empty() && segments < 3)
-            || !segment
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return false;
-        }
+    // One pass without an early exit (the compiler checks many bytes per instruction):
+    // every byte base64url or a dot, and exactly two dots.
+    let (bad, dots) = bytes.iter().fold((false, 0usize), |(bad, dots), &b| {
+        let dot = b == b'.';
+        let letter = (b | 0x20).wrapping_sub(b'a') < 26;
+        let digit = b.wrapping_sub(b'0') < 10;
+        (
+            bad | !(letter | digit | dot | (b == b'-') | (b == b'_')),
+            dots + usize::from(dot),
+        )
+    });
+    if bad || dots != 2 {
+        return false;
     }
-    segments == 3
+    // The first two segments non-empty: the header (starts with `eyJ`, so non-empty) is
+    // followed by a claims segment that is not just the second dot.
+    match token.split_once('.') {
+        Some((_, rest)) => !rest.starts_with('.'),
+        None => false,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The shape rule written plainly, to check the one-pass version against.
+    fn looks_like_jwt_plainly(token: &str) -> bool {
+        let segments: Vec<&str> = token.split('.').collect();
+        token.starts_with("eyJ")
+            && segments.len() == 3
+            && !segments[0].is_empty()
+            && !segments[1].is_empty()
+            && segments.iter().all(|s| {
+                s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            })
+    }
+
+    #[test]
+    fn the_one_pass_shape_check_agrees_with_the_plain_rule() {
+        let base = "eyJhbGciOiJI.eyJzdWIiOiIx.c2ln";
+        for i in 0..base.len() {
+            for b in 0..=255u8 {
+                let mut bytes = base.as_bytes().to_vec();
+                bytes[i] = b;
+                if let Ok(token) = std::str::from_utf8(&bytes) {
+                    assert_eq!(
+                        looks_like_jwt(token),
+                        looks_like_jwt_plainly(token),
+                        "{token:?}"
+                    );
+                }
+            }
+        }
+        for token in [
+            "eyJ", "eyJ.", "eyJ..", "eyJ.a.", "eyJ.a.b.", "eyJa..b", ".eyJ.a",
+        ] {
+            assert_eq!(
+                looks_like_jwt(token),
+                looks_like_jwt_plainly(token),
+                "{token:?}"
+            );
+        }
+    }
 
     #[test]
     fn shapes() {

@@ -839,13 +839,14 @@ impl Verifier for JwksVerifier {
         if let Err(e) = self.precheck(&u) {
             return Verification::done(Err(e));
         }
-        let digest = token.digest;
+        let fingerprint = token.fingerprint;
         if let Some(url) = self.url_now()
             && let Some(found) = shared.cache.cached_key(url, u.kid.as_deref(), u.alg)
         {
             return Verification::Done(found.map_err(key_error).and_then(|key| {
                 let (p, exp) = self.finish(token.raw, &u, &key, shared.leeway)?;
-                shared.remember(digest, &p, exp, vec![(url.to_owned(), u.kid.clone())]);
+                let keys = vec![(url.to_owned(), u.kid.clone())];
+                shared.remember(token.raw, fingerprint, &p, exp, keys);
                 Ok(p)
             }));
         }
@@ -857,7 +858,7 @@ impl Verifier for JwksVerifier {
             let url = this.url(&shared.cache).await?.to_owned();
             let key = shared.key(&url, &u).await?;
             let (p, exp) = this.finish(&raw, &u, &key, shared.leeway)?;
-            shared.remember(digest, &p, exp, vec![(url, u.kid)]);
+            shared.remember(&raw, fingerprint, &p, exp, vec![(url, u.kid)]);
             Ok(p)
         }))
     }

@@ -198,7 +198,7 @@ impl Verifier for LegacyVerifier {
         };
         let result = self.check(token.raw, &u, shared.leeway).map(|(p, exp)| {
             // No key reference: legacy secrets do not rotate at run time.
-            shared.remember(token.digest, &p, exp, Vec::new());
+            shared.remember(token.raw, token.fingerprint, &p, exp, Vec::new());
             p
         });
         Verification::done(result)

@@ -22,7 +22,6 @@ use crate::extract;
 use crate::plugin::{KeyManager, ServiceDiscovery};
 use crate::policy::{DefaultPolicy, PolicyRegistry, Resolved, RouteSpec, authorize};
 use crate::principal::Principal;
-use crate::secret::{Fingerprint, sha256};
 use crate::static_token::StaticToken;
 use crate::verifier::Verification;
 use crate::verify::Verifiers;
@@ -95,11 +94,9 @@ impl Pipeline {
         // Extract, then classify and verify (one verifier; see the `verify` module).
         let verification = match extract::bearer_token(headers, uri) {
             Ok(Some(token)) => {
-                // Hashed once: the static-token lookup key, the verified-token cache key and
-                // (through one more short hash) the audit fingerprint.
-                let digest = sha256(token.as_bytes());
-                event.token_fingerprint = Some(Fingerprint::of_digest(&digest));
-                self.verifiers.verify(token, &digest, event.time)
+                let (verification, fingerprint) = self.verifiers.verify(token, event.time);
+                event.token_fingerprint = Some(fingerprint);
+                verification
             }
             Ok(None) => Verification::Done(Err(RequestError::MissingCredentials)),
             Err(e) => Verification::Done(Err(e)),

@@ -66,13 +66,16 @@ impl fmt::Display for SecretString {
 }
 
 /// A short identifier of a secret: 12 hex digits of `SHA-256(K || SHA-256(secret))`, where `K`
-/// is a 32-byte key drawn at random when the process starts.
+/// is a 16-byte (128-bit) key drawn at random when the process starts. 16 bytes keep
+/// `K || digest` within one SHA-256 block (48 bytes and the padding): one compression, not
+/// two.
 ///
 /// Why keyed: a plain hash prefix of a short static token could be reversed offline by
 /// trying every 8-character string; without `K` it cannot. Why over the digest: the layer
-/// already hashes every token once (the static-token lookup key, the verified-token cache
+/// already hashes every token it has not verified before once (the static-token lookup
 /// key), so the fingerprint costs one more short hash instead of a second pass over the
-/// token. The cost of the key is that fingerprints are stable within one process only:
+/// token; a token answered from the verified-token cache reuses the fingerprint stored
+/// with it. The cost of the key is that fingerprints are stable within one process only:
 /// correlate across replicas by the audit event's subject, not by fingerprint.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Fingerprint([u8; 6]);
@@ -117,10 +120,10 @@ impl serde::Serialize for Fingerprint {
     }
 }
 
-fn fingerprint_key() -> &'static [u8; 32] {
-    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
+fn fingerprint_key() -> &'static [u8; 16] {
+    static KEY: OnceLock<[u8; 16]> = OnceLock::new();
     KEY.get_or_init(|| {
-        let mut bytes = [0u8; 32];
+        let mut bytes = [0u8; 16];
         rand::fill(&mut bytes).expect("invariant: the operating system's random source works");
         bytes
     })

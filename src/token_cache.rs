@@ -1,5 +1,5 @@
-//! The verified-token cache: a bounded map from a token's SHA-256 to what verifying it
-//! found, so a token seen before costs a lookup instead of a signature check.
+//! The verified-token cache: a bounded map from a token to what verifying it found, so a
+//! token seen before costs a lookup instead of a signature check.
 //!
 //! **Admission and eviction.** Every verified token is admitted, and eviction is CLOCK
 //! (second chance): each entry has a bit set when it is used; to make room, a hand sweeps the
@@ -18,11 +18,13 @@
 //! insert here (a lock, a map insert, a step or two of the hand), which the load bench
 //! measures against the cache turned off.
 //!
-//! **Keys and safety.** The key is the token's SHA-256 (computed once per request anyway:
-//! it is the static-token lookup key). The map is indexed by a keyed SipHash of it (a
-//! secret per process), so whoever holds many valid tokens cannot aim them at one bucket,
-//! and a hit compares the full 32-byte digest: a slot is never returned for another
-//! token's digest, even if the map and the slots ever disagreed.
+//! **Keys and safety.** An entry holds the whole token, and a hit compares the whole
+//! token (in time that depends only on its length, not on where it differs). The map is
+//! indexed by a keyed hash of the token (`foldhash`, seeded at random per process): fast
+//! (a cached request hashes a 1 KiB token in well under 100 ns, where SHA-256 took several
+//! hundred), and safe because the hash only picks a slot: a hash that two tokens share, by
+//! chance or by an attacker's crafting, costs a miss or an eviction, never the other
+//! token's principal. Keeping the token costs its length in memory per entry.
 //!
 //! **One lock, not shards.** One `Mutex`, held for a map operation (tens of nanoseconds)
 //! and never across I/O or user code. Sharding was tried and measured: with 16 shards each
@@ -31,25 +33,45 @@
 //! test `a_shifted_working_set_is_cached_within_one_pass` got 54% hits instead of 100% on
 //! the second pass. An HTTP server does not make lookups often enough for one short lock to
 //! be the bottleneck. A poisoned lock is taken over rather than propagated: every slot
-//! carries its own key, and the full-key compare keeps a half-written map from answering
-//! for the wrong token.
+//! carries its own token, and the whole-token compare keeps a half-written map from
+//! answering for the wrong one.
 //!
 //! **Memory** (measured by `tests/token_cache_memory.rs`, which counts allocations): see
 //! `AuthBuilder::verified_cache_capacity` for the bytes per token.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::{Mutex, PoisonError};
 
-/// A bounded map from a 32-byte digest to `V`, each entry valid until its `exp` (seconds
-/// since the Unix epoch).
+use foldhash::SharedSeed;
+use foldhash::quality::SeedableRandomState;
+
+/// A bounded map from a token to `V`, each entry valid until its `exp` (seconds since the
+/// Unix epoch).
 pub(crate) struct TokenCache<V> {
     entries: Mutex<Entries<V>>,
-    hasher: RandomState,
+    hasher: SeedableRandomState,
+}
+
+/// A hasher seeded from the operating system's random numbers (foldhash's own seed comes
+/// from addresses, which is enough against accidents but is not a secret).
+fn seeded_hasher() -> SeedableRandomState {
+    static SHARED: std::sync::OnceLock<Option<SharedSeed>> = std::sync::OnceLock::new();
+    let random = || {
+        let mut bytes = [0u8; 8];
+        aws_lc_rs::rand::fill(&mut bytes).ok()?;
+        Some(u64::from_ne_bytes(bytes))
+    };
+    let shared = SHARED.get_or_init(|| random().map(SharedSeed::from_u64));
+    match (shared, random()) {
+        (Some(shared), Some(seed)) => SeedableRandomState::with_seed(seed, shared),
+        // No random numbers from the OS: a hash collision still costs only a miss.
+        _ => SeedableRandomState::random(),
+    }
 }
 
 struct Entries<V> {
-    /// Keyed hash of the digest -> index into `slots`.
+    /// Keyed hash of the token -> index into `slots`.
     index: HashMap<u64, u32, BuildHasherDefault<PassThrough>>,
     slots: Vec<Slot<V>>,
     /// Indexes of emptied slots (removed entries), reused before the hand evicts anything.
@@ -60,7 +82,7 @@ struct Entries<V> {
 }
 
 struct Slot<V> {
-    key: [u8; 32],
+    token: Box<[u8]>,
     hash: u64,
     exp: u64,
     /// Used since the hand last passed.
@@ -69,7 +91,7 @@ struct Slot<V> {
     value: Option<V>,
 }
 
-/// The map's hasher: the key is already a keyed SipHash of the digest, uniformly spread.
+/// The map's hasher: the key is already a keyed hash of the token.
 #[derive(Default)]
 struct PassThrough(u64);
 
@@ -101,7 +123,7 @@ impl<V: Clone> TokenCache<V> {
                 hand: 0,
                 capacity,
             }),
-            hasher: RandomState::new(),
+            hasher: seeded_hasher(),
         }
     }
 
@@ -109,35 +131,35 @@ impl<V: Clone> TokenCache<V> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The value for `key`, marking it used; `None` when absent or expired at `now`.
-    pub(crate) fn get(&self, key: &[u8; 32], now: u64) -> Option<V> {
-        let hash = self.hasher.hash_one(key);
+    /// The value for `token`, marking it used; `None` when absent or expired at `now`.
+    pub(crate) fn get(&self, token: &[u8], now: u64) -> Option<V> {
+        let hash = self.hasher.hash_one(token);
         let mut entries = self.lock();
         let &i = entries.index.get(&hash)?;
         let slot = entries.slots.get_mut(i as usize)?;
-        if slot.key != *key || slot.exp <= now {
+        if !same_token(&slot.token, token) || slot.exp <= now {
             return None;
         }
         slot.used = true;
         slot.value.clone()
     }
 
-    /// Remembers `value` for `key` until `exp`, evicting an entry if the cache is full.
-    pub(crate) fn insert(&self, key: [u8; 32], value: V, exp: u64, now: u64) {
-        let hash = self.hasher.hash_one(key);
-        let mut entries = self.lock();
+    /// Remembers `value` for `token` until `exp`, evicting an entry if the cache is full.
+    pub(crate) fn insert(&self, token: &[u8], value: V, exp: u64, now: u64) {
+        let hash = self.hasher.hash_one(token);
         let slot = Slot {
-            key,
+            token: token.into(),
             hash,
             exp,
             // Unused until a hit: an entry inserted and never used again goes first.
             used: false,
             value: Some(value),
         };
+        let mut entries = self.lock();
         if let Some(&i) = entries.index.get(&hash) {
-            // The same token again (two requests verified it at once), or, once in 2^64, a
-            // hash shared with another token: either way the newer verification takes the
-            // slot, and a hit still compares the full digest.
+            // The same token again (two requests verified it at once), or a hash shared with
+            // another token: either way the newer verification takes the slot, and a hit
+            // still compares the whole token.
             entries.slots[i as usize] = slot;
             return;
         }
@@ -169,14 +191,14 @@ impl<V: Clone> TokenCache<V> {
         entries.index.insert(hash, i);
     }
 
-    /// Forgets `key` (its key left the JWKS, or it expired).
-    pub(crate) fn remove(&self, key: &[u8; 32]) {
-        let hash = self.hasher.hash_one(key);
+    /// Forgets `token` (its key left the JWKS).
+    pub(crate) fn remove(&self, token: &[u8]) {
+        let hash = self.hasher.hash_one(token);
         let mut entries = self.lock();
         let Some(&i) = entries.index.get(&hash) else {
             return;
         };
-        if entries.slots[i as usize].key != *key {
+        if !same_token(&entries.slots[i as usize].token, token) {
             return;
         }
         entries.index.remove(&hash);
@@ -189,6 +211,26 @@ impl<V: Clone> TokenCache<V> {
     pub(crate) fn len(&self) -> usize {
         self.lock().index.len()
     }
+}
+
+/// Whether two tokens are the same, in time that depends only on their lengths (a cached
+/// token's bytes must not leak through how soon a comparison stops).
+fn same_token(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut diff = 0u64;
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail = a8.remainder().iter().zip(b8.remainder());
+    for (x, y) in a8.zip(b8) {
+        let x = u64::from_ne_bytes(x.try_into().unwrap_or([0; 8]));
+        let y = u64::from_ne_bytes(y.try_into().unwrap_or([0; 8]));
+        diff |= x ^ y;
+    }
+    for (x, y) in tail {
+        diff |= u64::from(x ^ y);
+    }
+    std::hint::black_box(diff) == 0
 }
 
 impl<V> Entries<V> {
@@ -214,16 +256,45 @@ impl<V> Entries<V> {
 mod tests {
     use super::*;
 
-    fn key(n: u32) -> [u8; 32] {
-        let mut k = [0u8; 32];
-        k[..4].copy_from_slice(&n.to_le_bytes());
+    /// A token-like key: 300 bytes, differing only in its last four.
+    fn key(n: u32) -> Vec<u8> {
+        let mut k = vec![b'a'; 300];
+        k[296..].copy_from_slice(&n.to_le_bytes());
         k
     }
 
     #[test]
-    fn a_hit_needs_the_same_digest_and_an_unexpired_entry() {
+    fn tokens_are_compared_whole() {
+        assert!(same_token(b"", b""));
+        assert!(same_token(&key(7), &key(7)));
+        assert!(!same_token(&key(7), &key(8)));
+        assert!(!same_token(b"abcdefghij", b"abcdefghiJ"));
+        assert!(!same_token(b"Abcdefghij", b"abcdefghij"));
+        assert!(!same_token(b"abc", b"abcd"));
+    }
+
+    /// Two tokens under one hash (as a crafted collision would put them): each answers only
+    /// for itself.
+    #[test]
+    fn a_shared_hash_never_answers_for_the_other_token() {
         let cache = TokenCache::new(100);
-        cache.insert(key(1), "one", 50, 10);
+        let hash = cache.hasher.hash_one(&key(1)[..]);
+        cache.insert(&key(1), 1, u64::MAX, 0);
+        {
+            // Point the first token's index entry at a slot holding another token.
+            let mut entries = cache.lock();
+            let i = entries.index[&hash] as usize;
+            entries.slots[i].token = key(2).into();
+        }
+        assert_eq!(cache.get(&key(1), 0), None);
+        cache.remove(&key(1));
+        assert_eq!(cache.len(), 1, "a remove of another token leaves the slot");
+    }
+
+    #[test]
+    fn a_hit_needs_the_same_token_and_an_unexpired_entry() {
+        let cache = TokenCache::new(100);
+        cache.insert(&key(1), "one", 50, 10);
         assert_eq!(cache.get(&key(1), 10), Some("one"));
         assert_eq!(cache.get(&key(2), 10), None);
         assert_eq!(cache.get(&key(1), 50), None, "expired at exp");
@@ -231,7 +302,7 @@ mod tests {
         assert_eq!(cache.get(&key(1), 10), None);
         assert_eq!(cache.len(), 0);
         // A removed slot is reused.
-        cache.insert(key(3), "three", 50, 10);
+        cache.insert(&key(3), "three", 50, 10);
         assert_eq!(cache.get(&key(3), 10), Some("three"));
     }
 
@@ -239,7 +310,7 @@ mod tests {
     fn never_holds_more_than_its_capacity() {
         let cache = TokenCache::new(160);
         for n in 0..10_000 {
-            cache.insert(key(n), n, u64::MAX, 0);
+            cache.insert(&key(n), n, u64::MAX, 0);
         }
         assert!(cache.len() <= 160, "{}", cache.len());
         let entries = cache.lock();
@@ -261,7 +332,7 @@ mod tests {
     #[test]
     fn a_sweep_takes_an_expired_entry_before_a_used_one() {
         let slot = |n: u32, exp: u64, used: bool| Slot {
-            key: key(n),
+            token: key(n).into(),
             hash: u64::from(n),
             exp,
             used,
@@ -303,7 +374,7 @@ mod tests {
                             assert_eq!(v, n);
                             hits += 1;
                         }
-                        None => cache.insert(key(n), n, u64::MAX, 0),
+                        None => cache.insert(&key(n), n, u64::MAX, 0),
                     }
                 }
                 hits
@@ -327,9 +398,9 @@ mod tests {
     }
 
     #[test]
-    fn a_poisoned_lock_still_answers_only_for_its_own_digests() {
+    fn a_poisoned_lock_still_answers_only_for_its_own_tokens() {
         let cache = std::sync::Arc::new(TokenCache::new(64));
-        cache.insert(key(1), 1, u64::MAX, 0);
+        cache.insert(&key(1), 1, u64::MAX, 0);
         let c = cache.clone();
         let _ = std::thread::spawn(move || {
             let _guard = c.entries.lock().unwrap();

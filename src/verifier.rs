@@ -27,6 +27,7 @@ use crate::error::RequestError;
 use crate::jwks::{JwksCache, UsableKey};
 use crate::jwt::Unverified;
 use crate::principal::Principal;
+use crate::secret::Fingerprint;
 use crate::token_cache::TokenCache;
 
 /// A verification still waiting for a key.
@@ -49,8 +50,10 @@ impl Verification {
 pub(crate) struct Token<'a> {
     /// The token as sent (already checked: visible ASCII, at most 8 KiB).
     pub(crate) raw: &'a str,
-    /// Its SHA-256: the static-token lookup key and the verified-token cache key.
+    /// Its SHA-256: the static-token lookup key.
     pub(crate) digest: [u8; 32],
+    /// Its audit fingerprint (from the digest), kept with a cached verification.
+    pub(crate) fingerprint: Fingerprint,
     /// When the request arrived.
     pub(crate) now: OffsetDateTime,
     /// For a JWT, its unverified header and claims (read once, by classification).
@@ -74,6 +77,9 @@ pub(crate) struct Shared {
 /// A verified token.
 pub(crate) struct Cached {
     principal: Principal,
+    /// The token's audit fingerprint, so that a hit needs no hash of the token but the
+    /// cache's own.
+    fingerprint: Fingerprint,
     /// The keys that verified it: none for legacy secrets, which do not rotate at run time;
     /// two for an on-behalf-of token (the acting service's and the identity provider's).
     keys: Vec<CachedKey>,
@@ -97,26 +103,33 @@ pub(crate) fn now_unix() -> u64 {
 }
 
 impl Shared {
-    /// A principal verified before from the same token, if it is still valid and every key
-    /// that verified it is still published.
-    pub(crate) fn remembered(&self, digest: &[u8; 32]) -> Option<Principal> {
+    /// A principal verified before from the same token (and the token's fingerprint), if it
+    /// is still valid and every key that verified it is still published.
+    pub(crate) fn remembered(&self, token: &str) -> Option<(Principal, Fingerprint)> {
         let verified = self.verified.as_ref()?;
         // Expired entries are never returned (and are the first the cache evicts).
-        let hit = verified.get(digest, now_unix())?;
+        let hit = verified.get(token.as_bytes(), now_unix())?;
         let key_present = hit
             .keys
             .iter()
             .all(|k| self.cache.still_has(&k.url, k.kid.as_deref(), k.set));
         if key_present {
-            return Some(hit.principal.clone());
+            return Some((hit.principal.clone(), hit.fingerprint));
         }
-        verified.remove(digest);
+        verified.remove(token.as_bytes());
         None
     }
 
     /// Remembers a verified JWT until its `exp`. Called right after the signature check,
     /// so the set a kid-less key is taken from is the one the cache holds now.
-    pub(crate) fn remember(&self, digest: [u8; 32], p: &Principal, exp: u64, keys: Vec<KeyRef>) {
+    pub(crate) fn remember(
+        &self,
+        token: &str,
+        fingerprint: Fingerprint,
+        p: &Principal,
+        exp: u64,
+        keys: Vec<KeyRef>,
+    ) {
         let now = now_unix();
         if let Some(verified) = &self.verified
             && exp > now
@@ -136,9 +149,10 @@ impl Shared {
             let keys = cached;
             let cached = Arc::new(Cached {
                 principal: p.clone(),
+                fingerprint,
                 keys,
             });
-            verified.insert(digest, cached, exp, now);
+            verified.insert(token.as_bytes(), cached, exp, now);
         }
     }
 

@@ -13,6 +13,7 @@ use crate::error::VerifyError;
 use crate::external_jwks::JwksVerifier;
 use crate::legacy::LegacyVerifier;
 use crate::plugin::PluginVerifier;
+use crate::secret::{Fingerprint, sha256};
 use crate::static_token::StaticTokens;
 use crate::verifier::{Shared, Token, Verification, Verifier};
 
@@ -36,11 +37,33 @@ impl Verifiers {
         }
     }
 
-    /// Starts verifying a token; `digest` is its SHA-256.
-    pub(crate) fn verify(&self, raw: &str, digest: &[u8; 32], now: OffsetDateTime) -> Verification {
+    /// Starts verifying a token; returns the verification and the token's audit
+    /// fingerprint.
+    pub(crate) fn verify(&self, raw: &str, now: OffsetDateTime) -> (Verification, Fingerprint) {
+        // A token verified before: the same bytes were classified and verified by this same
+        // configuration, so no classification, parsing, hashing or signature check (the
+        // cache holds only JWTs, so a static token just misses).
+        if let Some((p, fingerprint)) = self.shared.remembered(raw) {
+            return (Verification::Done(Ok(p)), fingerprint);
+        }
+        // Hashed once: the static-token lookup key and (through one more short hash) the
+        // audit fingerprint.
+        let digest = sha256(raw.as_bytes());
+        let fingerprint = Fingerprint::of_digest(&digest);
+        (self.dispatch(raw, digest, fingerprint, now), fingerprint)
+    }
+
+    fn dispatch(
+        &self,
+        raw: &str,
+        digest: [u8; 32],
+        fingerprint: Fingerprint,
+        now: OffsetDateTime,
+    ) -> Verification {
         let mut token = Token {
             raw,
-            digest: *digest,
+            digest,
+            fingerprint,
             now,
             jwt: None,
         };
@@ -50,10 +73,6 @@ impl Verifiers {
             TokenClass::Jwt => {
                 if !known.any_jwt() {
                     return Verification::done(Err(VerifyError::NoJwtVerifier));
-                }
-                // A JWT verified before: no parsing, no signature check.
-                if let Some(p) = self.shared.remembered(digest) {
-                    return Verification::Done(Ok(p));
                 }
                 match known.classify_jwt(raw) {
                     Ok((route, u)) => {

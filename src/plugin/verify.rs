@@ -243,7 +243,7 @@ impl Verifier for PluginVerifier {
         let this = self.clone();
         let shared = shared.clone();
         let raw = token.raw.to_owned();
-        let digest = token.digest;
+        let fingerprint = token.fingerprint;
         now_or_later(async move {
             let key = shared.key(&url, &u).await?;
             let mut keys = vec![(url, u.kid)];
@@ -260,7 +260,7 @@ impl Verifier for PluginVerifier {
                     (p, exp)
                 }
             };
-            shared.remember(digest, &principal, exp, keys);
+            shared.remember(&raw, fingerprint, &principal, exp, keys);
             Ok(principal)
         })
     }

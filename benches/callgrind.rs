@@ -1,0 +1,148 @@
+//! A driver for instruction counts, not a timing bench: sends `N` identical requests of one
+//! kind through an app and exits, so that `valgrind --tool=callgrind` can count what one
+//! request costs (instructions are stable on a shared, noisy machine; times are not).
+//!
+//! ```sh
+//! cargo bench --bench callgrind --no-run          # builds target/release/deps/callgrind-*
+//! B=$(ls -t target/release/deps/callgrind-* | grep -v '\.d$' | head -1)
+//! for n in 1000 11000; do   # only the request loop is counted, not the set-up (key generation)
+//!   valgrind --tool=callgrind --collect-atstart=no --toggle-collect=callgrind::requests \
+//!     --callgrind-out-file=cg.$n "$B" jwt-es256 $n
+//! done
+//! # per request: (total of cg.11000 - total of cg.1000) / 10000
+//! callgrind_annotate --inclusive=yes cg.11000 | head -60
+//! ```
+//!
+//! Kinds: `noauth` (the same handler, no layer), `static` (one static token among 10,000),
+//! `jwt-es256`, `jwt-rs256` (a JWKS-verified token, verified once and then answered from
+//! the verified-token cache), `jwt-es256-fresh`, `jwt-rs256-fresh` (cache off: every
+//! request verifies the signature). With `cargo bench` (no arguments) it runs each kind
+//! once, briefly, as a smoke test.
+
+#[path = "../tests/kit/mod.rs"]
+#[allow(dead_code)]
+mod kit;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use http::{Request, StatusCode};
+use kit::{InProcessJwks, SigningKey, jwks, now};
+use s2s_auth::{Auth, JwksAccess, StaticToken};
+use serde_json::json;
+use tower::{Service, ServiceExt};
+
+const URL: &str = "https://idp.example.com/jwks";
+const ISSUER: &str = "https://idp.example.com";
+
+fn app(kind: &str) -> (Router, String) {
+    let handler = || async { "ok" };
+    let plain = Router::new().route("/items/{id}", get(handler));
+    if kind == "noauth" {
+        return (
+            plain,
+            String::from("s2s-bench-token-00007-9f3c1a7e52d04b68"),
+        );
+    }
+    if kind == "static" {
+        let mut builder = Auth::builder("catalog");
+        for i in 0..10_000 {
+            builder = builder.static_token(StaticToken::new(
+                format!("caller-{i}"),
+                format!("s2s-bench-token-{i:05}-9f3c1a7e52d04b68"),
+            ));
+        }
+        let auth = builder.build().expect("builds");
+        return (
+            plain.layer(auth.layer()),
+            String::from("s2s-bench-token-00007-9f3c1a7e52d04b68"),
+        );
+    }
+    let key = if kind.starts_with("jwt-rs256") {
+        SigningKey::rsa("bench-rsa", 0)
+    } else {
+        SigningKey::es256("bench-ec")
+    };
+    let fetcher = Arc::new(InProcessJwks::default());
+    fetcher.serve_document(URL, jwks(&[&key]).to_string().into_bytes());
+    let mut builder = Auth::builder("catalog").key_fetcher(fetcher).jwks_access(
+        JwksAccess::new(URL)
+            .issuers([ISSUER])
+            .audiences(["catalog"]),
+    );
+    if kind.ends_with("-fresh") {
+        builder = builder.verified_cache_capacity(0);
+    }
+    let auth = builder.build().expect("builds");
+    let now = now();
+    let token = key.sign(&json!({
+        "iss": ISSUER, "aud": "catalog", "sub": "deploy-bot",
+        "jti": "6f1c2e9a-1111-2222-3333-444444444444", "iat": now, "exp": now + 3600,
+    }));
+    (plain.layer(auth.layer()), token)
+}
+
+/// The measured part: `n` requests, each driven to completion. Not inlined, so that
+/// callgrind can count only inside it (`--toggle-collect=callgrind::requests`).
+#[inline(never)]
+fn requests(rt: &tokio::runtime::Runtime, app: &mut Router, header: &str, n: usize) {
+    for _ in 0..n {
+        let req = Request::get("/items/42")
+            .header("authorization", header)
+            .body(Body::empty())
+            .expect("request");
+        rt.block_on(async {
+            let reply = ServiceExt::<Request<Body>>::ready(&mut *app)
+                .await
+                .expect("ready")
+                .call(req)
+                .await
+                .expect("reply");
+            assert_eq!(reply.status(), StatusCode::OK);
+            let body = axum::body::to_bytes(reply.into_body(), 64)
+                .await
+                .expect("body");
+            std::hint::black_box(body);
+        });
+    }
+}
+
+fn run(rt: &tokio::runtime::Runtime, kind: &str, n: usize) {
+    // Built inside the runtime (the JWKS cache needs one); the first request fetches the
+    // key set and, with the cache on, fills it: not counted.
+    let (mut app, token) = rt.block_on(async { app(kind) });
+    let header = format!("Bearer {token}");
+    requests(rt, &mut app, &header, 1);
+    requests(rt, &mut app, &header, n);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    match args.as_slice() {
+        [kind, n] => {
+            let n = n.parse().expect("a request count");
+            run(&rt, kind, n);
+        }
+        _ => {
+            for kind in [
+                "noauth",
+                "static",
+                "jwt-es256",
+                "jwt-rs256",
+                "jwt-es256-fresh",
+                "jwt-rs256-fresh",
+            ] {
+                run(&rt, kind, 10);
+            }
+        }
+    }
+}
