@@ -20,7 +20,6 @@
 //! once, briefly, as a smoke test.
 
 #[path = "../tests/kit/mod.rs"]
-#[allow(dead_code)]
 mod kit;
 
 use std::sync::Arc;
