@@ -437,3 +437,26 @@ fn builder_errors_name_the_static_token() {
     assert_eq!(err.path(), Some("static_token[1].options.token"));
     assert!(!format!("{err} {err:?}").contains("Ab3-xy7"));
 }
+
+/// `s2s.verifiedCacheCapacity` is read, and out of range or not a number it is an error
+/// naming that path (the same rule as `AuthBuilder::verified_cache_capacity`).
+#[test]
+fn verified_cache_capacity_from_yaml() {
+    let yaml =
+        |value: &str| format!("s2s:\n  serviceId: catalog\n  verifiedCacheCapacity: {value}\n");
+    for ok in ["0", "1", "50000", "10000000"] {
+        AuthBuilder::from_yaml_str(&yaml(ok))
+            .and_then(AuthBuilder::build)
+            .unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    for bad in ["10000001", "-1", "lots", "1.5"] {
+        let err = AuthBuilder::from_yaml_str(&yaml(bad))
+            .and_then(AuthBuilder::build)
+            .expect_err(bad);
+        assert_eq!(
+            err.path(),
+            Some("s2s.verifiedCacheCapacity"),
+            "{bad}: {err}"
+        );
+    }
+}

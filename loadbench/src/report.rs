@@ -23,7 +23,7 @@ const SCENARIOS: [(&str, &str); 4] = [
     ),
     (
         "distinct",
-        "10,000 distinct tokens, cycled; the layer's default cache (10,000) holds them all after the warm-up",
+        "10,000 distinct tokens, cycled; the layer's default cache (50,000 entries) holds them all after the warm-up",
     ),
     (
         "shift",

@@ -26,6 +26,7 @@
 //!       sharedNamespace: false       # true on both: two providers' users are the same people
 //!       requiredClaims: { azp: catalog-ui }   # optional: a value or a list per claim
 //!       # dangerouslyAllowHttp: true # the insecure opt-out: keys over http off loopback
+//!   verifiedCacheCapacity: 50000     # verified JWTs remembered (0 = off; at most 10 million)
 //!   jwks:                            # the JWKS cache; every value optional (defaults shown)
 //!     refreshSeconds: 600
 //!     unknownKidCooldownSeconds: 30

@@ -28,6 +28,7 @@ pub(super) fn parse_s2s(s2s: &Node<'_>) -> Result<AuthBuilder, ConfigError> {
         "users",
         "jwks",
         "leewaySeconds",
+        "verifiedCacheCapacity",
         "discovery",
         "trustedActors",
         "pluginTokens",
@@ -65,6 +66,10 @@ pub(super) fn parse_s2s(s2s: &Node<'_>) -> Result<AuthBuilder, ConfigError> {
     }
     if let Some(leeway) = s2s.get("leewaySeconds")? {
         builder.leeway_secs = leeway.whole_number()?;
+    }
+    if let Some(capacity) = s2s.get("verifiedCacheCapacity")? {
+        // The range (0 to 10 million) is checked by `build`, under this same path.
+        builder.verified_cache_capacity = capacity.whole_number()?;
     }
     if let Some(discovery) = s2s.get("discovery")? {
         let mut urls = Vec::new();
