@@ -202,7 +202,10 @@ impl<V: Clone> TokenCache<V> {
             return;
         }
         entries.index.remove(&hash);
-        entries.slots[i as usize].value = None;
+        // Free the token too: a removed entry holds no credential until the slot is reused.
+        let slot = &mut entries.slots[i as usize];
+        slot.value = None;
+        slot.token = Box::default();
         entries.free.push(i);
     }
 
