@@ -9,10 +9,15 @@
 //! table and the tokens and keys the services issued. `catalog` declares its routes with
 //! their policies (`auth.router()`); `search` wraps a plain router in the layer. It also shows
 //! the fail-closed rules: a method no policy names gets the path's strictest policy, and a
-//! credential an authenticated route would refuse is dropped on an unauthenticated one.
-//! Three services run: `catalog` (the one toured), `scaffolder` (which calls catalog
-//! as itself and on behalf of its users) and `search`. An identity provider runs in the same process (OIDC discovery and a JWKS on
-//! 127.0.0.1), so nothing leaves the machine.
+//! credential an authenticated route would refuse is dropped on an unauthenticated one. And
+//! it shows the hardening: subjects that would collide with another credential's or inject
+//! a log line are refused, a token from an unmeant client (`azp`) too, a machine-minted
+//! token (legacy, plugin) cannot reach a sensitive route, and a JWKS URL over plain http
+//! stops start-up.
+//!
+//! Three services run: `catalog` (the one toured), `scaffolder` (which calls catalog as
+//! itself and on behalf of its users) and `search`. An identity provider runs in the same
+//! process (OIDC discovery and a JWKS on 127.0.0.1), so nothing leaves the machine.
 
 use std::sync::Arc;
 
@@ -168,6 +173,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .audiences(["catalog"])
                 .subject_prefix("idp"),
         )
+        // The deploy client of the same provider, for audience `catalog-deploy`. It has no
+        // `subjectPrefix`, so its callers are `external:<sub>`, beside the static tokens'
+        // `external:ci-bot`: a `sub` holding `:` or naming a static subject is refused, so no
+        // two credentials share a name. Only the client `deploy-client` (`azp`) is meant.
+        .jwks_access(
+            JwksAccess::new(idp.jwks_url())
+                .issuers([idp.issuer.clone()])
+                .audiences(["catalog-deploy"])
+                .require_claim("azp", ["deploy-client"]),
+        )
         // People, through the same provider (found by OIDC discovery), with tokens for the
         // `catalog-ui` audience. Issuer and audience together pick the one verifier.
         .user_provider(
@@ -210,6 +225,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             RoutePolicy::authenticated()
                 .permission("catalog.entity.create")
                 .action(Action::Create),
+        )
+        // Sensitive, but for any caller but those holding a token a machine minted (plugin,
+        // legacy, on-behalf-of): a stolen service token cannot reach it.
+        .route(
+            "/admin/reindex",
+            post(whoami),
+            RoutePolicy::authenticated().sensitive(),
         )
         .route(
             "/admin/tokens",
@@ -271,6 +293,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let jane_backstage = Some(("jane's Backstage user token", jane_backstage_jwt.as_str()));
     let jane_oidc_jwt = idp.token("jane", "scaffolder");
     let jane_oidc = Some(("jane's OIDC token for scaffolder", jane_oidc_jwt.as_str()));
+    // Tokens of the deploy client (audience catalog-deploy), with the `sub` and `azp` given.
+    let deploy_jwt = |sub: &str, azp: &str| {
+        let now = kit::now();
+        idp.key.sign(&serde_json::json!({
+            "iss": idp.issuer, "sub": sub, "aud": "catalog-deploy", "azp": azp,
+            "iat": now, "exp": now + 300,
+        }))
+    };
+    let (deploy_ok, deploy_colliding, deploy_colon, deploy_newline, deploy_wrong_azp) = (
+        deploy_jwt("deploy-bot", "deploy-client"),
+        deploy_jwt("ci-bot", "deploy-client"),
+        deploy_jwt("corp:deploy-bot", "deploy-client"),
+        deploy_jwt("deploy-bot\nGET /admin 200", "deploy-client"),
+        deploy_jwt("deploy-bot", "other-client"),
+    );
+    let deploy = Some(("the deploy client's JWT", deploy_ok.as_str()));
+    let colliding = Some(("a JWT whose sub is ci-bot", deploy_colliding.as_str()));
+    let colon = Some(("a JWT whose sub is corp:deploy-bot", deploy_colon.as_str()));
+    let newline = Some(("a JWT whose sub holds a newline", deploy_newline.as_str()));
+    let wrong_azp = Some(("a JWT of another client (azp)", deploy_wrong_azp.as_str()));
     let via_scaffolder = format!("{scaffolder_base}/catalog/entities");
     let via_scaffolder_admin = format!("{scaffolder_base}/catalog/admin/tokens");
     // (what it shows, method, path, the token as (label, value), the status to expect)
@@ -304,6 +346,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("PATCH, a method no policy of /admin/settings names, with a writer token", Method::PATCH, "/admin/settings", deployer, 403),
         ("The same token on the route's GET policy", Method::GET, "/admin/settings", deployer, 200),
         ("A token restricted to scaffolder on the unauthenticated health route: let in, but as nobody", Method::GET, "/healthz", restricted, 200),
+        ("The deploy client's JWT (no subjectPrefix: its subject is external:deploy-bot)", Method::GET, "/entities", deploy, 200),
+        ("Its sub is ci-bot: it would pass for the ci-bot static token", Method::GET, "/entities", colliding, 401),
+        ("Its sub is corp:deploy-bot: it would pass for another entry's prefixed subject", Method::GET, "/entities", colon, 401),
+        ("Its sub holds a newline: it would inject a line into the logs", Method::GET, "/entities", newline, 401),
+        ("A token of the same provider and audience, from another client (azp)", Method::GET, "/entities", wrong_azp, 401),
+        ("A static token on the sensitive reindex route (no machine minted it)", Method::POST, "/admin/reindex", deployer, 200),
+        ("A legacy token on the sensitive reindex route", Method::POST, "/admin/reindex", legacy, 403),
+        ("scaffolder's plugin token on the sensitive reindex route", Method::POST, "/admin/reindex", plugin, 403),
     ];
     let mut surprises = Vec::new();
     for (i, (title, method, path, token, expected)) in steps.iter().enumerate() {
@@ -360,6 +410,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
         println!();
+    }
+
+    // Key sources must be https: a JWKS URL over plain http off loopback stops start-up
+    // (the opt-out is per entry and loudly named: `dangerously_allow_http`).
+    println!("A JWKS URL over plain http, off loopback, at start-up:");
+    let http_jwks = Auth::builder("catalog")
+        .jwks_access(
+            JwksAccess::new("http://keys.example.com/.well-known/jwks.json")
+                .issuers(["https://keys.example.com"])
+                .audiences(["catalog"]),
+        )
+        .build();
+    match http_jwks {
+        Err(e) => println!("   refused: {e}\n"),
+        Ok(_) => surprises.push("an http JWKS URL was accepted".to_owned()),
     }
 
     println!("{}", auth.access_table().to_markdown());
