@@ -16,8 +16,11 @@
 //! Kinds: `noauth` (the same handler, no layer), `static` (one static token among 10,000),
 //! `jwt-es256`, `jwt-rs256` (a JWKS-verified token, verified once and then answered from
 //! the verified-token cache), `jwt-es256-fresh`, `jwt-rs256-fresh` (cache off: every
-//! request verifies the signature). With `cargo bench` (no arguments) it runs each kind
-//! once, briefly, as a smoke test.
+//! request verifies the signature), and `floor-es256`, `floor-rs256`: the crypto floor, a
+//! hand-written middleware that calls `jsonwebtoken::decode_header` and
+//! `jsonwebtoken::decode` with a `DecodingKey` made once (what the load bench's floor server
+//! does), so that the layer's fresh path and the floor are counted side by side. With
+//! `cargo bench` (no arguments) it runs each kind once, briefly, as a smoke test.
 
 #[path = "../tests/kit/mod.rs"]
 mod kit;
@@ -59,11 +62,19 @@ fn app(kind: &str) -> (Router, String) {
             String::from("s2s-bench-token-00007-9f3c1a7e52d04b68"),
         );
     }
-    let key = if kind.starts_with("jwt-rs256") {
+    let key = if kind.contains("rs256") {
         SigningKey::rsa("bench-rsa", 0)
     } else {
         SigningKey::es256("bench-ec")
     };
+    let now = now();
+    let token = key.sign(&json!({
+        "iss": ISSUER, "aud": "catalog", "sub": "deploy-bot",
+        "jti": "6f1c2e9a-1111-2222-3333-444444444444", "iat": now, "exp": now + 3600,
+    }));
+    if kind.starts_with("floor-") {
+        return (floor(plain, &key), token);
+    }
     let fetcher = Arc::new(InProcessJwks::default());
     fetcher.serve_document(URL, jwks(&[&key]).to_string().into_bytes());
     let mut builder = Auth::builder("catalog").key_fetcher(fetcher).jwks_access(
@@ -75,12 +86,52 @@ fn app(kind: &str) -> (Router, String) {
         builder = builder.verified_cache_capacity(0);
     }
     let auth = builder.build().expect("builds");
-    let now = now();
-    let token = key.sign(&json!({
-        "iss": ISSUER, "aud": "catalog", "sub": "deploy-bot",
-        "jti": "6f1c2e9a-1111-2222-3333-444444444444", "iat": now, "exp": now + 3600,
-    }));
     (plain.layer(auth.layer()), token)
+}
+
+/// The crypto floor: `decode_header`, the key by `kid`, `jsonwebtoken::decode`, the claims
+/// into the extensions; 401 otherwise.
+fn floor(plain: Router, key: &SigningKey) -> Router {
+    use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
+    use std::collections::HashMap;
+    #[derive(Clone, serde::Deserialize)]
+    struct Claims {
+        #[allow(dead_code)]
+        sub: String,
+    }
+    let jwk: jsonwebtoken::jwk::Jwk =
+        serde_json::from_value(jwks(&[key])["keys"][0].clone()).expect("a JWK");
+    let mut validation = Validation::new(key.alg);
+    validation.set_issuer(&[ISSUER]);
+    validation.set_audience(&["catalog"]);
+    let keys: Arc<HashMap<String, (DecodingKey, Validation)>> = Arc::new(HashMap::from([(
+        key.kid.clone(),
+        (DecodingKey::from_jwk(&jwk).expect("a key"), validation),
+    )]));
+    plain.layer(axum::middleware::from_fn(
+        move |mut req: Request<Body>, next: axum::middleware::Next| {
+            let keys = keys.clone();
+            async move {
+                let claims = req
+                    .headers()
+                    .get(http::header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .and_then(|token| {
+                        let kid = decode_header(token).ok()?.kid?;
+                        let (key, validation) = keys.get(&kid)?;
+                        decode::<Claims>(token, key, validation).ok()
+                    });
+                match claims {
+                    Some(claims) => {
+                        req.extensions_mut().insert(claims.claims);
+                        next.run(req).await
+                    }
+                    None => axum::response::IntoResponse::into_response(StatusCode::UNAUTHORIZED),
+                }
+            }
+        },
+    ))
 }
 
 /// The measured part: `n` requests, each driven to completion. Not inlined, so that
@@ -139,6 +190,8 @@ fn main() {
                 "jwt-rs256",
                 "jwt-es256-fresh",
                 "jwt-rs256-fresh",
+                "floor-es256",
+                "floor-rs256",
             ] {
                 run(&rt, kind, 10);
             }

@@ -672,14 +672,14 @@ impl JwksVerifier {
         let validation = self
             .validation(u.alg)
             .ok_or(VerifyError::AlgorithmNotAllowed)?;
-        let claims = crate::jwt::decode(token, &key.key, validation)?;
-        check_iat(&claims, leeway)?;
-        let (exp, expiry) = exp_claim(&claims)?;
+        let claims = crate::jwt::verify(token, u, &key.key, validation)?;
+        check_iat(claims, leeway)?;
+        let (exp, expiry) = exp_claim(claims)?;
         // The right provider, but is it one of the clients (tenants, ...) meant?
-        self.required.check(&claims)?;
+        self.required.check(claims)?;
         let principal = match &self.mapping {
             Mapping::External { prefix, reserved } => {
-                let sub = str_claim(&claims, "sub")?;
+                let sub = str_claim(claims, "sub")?;
                 let subject = match prefix {
                     Some(p) if is_clean(sub) => format!("external:{p}:{sub}"),
                     // Without a prefix, a `sub` may hold no `:` (it would pass for a prefixed
@@ -714,11 +714,11 @@ impl JwksVerifier {
                 };
                 let p = Principal::new(PrincipalType::User, subject, CredentialKind::User);
                 if *backstage {
-                    p.with_ownership_entity_refs(ownership_refs(&claims)?)
+                    p.with_ownership_entity_refs(ownership_refs(claims)?)
                         .with_limited_user_token(crate::obo::limited_user_token(
                             u.alg,
                             u.kid.as_deref(),
-                            &claims,
+                            claims,
                         ))
                 } else {
                     p
@@ -758,19 +758,19 @@ impl JwksVerifier {
             .find(|(a, _)| *a == u.alg)
             .map(|(_, v)| v)
             .ok_or(VerifyError::AlgorithmNotAllowed)?;
-        let claims = crate::jwt::decode(token, &key.key, validation)?;
+        let claims = crate::jwt::verify(token, u, &key.key, validation)?;
         if !claims.contains_key("iat") {
             return Err(VerifyError::MissingClaim("iat"));
         }
-        check_iat(&claims, leeway)?;
-        let (exp, _) = exp_claim(&claims)?;
-        self.required.only("sub").check(&claims)?;
+        check_iat(claims, leeway)?;
+        let (exp, _) = exp_claim(claims)?;
+        self.required.only("sub").check(claims)?;
         let excluded = match &self.mapping {
             Mapping::User { excluded, .. } => excluded.as_slice(),
             Mapping::External { .. } => &[],
         };
-        let subject = trusted_entity_ref(str_claim(&claims, "sub")?, excluded)?;
-        Ok((subject, exp, ownership_refs(&claims)?))
+        let subject = trusted_entity_ref(str_claim(claims, "sub")?, excluded)?;
+        Ok((subject, exp, ownership_refs(claims)?))
     }
 }
 

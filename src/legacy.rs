@@ -20,9 +20,10 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, Validation};
 
 use crate::error::{ConfigError, ConfigRule, VerifyError};
+use crate::jws::VerifyingKey;
 use crate::jwt::{Unverified, check_iat, exp_claim, str_claim};
 use crate::principal::{CredentialKind, Principal, PrincipalType};
 use crate::restrictions::AccessRestrictions;
@@ -98,7 +99,7 @@ impl LegacySecret {
         }
         Ok(LegacyKey {
             origin: self.origin.clone(),
-            key: DecodingKey::from_secret(&bytes),
+            key: VerifyingKey::hmac(&bytes),
             subject: format!("external:{}", self.subject),
             restrictions: self.restrictions.clone(),
         })
@@ -107,7 +108,7 @@ impl LegacySecret {
 
 pub(crate) struct LegacyKey {
     origin: String,
-    key: DecodingKey,
+    key: VerifyingKey,
     subject: String,
     restrictions: Option<AccessRestrictions>,
 }
@@ -163,19 +164,19 @@ impl LegacyVerifier {
         }
         let validation = &self.validation;
         for key in &self.keys {
-            let claims = match crate::jwt::decode(token, &key.key, validation) {
+            let claims = match crate::jwt::verify(token, u, &key.key, validation) {
                 Ok(claims) => claims,
                 Err(VerifyError::BadSignature) => continue,
                 Err(other) => return Err(other),
             };
-            check_iat(&claims, leeway)?;
+            check_iat(claims, leeway)?;
             if claims.contains_key("aud") {
                 return Err(VerifyError::LegacyWithAudience);
             }
-            if str_claim(&claims, "sub")? != LEGACY_SUBJECT {
+            if str_claim(claims, "sub")? != LEGACY_SUBJECT {
                 return Err(VerifyError::WrongSubject);
             }
-            let (exp, expiry) = exp_claim(&claims)?;
+            let (exp, expiry) = exp_claim(claims)?;
             let mut p = Principal::new(
                 PrincipalType::Service,
                 key.subject.clone(),

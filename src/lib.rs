@@ -115,6 +115,7 @@ mod extract;
 pub mod fuzzing;
 mod issue;
 pub mod jwks;
+mod jws;
 mod jwt;
 pub mod layer;
 pub mod legacy;

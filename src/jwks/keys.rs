@@ -11,13 +11,16 @@ use std::sync::Arc;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 
+use crate::jws::VerifyingKey;
+
 /// One verification key.
 pub(crate) struct UsableKey {
     pub(crate) kid: Option<String>,
     /// The algorithms this key may verify: the JWK's `alg` if it names one, else every
     /// algorithm its key type and curve allow.
     pub(crate) algorithms: Vec<Algorithm>,
-    pub(crate) key: DecodingKey,
+    /// Parsed into aws-lc's form on first use, once per algorithm.
+    pub(crate) key: VerifyingKey,
 }
 
 impl std::fmt::Debug for UsableKey {
@@ -156,7 +159,7 @@ fn usable(value: serde_json::Value) -> Result<UsableKey, &'static str> {
     Ok(UsableKey {
         kid: jwk.common.key_id.clone(),
         algorithms,
-        key,
+        key: key.into(),
     })
 }
 

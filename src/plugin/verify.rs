@@ -124,11 +124,12 @@ impl PluginVerifier {
     pub(crate) fn finish(
         &self,
         token: &str,
+        u: &Unverified,
         key: &UsableKey,
     ) -> Result<PluginVerified, VerifyError> {
-        let claims = crate::jwt::decode(token, &key.key, &self.validation)?;
+        let claims = crate::jwt::verify(token, u, &key.key, &self.validation)?;
         // `iat` in the future first (a huge `iat` is that, whatever its type), then its form.
-        check_iat(&claims, self.leeway)?;
+        check_iat(claims, self.leeway)?;
         let iat = match claims.get("iat") {
             None => return Err(VerifyError::MissingClaim("iat")),
             Some(iat) => iat
@@ -136,12 +137,12 @@ impl PluginVerifier {
                 .ok_or(VerifyError::Malformed("iat is not a whole number"))?,
         };
         // Before the lifetime check, so that an `exp` past any real date is named as such.
-        let (exp, expiry) = exp_claim(&claims)?;
+        let (exp, expiry) = exp_claim(claims)?;
         // A token meant to outlive the key that signed it is not one this scheme mints.
         if exp.saturating_sub(iat) > self.key_duration.as_secs().saturating_add(self.leeway) {
             return Err(VerifyError::LifetimeTooLong);
         }
-        let sub = str_claim(&claims, "sub")?;
+        let sub = str_claim(claims, "sub")?;
         let principal = match (claims.get("obo"), claims.get("act")) {
             (Some(_), Some(_)) => {
                 return Err(VerifyError::Malformed("token carries both obo and act"));
@@ -246,8 +247,8 @@ impl Verifier for PluginVerifier {
         let fingerprint = token.fingerprint;
         now_or_later(async move {
             let key = shared.key(&url, &u).await?;
-            let mut keys = vec![(url, u.kid)];
-            let (principal, exp) = match this.finish(&raw, &key)? {
+            let mut keys = vec![(url, u.kid.clone())];
+            let (principal, exp) = match this.finish(&raw, &u, &key)? {
                 PluginVerified::Principal(p, exp) => (p, exp),
                 PluginVerified::OnBehalfOf {
                     actor,
