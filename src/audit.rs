@@ -62,6 +62,169 @@ pub enum EventKind {
     KeysPruned,
 }
 
+/// Text of an [`AuditEvent`] that making the event does not copy: a reason code or a method
+/// name (static), or the service id, a route pattern, a subject (shared with the pipeline and
+/// the principal). An event is made for every request, so its text is counted, not copied.
+///
+/// It reads as a `str` (it derefs to one), compares with `str` and `String`, prints and
+/// serializes as the string itself.
+///
+/// ```
+/// use s2s_auth::audit::AuditText;
+///
+/// let reason = AuditText::from_static("allowed");
+/// assert_eq!(reason, "allowed");
+/// assert_eq!(reason.len(), 7);
+/// assert_eq!(AuditText::from(String::from("catalog")).as_str(), "catalog");
+/// assert_eq!(serde_json::to_string(&reason).unwrap(), r#""allowed""#);
+/// ```
+#[derive(Clone)]
+pub struct AuditText(Text);
+
+#[derive(Clone)]
+enum Text {
+    Static(&'static str),
+    Shared(Arc<str>),
+}
+
+impl AuditText {
+    /// Static text.
+    pub const fn from_static(text: &'static str) -> Self {
+        Self(Text::Static(text))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            Text::Static(s) => s,
+            Text::Shared(s) => s,
+        }
+    }
+
+    /// A method's name: static for the standard methods.
+    pub(crate) fn method(method: &http::Method) -> Self {
+        const STANDARD: [&str; 9] = [
+            "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+        ];
+        let name = method.as_str();
+        match STANDARD.iter().find(|s| **s == name) {
+            Some(s) => Self::from_static(s),
+            None => Self::from(Arc::<str>::from(name)),
+        }
+    }
+}
+
+impl std::ops::Deref for AuditText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for AuditText {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::borrow::Borrow<str> for AuditText {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<&'static str> for AuditText {
+    fn from(text: &'static str) -> Self {
+        Self::from_static(text)
+    }
+}
+
+impl From<Arc<str>> for AuditText {
+    fn from(text: Arc<str>) -> Self {
+        Self(Text::Shared(text))
+    }
+}
+
+impl From<String> for AuditText {
+    fn from(text: String) -> Self {
+        Self(Text::Shared(text.into()))
+    }
+}
+
+impl From<AuditText> for String {
+    fn from(text: AuditText) -> Self {
+        text.as_str().to_owned()
+    }
+}
+
+impl std::fmt::Display for AuditText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for AuditText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq for AuditText {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for AuditText {}
+
+impl std::hash::Hash for AuditText {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl PartialEq<str> for AuditText {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for AuditText {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for AuditText {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<AuditText> for str {
+    fn eq(&self, other: &AuditText) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl PartialEq<AuditText> for &str {
+    fn eq(&self, other: &AuditText) -> bool {
+        *self == other.as_str()
+    }
+}
+
+impl PartialEq<AuditText> for String {
+    fn eq(&self, other: &AuditText) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl Serialize for AuditText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 /// One audited decision or credential event.
 ///
 /// Serialized (by [`JsonLinesSink`]) with camelCase keys. Fields are public to read; the
@@ -83,27 +246,27 @@ pub struct AuditEvent {
     pub decision: Decision,
     /// A stable snake_case reason: `allowed`, `unauthenticated_route`, or the code of the
     /// error ([`RequestError::code`](crate::error::RequestError::code)).
-    pub reason: String,
+    pub reason: AuditText,
     /// A human sentence (the same as the response's `error_description`); empty on allow.
     pub message: String,
     /// The HTTP status the layer answered with, or 200 when it let the request through (the
     /// handler's own status is not known to the layer at that point).
     pub status: u16,
     /// This service's id.
-    pub service_id: String,
+    pub service_id: AuditText,
     /// The verified subject, when a credential was verified.
-    pub subject: Option<String>,
+    pub subject: Option<AuditText>,
     /// The verified principal's type.
     pub principal_type: Option<PrincipalType>,
     /// The kind of the verified credential.
     pub credential: Option<CredentialKind>,
     /// The service acting on behalf of the subject, if any. A service acting for itself has
     /// none, so the two cases are told apart in the log.
-    pub actor: Option<String>,
+    pub actor: Option<AuditText>,
     /// The request method.
-    pub method: String,
+    pub method: AuditText,
     /// The matched route pattern (`/entities/{id}`), or `<unlisted>`.
-    pub route: String,
+    pub route: AuditText,
     /// The fingerprint of the presented token, when there was one.
     pub token_fingerprint: Option<Fingerprint>,
     /// On an unauthenticated route: the code of the reason a presented credential was
@@ -130,25 +293,25 @@ impl AuditEvent {
     pub(crate) fn request(
         time: OffsetDateTime,
         request_id: String,
-        service_id: &str,
-        method: &str,
-        route: &str,
+        service_id: AuditText,
+        method: AuditText,
+        route: AuditText,
     ) -> Self {
         AuditEvent {
             event: EventKind::Request,
             time,
             request_id,
             decision: Decision::Allow,
-            reason: String::new(),
+            reason: AuditText::from_static(""),
             message: String::new(),
             status: 200,
-            service_id: service_id.to_owned(),
+            service_id,
             subject: None,
             principal_type: None,
             credential: None,
             actor: None,
-            method: method.to_owned(),
-            route: route.to_owned(),
+            method,
+            route,
             token_fingerprint: None,
             ignored: None,
             target: None,
@@ -161,28 +324,34 @@ impl AuditEvent {
     pub(crate) fn lifecycle(
         kind: EventKind,
         request_id: String,
-        service_id: &str,
-        reason: &str,
+        service_id: AuditText,
+        reason: &'static str,
     ) -> Self {
         AuditEvent {
             event: kind,
-            reason: reason.to_owned(),
-            ..AuditEvent::request(OffsetDateTime::now_utc(), request_id, service_id, "", "")
+            reason: AuditText::from_static(reason),
+            ..AuditEvent::request(
+                OffsetDateTime::now_utc(),
+                request_id,
+                service_id,
+                AuditText::from_static(""),
+                AuditText::from_static(""),
+            )
         }
     }
 
     /// Names the verified principal.
     pub(crate) fn fill_principal(&mut self, p: &crate::principal::Principal) {
-        self.subject = Some(p.subject().to_owned());
+        self.subject = Some(AuditText::from(p.shared_subject().clone()));
         self.principal_type = Some(p.principal_type());
         self.credential = Some(p.credential());
-        self.actor = p.actor().map(str::to_owned);
+        self.actor = p.shared_actor().cloned().map(AuditText::from);
     }
 
     /// Records a refusal: its code, message and status.
     pub(crate) fn deny(&mut self, error: &crate::error::RequestError) {
         self.decision = Decision::Deny;
-        self.reason = error.code().to_owned();
+        self.reason = AuditText::from_static(error.code());
         self.message = error.to_string();
         self.status = error.status().as_u16();
     }
@@ -448,9 +617,10 @@ impl Auditor {
         &self,
         kind: EventKind,
         service_id: &str,
-        reason: &str,
+        reason: &'static str,
         fill: impl FnOnce(&mut AuditEvent),
     ) {
+        let service_id = AuditText::from(service_id.to_owned());
         let mut event = AuditEvent::lifecycle(kind, self.request_ids.next(), service_id, reason);
         fill(&mut event);
         self.record(&event);

@@ -81,10 +81,10 @@ impl Auth {
         let mut out = Vec::new();
         for entry in &self.pipeline.registry.routes {
             for (method, policy) in &entry.by_method {
-                out.push((entry.pattern.as_str(), Some(method), policy));
+                out.push((&*entry.pattern, Some(method), policy));
             }
             if let Some(policy) = &entry.any_method {
-                out.push((entry.pattern.as_str(), None, policy));
+                out.push((&*entry.pattern, None, policy));
             }
         }
         out

@@ -3,7 +3,7 @@
 //! token issued is an audit event (`token_issued`: target, subject, actor, expiry and the
 //! token's fingerprint, never the token).
 
-use crate::audit::EventKind;
+use crate::audit::{AuditText, EventKind};
 use crate::auth::Auth;
 use crate::error::{DelegationError, IssueError};
 use crate::plugin::{KeyManager, issue, now, token_times};
@@ -125,14 +125,14 @@ impl Auth {
             self.service_id(),
             "token_issued",
             |e| {
-                e.subject = Some(subject.to_owned());
+                e.subject = Some(AuditText::from(subject.to_owned()));
                 e.principal_type = Some(if credential == CredentialKind::Obo {
                     PrincipalType::User
                 } else {
                     PrincipalType::Service
                 });
                 e.credential = Some(credential);
-                e.actor = actor.map(str::to_owned);
+                e.actor = actor.map(|a| AuditText::from(a.to_owned()));
                 e.target = Some(target.to_owned());
                 e.expires_at = expires_at;
                 e.token_fingerprint = Some(token.fingerprint());

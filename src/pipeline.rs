@@ -16,7 +16,7 @@ use std::sync::Arc;
 use http::{HeaderMap, Method, Response, Uri};
 use time::OffsetDateTime;
 
-use crate::audit::{AuditEvent, Auditor};
+use crate::audit::{AuditEvent, AuditText, Auditor};
 use crate::error::RequestError;
 use crate::extract;
 use crate::plugin::{KeyManager, ServiceDiscovery};
@@ -87,8 +87,8 @@ impl Pipeline {
         let mut event = AuditEvent::request(
             OffsetDateTime::now_utc(),
             self.auditor.request_ids.for_request(headers),
-            &self.service_id,
-            method.as_str(),
+            AuditText::from(Arc::clone(&self.realm)),
+            AuditText::method(method),
             resolved.pattern(),
         );
         // Extract, then classify and verify (one verifier; see the `verify` module).
@@ -143,7 +143,7 @@ impl Pipeline {
         });
         match outcome {
             Ok(principal) => {
-                event.reason = String::from("allowed");
+                event.reason = AuditText::from_static("allowed");
                 self.auditor.record(&event);
                 Ok(Some(principal))
             }
@@ -190,7 +190,7 @@ impl Pipeline {
                 None
             }
         };
-        event.reason = String::from("unauthenticated_route");
+        event.reason = AuditText::from_static("unauthenticated_route");
         self.auditor.record(&event);
         principal
     }

@@ -53,10 +53,12 @@
 //!    refused on a route that declares no permission: restrictions fail closed.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use http::Method;
 use serde::Serialize;
 
+use crate::audit::AuditText;
 use crate::error::{ConfigError, ConfigRule, Forbidden};
 use crate::principal::{CredentialKind, Principal};
 use crate::restrictions::Action;
@@ -198,14 +200,14 @@ pub(crate) enum Resolved<'a> {
     /// A declared route: the policy for this method, or the route's policy for every other
     /// method.
     Route {
-        pattern: &'a str,
+        pattern: &'a Arc<str>,
         policy: &'a RoutePolicy,
     },
     /// A declared route whose policies do not name this method: the strictest of them all
     /// (never the permissive default), or `None` when they cannot be combined (no
     /// credential kind is allowed by all of them): refused.
     UnlistedMethod {
-        pattern: &'a str,
+        pattern: &'a Arc<str>,
         policy: Option<&'a RoutePolicy>,
     },
     /// A route nobody declared.
@@ -213,11 +215,13 @@ pub(crate) enum Resolved<'a> {
 }
 
 impl Resolved<'_> {
-    /// The route pattern for audit events.
-    pub(crate) fn pattern(&self) -> &str {
+    /// The route pattern for audit events (shared with the registry, not copied).
+    pub(crate) fn pattern(&self) -> AuditText {
         match self {
-            Resolved::Route { pattern, .. } | Resolved::UnlistedMethod { pattern, .. } => pattern,
-            Resolved::Default(_) => UNLISTED,
+            Resolved::Route { pattern, .. } | Resolved::UnlistedMethod { pattern, .. } => {
+                AuditText::from(Arc::clone(pattern))
+            }
+            Resolved::Default(_) => AuditText::from_static(UNLISTED),
         }
     }
 
@@ -239,7 +243,7 @@ pub(crate) const UNLISTED: &str = "<unlisted>";
 /// One route of the registry: a pattern, a policy per method and one for the other methods.
 #[derive(Clone, Debug)]
 pub(crate) struct RouteEntry {
-    pub(crate) pattern: String,
+    pub(crate) pattern: Arc<str>,
     pub(crate) by_method: Vec<(Method, RoutePolicy)>,
     pub(crate) any_method: Option<RoutePolicy>,
     /// For methods neither listed nor covered by `any_method`: the strictest combination of
@@ -278,7 +282,7 @@ impl PolicyRegistry {
             if !spec.pattern.starts_with('/') {
                 return Err(ConfigError::new(path_at, ConfigRule::PathNotAbsolute));
             }
-            let index = match routes.iter().position(|r| r.pattern == spec.pattern) {
+            let index = match routes.iter().position(|r| *r.pattern == *spec.pattern) {
                 Some(i) => i,
                 None => {
                     router
@@ -287,7 +291,7 @@ impl PolicyRegistry {
                             ConfigError::new(&path_at, ConfigRule::PatternRefused(e.to_string()))
                         })?;
                     routes.push(RouteEntry {
-                        pattern: spec.pattern.clone(),
+                        pattern: spec.pattern.as_str().into(),
                         by_method: Vec::new(),
                         any_method: None,
                         unlisted: None,

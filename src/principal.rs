@@ -168,16 +168,17 @@ impl Eq for LimitedUserToken {}
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Principal {
-    subject: String,
+    // Shared, not copied, by every clone (one per cache hit) and audit event.
+    subject: Arc<str>,
     principal_type: PrincipalType,
     credential: CredentialKind,
-    actor: Option<String>,
+    actor: Option<Arc<str>>,
     restrictions: Option<AccessRestrictions>,
     #[serde(with = "time::serde::rfc3339::option")]
     expires_at: Option<OffsetDateTime>,
     read_only: bool,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    ownership_entity_refs: Vec<String>,
+    #[serde(skip_serializing_if = "refs_are_empty")]
+    ownership_entity_refs: Arc<[String]>,
     /// The identity provider's proof of this user, for acting on their behalf (see the `obo`
     /// module). A secret: never serialized, and `Debug` shows only its fingerprint.
     #[serde(skip)]
@@ -193,14 +194,14 @@ impl Principal {
         credential: CredentialKind,
     ) -> Self {
         Self {
-            subject: subject.into(),
+            subject: subject.into().into(),
             principal_type,
             credential,
             actor: None,
             restrictions: None,
             expires_at: None,
             read_only: false,
-            ownership_entity_refs: Vec::new(),
+            ownership_entity_refs: Arc::new([]),
             limited_user_token: None,
         }
     }
@@ -212,7 +213,7 @@ impl Principal {
 
     /// Sets the actor: the service acting on behalf of this principal.
     pub fn with_actor(mut self, actor: impl Into<String>) -> Self {
-        self.actor = Some(actor.into());
+        self.actor = Some(actor.into().into());
         self
     }
 
@@ -237,7 +238,7 @@ impl Principal {
     /// Sets the entity refs the user owns through (Backstage user tokens' `ent` claim:
     /// the user and their groups).
     pub fn with_ownership_entity_refs(mut self, refs: Vec<String>) -> Self {
-        self.ownership_entity_refs = refs;
+        self.ownership_entity_refs = refs.into();
         self
     }
 
@@ -259,6 +260,16 @@ impl Principal {
     /// `external:ci-bot`, `service-account:indexer`.
     pub fn subject(&self) -> &str {
         &self.subject
+    }
+
+    /// The subject, shared (for audit events, which count it rather than copy it).
+    pub(crate) fn shared_subject(&self) -> &Arc<str> {
+        &self.subject
+    }
+
+    /// The actor, shared.
+    pub(crate) fn shared_actor(&self) -> Option<&Arc<str>> {
+        self.actor.as_ref()
     }
 
     /// User, service or nobody.
@@ -291,6 +302,10 @@ impl Principal {
     pub fn is_read_only(&self) -> bool {
         self.read_only
     }
+}
+
+fn refs_are_empty(refs: &Arc<[String]>) -> bool {
+    refs.is_empty()
 }
 
 /// The rejection of the [`Principal`] extractor when the request carries no principal.

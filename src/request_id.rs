@@ -8,6 +8,9 @@ use http::HeaderMap;
 /// The longest caller-supplied request id taken as it is.
 const MAX_CALLER_ID_LEN: usize = 128;
 
+/// The header, named once (a name given as a string is parsed on every lookup).
+const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
 /// Hands out request ids.
 pub(crate) struct RequestIds {
     prefix: String,
@@ -28,7 +31,7 @@ impl RequestIds {
     /// The caller's `x-request-id` if it is 1 to 128 bytes of visible ASCII (so it cannot
     /// inject a log line), else a new id.
     pub(crate) fn for_request(&self, headers: &HeaderMap) -> String {
-        if let Some(id) = headers.get("x-request-id") {
+        if let Some(id) = headers.get(X_REQUEST_ID) {
             let bytes = id.as_bytes();
             if !bytes.is_empty()
                 && bytes.len() <= MAX_CALLER_ID_LEN

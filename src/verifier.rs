@@ -20,11 +20,12 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 use time::OffsetDateTime;
 
 use crate::error::RequestError;
-use crate::jwks::{JwksCache, UsableKey};
+use crate::jwks::{JwksCache, KeyWitness, UsableKey};
 use crate::jwt::Unverified;
 use crate::principal::Principal;
 use crate::secret::Fingerprint;
@@ -82,17 +83,7 @@ pub(crate) struct Cached {
     fingerprint: Fingerprint,
     /// The keys that verified it: none for legacy secrets, which do not rotate at run time;
     /// two for an on-behalf-of token (the acting service's and the identity provider's).
-    keys: Vec<CachedKey>,
-}
-
-/// A key that verified a cached token: its JWKS URL, its `kid`, and for a key without `kid`
-/// the key set it was found in. Without a `kid` nothing names the key itself, so the
-/// verification is only trusted while the set is the same one: a set that changes (say,
-/// from one kid-less key to another) makes the token be verified again.
-struct CachedKey {
-    url: String,
-    kid: Option<String>,
-    set: Option<u64>,
+    keys: Vec<KeyWitness>,
 }
 
 /// A key by its JWKS URL and `kid`.
@@ -109,10 +100,10 @@ impl Shared {
         let verified = self.verified.as_ref()?;
         // Expired entries are never returned (and are the first the cache evicts).
         let hit = verified.get(token.as_bytes(), now_unix())?;
-        let key_present = hit
-            .keys
-            .iter()
-            .all(|k| self.cache.still_has(&k.url, k.kid.as_deref(), k.set));
+        let key_present = hit.keys.is_empty() || {
+            let now = Instant::now();
+            hit.keys.iter().all(|k| self.cache.still_holds(k, now))
+        };
         if key_present {
             return Some((hit.principal.clone(), hit.fingerprint));
         }
@@ -136,15 +127,11 @@ impl Shared {
         {
             let mut cached = Vec::with_capacity(keys.len());
             for (url, kid) in keys {
-                let set = match kid {
-                    Some(_) => None,
-                    None => match self.cache.key_set(&url) {
-                        Some(set) => Some(set),
-                        // The set went (evicted, or too stale) meanwhile: nothing to tie to.
-                        None => return,
-                    },
-                };
-                cached.push(CachedKey { url, kid, set });
+                match self.cache.witness(&url, kid) {
+                    Some(witness) => cached.push(witness),
+                    // The key or its set went (rotated, evicted, too stale) meanwhile.
+                    None => return,
+                }
             }
             let keys = cached;
             let cached = Arc::new(Cached {

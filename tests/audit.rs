@@ -205,6 +205,10 @@ async fn every_sink_sees_every_event() {
     let h = Harness::new(standard_builder().audit_sink(second.clone()));
     h.call(Method::GET, "/entities/42", Some(CI_TOKEN)).await;
     h.call(Method::GET, "/entities/42", None).await;
-    let reasons: Vec<String> = second.events().into_iter().map(|e| e.reason).collect();
+    let reasons: Vec<String> = second
+        .events()
+        .into_iter()
+        .map(|e| e.reason.to_string())
+        .collect();
     assert_eq!(reasons, ["allowed", "missing_credentials"]);
 }

@@ -157,6 +157,22 @@ struct UrlState {
     last_fetch_failed: AtomicBool,
     /// When the URL was last looked up, in milliseconds since the cache was made.
     last_used: AtomicU64,
+    /// The [`Fetched::set`] of `current` (0: none yet), and when it was fetched (in
+    /// milliseconds since the cache was made): what a [`KeyWitness`] is checked against,
+    /// without taking `current`'s lock.
+    set: AtomicU64,
+    fetched_at_ms: AtomicU64,
+    /// Set when the URL leaves the cache (to make room): witnesses of its keys then fail.
+    evicted: AtomicBool,
+}
+
+/// Proof, kept with a cached verification, that a key set held the key that verified a
+/// token: the URL's state itself (no lookup by URL), the key's `kid`, and the set it was
+/// found in. [`JwksCache::still_holds`] checks it on every cache hit.
+pub(crate) struct KeyWitness {
+    state: Arc<UrlState>,
+    kid: Option<String>,
+    set: u64,
 }
 
 impl UrlState {
@@ -169,6 +185,9 @@ impl UrlState {
             refreshing: AtomicBool::new(false),
             last_fetch_failed: AtomicBool::new(false),
             last_used: AtomicU64::new(0),
+            set: AtomicU64::new(0),
+            fetched_at_ms: AtomicU64::new(0),
+            evicted: AtomicBool::new(false),
         }
     }
 
@@ -296,7 +315,9 @@ impl JwksCache {
             return Err(wait.max(Duration::from_secs(1)));
         };
         let url = url.clone();
-        urls.remove(&url);
+        if let Some(state) = urls.remove(&url) {
+            state.evicted.store(true, Ordering::Release);
+        }
         tracing::debug!(target: "s2s_auth::jwks", %url, "evicted from the JWKS cache to make room");
         Ok(())
     }
@@ -345,27 +366,51 @@ impl JwksCache {
         }
     }
 
-    /// Which key set `url` holds now (usable, not too stale): a number that changes
-    /// whenever the set's document does. A verification remembered without a `kid` names
-    /// the set it was checked against, and is dropped once the URL holds another.
-    pub(crate) fn key_set(&self, url: &str) -> Option<u64> {
-        let fetched = self.known(url)?.current()?;
-        self.usable(&fetched, Instant::now()).then_some(fetched.set)
+    /// A witness that the set `url` holds now (usable, not too stale) has the key `kid`,
+    /// for the verified-token cache; `None` when it has not (the verification is then not
+    /// cached). A key without `kid` is witnessed by its set alone: a number that changes
+    /// whenever the set's document does.
+    pub(crate) fn witness(&self, url: &str, kid: Option<String>) -> Option<KeyWitness> {
+        let state = self.known(url)?;
+        let fetched = state.current()?;
+        if !self.usable(&fetched, Instant::now()) {
+            return None;
+        }
+        if let Some(kid) = &kid
+            && !fetched.keys.contains_kid(kid)
+        {
+            return None;
+        }
+        Some(KeyWitness {
+            set: fetched.set,
+            state,
+            kid,
+        })
     }
 
-    /// Whether the set for `url` currently holds `kid`, or, for a token without one, is
-    /// still the set `set` (for the verified-token cache: a cached verification never
-    /// outlives its key's presence in the set).
-    pub(crate) fn still_has(&self, url: &str, kid: Option<&str>, set: Option<u64>) -> bool {
-        let Some(fetched) = self.known(url).and_then(|s| s.current()) else {
-            return false;
-        };
-        if !self.usable(&fetched, Instant::now()) {
+    /// Whether the witnessed key is still published (a cached verification never outlives
+    /// its key's presence in the set): the URL is still cached, its set is usable, and it
+    /// is the same set, or, for a key with a `kid`, a later set that still has the `kid`.
+    /// Without a `kid` nothing names the key itself, so only the same set will do. The
+    /// common case (the same set) reads three atomics and no lock.
+    pub(crate) fn still_holds(&self, witness: &KeyWitness, now: Instant) -> bool {
+        let state = &witness.state;
+        if state.evicted.load(Ordering::Acquire) {
             return false;
         }
-        match kid {
-            Some(kid) => fetched.keys.contains_kid(kid),
-            None => set == Some(fetched.set),
+        let set = state.set.load(Ordering::Acquire);
+        let now_ms = self.millis_since_epoch(now);
+        let age = now_ms.saturating_sub(state.fetched_at_ms.load(Ordering::Acquire));
+        if set == 0 || u128::from(age) > self.config.max_stale.as_millis() {
+            return false;
+        }
+        state.last_used.fetch_max(now_ms, Ordering::Relaxed);
+        if set == witness.set {
+            return true;
+        }
+        match &witness.kid {
+            Some(kid) => state.current().is_some_and(|f| f.keys.contains_kid(kid)),
+            None => false,
         }
     }
 
@@ -447,13 +492,18 @@ impl JwksCache {
                     Some(previous) if previous.digest == digest => previous.set,
                     _ => self.sets.fetch_add(1, Ordering::Relaxed) + 1,
                 };
+                let fetched_at = Instant::now();
                 *current = Some(Arc::new(Fetched {
                     keys,
-                    fetched_at: Instant::now(),
+                    fetched_at,
                     refresh_after,
                     set,
                     digest,
                 }));
+                state
+                    .fetched_at_ms
+                    .store(self.millis_since_epoch(fetched_at), Ordering::Release);
+                state.set.store(set, Ordering::Release);
             }
             Err(error) => {
                 tracing::warn!(target: "s2s_auth::jwks", %url, %error, "JWKS fetch failed; keeping the keys we have");

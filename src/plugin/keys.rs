@@ -410,7 +410,7 @@ impl KeyManager {
         Ok((kid, key))
     }
 
-    fn audit_key(&self, kind: EventKind, reason: &str, kid: &str, until: u64) {
+    fn audit_key(&self, kind: EventKind, reason: &'static str, kid: &str, until: u64) {
         self.auditor
             .record_lifecycle(kind, &self.service_id, reason, |e| {
                 e.kid = Some(kid.to_owned());
