@@ -453,3 +453,48 @@ async fn kid_less_cached_token_is_verified_again_after_its_key_set_changes() {
         .await;
     assert_allowed(&reply, &event);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cached_token_is_refused_once_its_kid_leaves_the_set_and_kept_while_it_stays() {
+    let k1 = SigningKey::es256("k1");
+    let k2 = SigningKey::es256("k2");
+    let server = KeyServer::start(&[&k1]).await;
+    let mut config = JwksCacheConfig::default();
+    config.refresh_interval = Duration::from_millis(200);
+    config.min_refresh_interval = Duration::ZERO;
+    let h = harness(&server.jwks_url(), config);
+    let old = token(&k1);
+    for _ in 0..2 {
+        let (reply, event) = h.call(Method::GET, "/x", Some(&old)).await;
+        assert_allowed(&reply, &event);
+    }
+    // Waits past the refresh interval, then lets a lookup find the set due and refresh it
+    // in the background; returns once the key server has seen that fetch.
+    let refreshed = async |hits: usize| {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        h.call(Method::GET, "/x", Some(&token(&k2))).await;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while server.jwks_hits() < hits {
+            assert!(Instant::now() < deadline, "no background refresh");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    // A new key joins: the cached verification of k1's token still holds.
+    server.set_keys(&[&k1, &k2]);
+    let hits = server.jwks_hits();
+    refreshed(hits + 1).await;
+    let (reply, event) = h.call(Method::GET, "/x", Some(&old)).await;
+    assert_allowed(&reply, &event);
+
+    // k1 leaves: the token is refused, cached or not.
+    server.set_keys(&[&k2]);
+    let hits = server.jwks_hits();
+    refreshed(hits + 1).await;
+    let (reply, event) = h.call(Method::GET, "/x", Some(&old)).await;
+    assert_eq!(reply.status.as_u16(), 401, "{}", reply.body);
+    assert_eq!(event.subject, None);
+    let (reply, event) = h.call(Method::GET, "/x", Some(&token(&k2))).await;
+    assert_allowed(&reply, &event);
+}

@@ -558,3 +558,80 @@ impl JwksCache {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EC: &str = r#"{"kty":"EC","crv":"P-256","kid":"K","alg":"ES256",
+        "x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}"#;
+
+    /// Serves a key set whose kids are set by the test.
+    #[derive(Default)]
+    struct Sets(std::sync::Mutex<Vec<&'static str>>);
+
+    impl KeyFetcher for Sets {
+        fn fetch<'a>(&'a self, _url: &'a str, _max_bytes: usize) -> FetchFuture<'a> {
+            let kids = self.0.lock().unwrap().clone();
+            let keys: Vec<String> = kids
+                .iter()
+                .map(|k| EC.replace("\"K\"", &format!("\"{k}\"")))
+                .collect();
+            let body = format!(r#"{{"keys":[{}]}}"#, keys.join(","));
+            Box::pin(async move { Ok(FetchedDocument::new(body.into_bytes())) })
+        }
+    }
+
+    async fn refetch(cache: &JwksCache, url: &str) {
+        let state = cache.known(url).unwrap();
+        cache.fetch_into(url, &state).await;
+    }
+
+    /// A witness holds while the set is the same or still has its kid, and fails once the
+    /// kid leaves, the set is too stale, or the URL leaves the cache.
+    #[tokio::test]
+    async fn witnesses_follow_the_key_set() {
+        let sets = Arc::new(Sets::default());
+        *sets.0.lock().unwrap() = vec!["a"];
+        let mut config = JwksCacheConfig::default();
+        config.max_stale = Duration::from_secs(60);
+        let cache = Arc::new(JwksCache::new(config, sets.clone()));
+        let url = "https://idp.example.com/jwks";
+        cache.key(url, Some("a"), Algorithm::ES256).await.unwrap();
+        let now = Instant::now();
+        assert!(
+            cache.witness(url, Some("b".into())).is_none(),
+            "not in the set"
+        );
+        let a = cache.witness(url, Some("a".into())).unwrap();
+        let kid_less = cache.witness(url, None).unwrap();
+        assert!(cache.still_holds(&a, now));
+        assert!(cache.still_holds(&kid_less, now));
+
+        // A new set that keeps `a`: the kid still holds, the kid-less witness does not.
+        *sets.0.lock().unwrap() = vec!["a", "b"];
+        refetch(&cache, url).await;
+        assert!(cache.still_holds(&a, Instant::now()));
+        assert!(!cache.still_holds(&kid_less, Instant::now()));
+
+        // The same document again keeps the set: a witness made now holds after it.
+        let b = cache.witness(url, Some("b".into())).unwrap();
+        refetch(&cache, url).await;
+        assert!(cache.still_holds(&b, Instant::now()));
+
+        // `a` leaves the set.
+        *sets.0.lock().unwrap() = vec!["b"];
+        refetch(&cache, url).await;
+        assert!(!cache.still_holds(&a, Instant::now()));
+        assert!(cache.still_holds(&b, Instant::now()));
+
+        // Too stale: the set was fetched longer ago than `max_stale`.
+        assert!(!cache.still_holds(&b, Instant::now() + Duration::from_secs(61)));
+
+        // The URL leaves the cache.
+        let state = cache.known(url).unwrap();
+        state.evicted.store(true, Ordering::Release);
+        cache.urls.write().unwrap().remove(url);
+        assert!(!cache.still_holds(&b, Instant::now()));
+    }
+}
