@@ -593,8 +593,10 @@ mod tests {
     async fn witnesses_follow_the_key_set() {
         let sets = Arc::new(Sets::default());
         *sets.0.lock().unwrap() = vec!["a"];
-        let mut config = JwksCacheConfig::default();
-        config.max_stale = Duration::from_secs(60);
+        let config = JwksCacheConfig {
+            max_stale: Duration::from_secs(60),
+            ..JwksCacheConfig::default()
+        };
         let cache = Arc::new(JwksCache::new(config, sets.clone()));
         let url = "https://idp.example.com/jwks";
         cache.key(url, Some("a"), Algorithm::ES256).await.unwrap();
