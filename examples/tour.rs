@@ -11,8 +11,8 @@
 //! the fail-closed rules: a method no policy names gets the path's strictest policy, and a
 //! credential an authenticated route would refuse is dropped on an unauthenticated one. And
 //! it shows the hardening: subjects that would collide with another credential's or inject
-//! a log line are refused, a token from an unmeant client (`azp`) too, a machine-minted
-//! token (legacy, plugin) cannot reach a sensitive route, and a JWKS URL over plain http
+//! a log line are refused, a token from an unmeant client (`azp`) too, no token a machine
+//! holds (static, legacy, plugin) reaches a sensitive route, and a JWKS URL over plain http
 //! stops start-up.
 //!
 //! Three services run: `catalog` (the one toured), `scaffolder` (which calls catalog as
@@ -226,8 +226,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .permission("catalog.entity.create")
                 .action(Action::Create),
         )
-        // Sensitive, but for any caller but those holding a token a machine minted (plugin,
-        // legacy, on-behalf-of): a stolen service token cannot reach it.
+        // Sensitive: only a user's own credential; every token a machine can hold (static,
+        // JWKS, legacy, plugin, on-behalf-of) is refused, so a leaked one cannot reach it.
         .route(
             "/admin/reindex",
             post(whoami),
@@ -351,7 +351,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("Its sub is corp:deploy-bot: it would pass for another entry's prefixed subject", Method::GET, "/entities", colon, 401),
         ("Its sub holds a newline: it would inject a line into the logs", Method::GET, "/entities", newline, 401),
         ("A token of the same provider and audience, from another client (azp)", Method::GET, "/entities", wrong_azp, 401),
-        ("A static token on the sensitive reindex route (no machine minted it)", Method::POST, "/admin/reindex", deployer, 200),
+        ("A static token on the sensitive reindex route: a token a machine holds", Method::POST, "/admin/reindex", deployer, 403),
+        ("jane's own user token on the sensitive reindex route", Method::POST, "/admin/reindex", user, 200),
         ("A legacy token on the sensitive reindex route", Method::POST, "/admin/reindex", legacy, 403),
         ("scaffolder's plugin token on the sensitive reindex route", Method::POST, "/admin/reindex", plugin, 403),
     ];

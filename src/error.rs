@@ -273,10 +273,10 @@ pub enum Forbidden {
         /// The kinds the route allows, comma-separated.
         allowed: String,
     },
-    /// The route is sensitive and the credential was minted for a machine or acts for
-    /// someone else.
+    /// The route is sensitive and the credential is not a user's own: a token a machine can
+    /// hold, or one acting for someone else.
     #[error(
-        "route is sensitive: {kind} credentials and credentials acting on behalf of a user are refused"
+        "Token-authenticated callers cannot create tokens or change credentials (route is sensitive; a {kind} credential or one acting for a user is refused)"
     )]
     Sensitive {
         /// The kind presented.

@@ -41,10 +41,11 @@
 //! 2. No credential: 401.
 //! 3. Default policy `deny` on an unlisted route: 403.
 //! 4. `allow`: the credential kind must be listed (all kinds when unset).
-//! 5. `sensitive`: credentials a machine mints (`plugin`, `obo`, `service-account`, and
-//!    `legacy` tokens, signed by whoever holds the shared secret) and any principal with an
-//!    actor are refused. Issuing tokens, changing credentials and
-//!    account admin should only ever be done by a caller acting for itself, directly.
+//! 5. `sensitive`: only a user's own credential (`user`, no actor) is let in. Every token a
+//!    machine can hold is refused: on-behalf-of tokens of both forms, plugin, static,
+//!    legacy, external JWKS, custom and service-account tokens, and any principal with an
+//!    actor. Issuing tokens, changing credentials and account admin are done by a person,
+//!    directly; a token that leaks cannot be used to mint more or to change credentials.
 //! 6. Read-only credentials (static tokens without `allowWrites`) may not use methods other
 //!    than `GET`, `HEAD`, `OPTIONS`, unless the route says `allow_static_writes`.
 //! 7. Access restrictions: the credential must be allowed for this service's id, and for
@@ -114,11 +115,12 @@ impl RoutePolicy {
         self
     }
 
-    /// Marks the route sensitive: credentials a machine mints (see
-    /// [`CredentialKind::is_machine_minted`]: plugin, on-behalf-of, service-account and legacy
-    /// shared-secret tokens), and principals acting on behalf of someone, are refused with
-    /// 403 `sensitive_route` (issuing tokens, changing credentials, account admin).
-    /// Routes are not sensitive unless marked.
+    /// Marks the route sensitive: only a user's own credential ([`CredentialKind::User`],
+    /// acting for nobody else) is let in; every token a machine can hold (on-behalf-of,
+    /// plugin, static, legacy, JWKS, custom, service-account) is refused with 403
+    /// `sensitive_route`, "Token-authenticated callers cannot create tokens or change
+    /// credentials". For issuing tokens, changing credentials, account admin. Routes are
+    /// not sensitive unless marked.
     pub fn sensitive(mut self) -> Self {
         self.sensitive = true;
         self
@@ -457,7 +459,7 @@ pub(crate) fn authorize(
                 .join(", "),
         });
     }
-    if policy.sensitive && (kind.is_machine_minted() || principal.actor().is_some()) {
+    if policy.sensitive && (kind != CredentialKind::User || principal.actor().is_some()) {
         return Err(Forbidden::Sensitive { kind });
     }
     if principal.is_read_only() && !is_read_method(method) && !policy.allow_static_writes {

@@ -101,8 +101,8 @@ impl CredentialKind {
     /// Whether a machine can mint the credential by itself: plugin and on-behalf-of tokens
     /// (this crate, or a peer using the same wire format), service-account tokens, and legacy
     /// HS256 tokens, which anyone holding the shared secret signs at will (every backend of a
-    /// Backstage deployment that shares it). Such credentials, and any credential acting on
-    /// behalf of a user, are refused on sensitive routes.
+    /// Backstage deployment that shares it). (Sensitive routes go further: they take a
+    /// user's own credential only; see [`RoutePolicy::sensitive`](crate::RoutePolicy::sensitive).)
     pub fn is_machine_minted(self) -> bool {
         matches!(
             self,

@@ -593,16 +593,20 @@ async fn rust_restricted_custom_caller_cannot_call_other_plugin() {
     );
 }
 
-/// A custom credential is not machine-minted (only `plugin`, `obo` and `service-account`
-/// are): like a static or JWKS caller acting for itself, it passes a route that is only
-/// marked `sensitive`. Keep it out with `allow`.
+/// A custom credential is a token a machine holds: like a static or JWKS token, a route
+/// marked `sensitive` refuses it (only a user's own credential passes).
 #[tokio::test]
-async fn custom_credential_passes_a_sensitive_route() {
+async fn custom_credential_is_refused_on_a_sensitive_route() {
     let y = Yaml::new();
     let (reply, event) =
         y.h.call(Method::GET, "/admin/tokens", Some(ACME_TOKEN))
             .await;
-    assert_custom_caller(&reply, &event, "external:acme:deploy-bot");
+    assert_forbidden(
+        &reply,
+        &event,
+        "Token-authenticated callers cannot create tokens or change credentials (route is sensitive; a custom credential or one acting for a user is refused)",
+        "sensitive_route",
+    );
 }
 
 #[tokio::test]

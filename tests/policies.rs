@@ -79,17 +79,20 @@ async fn rejects_static_token_on_user_only_route() {
     );
 }
 
+/// A static token is a token a machine holds (a CI job's secret): a sensitive route refuses
+/// it, read-only or not, so a leaked token cannot mint more or change credentials.
 #[tokio::test]
-async fn sensitive_route_accepts_static_token() {
-    // A static token is configured by an operator, not minted for a machine: it may call a
-    // sensitive route (reads with a read-only token, writes with allowWrites).
+async fn sensitive_route_refuses_static_tokens() {
     let h = Harness::standard();
-    let (reply, event) = h.call(Method::GET, "/admin/tokens", Some(CI_TOKEN)).await;
-    assert_allowed(&reply, &event);
-    let (reply, event) = h
-        .call(Method::POST, "/admin/tokens", Some(WRITER_TOKEN))
-        .await;
-    assert_allowed(&reply, &event);
+    for (method, token) in [(Method::GET, CI_TOKEN), (Method::POST, WRITER_TOKEN)] {
+        let (reply, event) = h.call(method, "/admin/tokens", Some(token)).await;
+        assert_forbidden(
+            &reply,
+            &event,
+            "Token-authenticated callers cannot create tokens or change credentials (route is sensitive; a static credential or one acting for a user is refused)",
+            "sensitive_route",
+        );
+    }
 }
 
 #[tokio::test]
