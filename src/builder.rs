@@ -43,6 +43,7 @@ pub struct AuthBuilder {
     pub(crate) leeway_secs: u64,
     pub(crate) verified_cache_capacity: u64,
     pub(crate) plugin_tokens: Option<PluginTokens>,
+    pub(crate) jit_tokens: Option<crate::jit::JitTokens>,
     discovery: Option<Arc<dyn ServiceDiscovery>>,
     pub(crate) trusted_actors: Vec<String>,
     custom_types: Vec<Arc<dyn ExternalTokenType>>,
@@ -95,6 +96,7 @@ impl AuthBuilder {
             leeway_secs: Self::DEFAULT_LEEWAY_SECS,
             verified_cache_capacity: Self::DEFAULT_VERIFIED_CACHE_CAPACITY,
             plugin_tokens: None,
+            jit_tokens: None,
             discovery: None,
             trusted_actors: Vec::new(),
             custom_types: Vec::new(),
@@ -211,6 +213,14 @@ impl AuthBuilder {
         self
     }
 
+    /// Lets this service issue and verify just-in-time on-behalf-of tokens (see the
+    /// [`jit`](crate::jit) module). Its issue endpoint ([`Auth::jit_router`]) is registered
+    /// as a sensitive, users-only route.
+    pub fn jit_tokens(mut self, tokens: crate::jit::JitTokens) -> Self {
+        self.jit_tokens = Some(tokens);
+        self
+    }
+
     /// Lets this service verify plugin-to-plugin tokens from the services `discovery` knows.
     pub fn discovery(mut self, discovery: impl ServiceDiscovery) -> Self {
         self.discovery = Some(Arc::new(discovery));
@@ -320,6 +330,19 @@ impl AuthBuilder {
                 builtin: true,
             });
         }
+        if let Some(jit) = &self.jit_tokens {
+            for path in jit.paths() {
+                if !routes.iter().any(|r| r.pattern == path) {
+                    routes.push(RouteSpec {
+                        pattern: path,
+                        methods: vec![Method::POST],
+                        policy: RoutePolicy::users().sensitive(),
+                        origin: jit.origin.clone(),
+                        builtin: true,
+                    });
+                }
+            }
+        }
         let registry = PolicyRegistry::new(&routes, self.default_policy)?;
         let key_duration = self
             .plugin_tokens
@@ -328,6 +351,14 @@ impl AuthBuilder {
         let auditor = Arc::new(Auditor::new(self.sinks));
         let keys = match self.plugin_tokens {
             Some(p) => Some(Arc::new(p.into_manager(&self.service_id, auditor.clone())?)),
+            None => None,
+        };
+        let jit = match self.jit_tokens {
+            Some(config) => Some(Arc::new(crate::jit::Jit::new(
+                config,
+                &self.service_id,
+                keys.clone(),
+            )?)),
             None => None,
         };
         let mut jwks = Vec::new();
@@ -376,6 +407,9 @@ impl AuthBuilder {
             jwks,
             legacy: Arc::new(legacy),
             plugin,
+            jit: jit
+                .clone()
+                .map(|j| Arc::new(crate::jit::JitVerifier::new(j, self.leeway_secs))),
             shared: Arc::new(shared),
         };
         Ok(Auth {
@@ -384,6 +418,7 @@ impl AuthBuilder {
                 service_id: self.service_id,
                 verifiers: Arc::new(verifiers),
                 keys,
+                jit,
                 discovery,
                 static_callers: self.static_tokens.into(),
                 specs: routes,

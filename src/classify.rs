@@ -47,6 +47,8 @@ pub(crate) enum Route {
     Plugin,
     /// The custom external type at this index (an opaque token with its prefix).
     Custom(usize),
+    /// The just-in-time on-behalf-of verifier.
+    Jit,
 }
 
 /// What is configured, as classification needs to know it.
@@ -55,6 +57,7 @@ pub(crate) struct Known<'a> {
     pub(crate) jwks: &'a [Arc<JwksVerifier>],
     pub(crate) legacy: bool,
     pub(crate) plugin: bool,
+    pub(crate) jit: bool,
 }
 
 impl Known<'_> {
@@ -70,7 +73,7 @@ impl Known<'_> {
 
     /// Whether any verifier takes JWTs.
     pub(crate) fn any_jwt(&self) -> bool {
-        !self.jwks.is_empty() || self.legacy || self.plugin
+        !self.jwks.is_empty() || self.legacy || self.plugin || self.jit
     }
 
     /// Reads a JWT's unverified header and claims and chooses its verifier.
@@ -85,6 +88,10 @@ impl Known<'_> {
         match u.typ.as_deref() {
             Some(PLUGIN_TYP) if self.plugin => return Ok(Route::Plugin),
             Some(PLUGIN_TYP) => return Err(VerifyError::Unsupported("plugin-to-plugin")),
+            Some(crate::jit::JIT_TYP) if self.jit => return Ok(Route::Jit),
+            Some(crate::jit::JIT_TYP) => {
+                return Err(VerifyError::Unsupported("just-in-time on-behalf-of"));
+            }
             // A limited user token opens no route on its own: it only vouches for the user
             // inside an on-behalf-of token.
             Some(LIMITED_USER_TYP) => return Err(VerifyError::WrongType),

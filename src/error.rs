@@ -334,8 +334,9 @@ impl Forbidden {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum IssueError {
-    /// Plugin tokens are not configured on this `Auth` (no key store).
-    #[error("plugin tokens are not configured (no key store)")]
+    /// Plugin tokens (or, for [`Auth::jit_token`](crate::Auth::jit_token), just-in-time
+    /// tokens) are not configured on this `Auth`.
+    #[error("token issuing is not configured")]
     NotConfigured,
     /// The target is not a valid service id.
     #[error("`{0}` is not a valid service id")]
@@ -346,6 +347,9 @@ pub enum IssueError {
     /// Key generation or signing failed.
     #[error("signing failed: {0}")]
     Signing(String),
+    /// The request cannot be granted as asked; the text says why.
+    #[error("{0}")]
+    BadRequest(&'static str),
     /// This service cannot act on behalf of the principal; the variant says why.
     #[error("cannot act on behalf of this principal: {0}")]
     CannotDelegate(#[from] DelegationError),
@@ -607,6 +611,9 @@ pub enum ConfigRule {
         /// The minimum, in decoded bytes.
         min_bytes: usize,
     },
+    /// A just-in-time token setting that cannot be used; the text says why.
+    #[error("{0}")]
+    InvalidJitSetting(&'static str),
     /// A key file or key that cannot be used; the text says why.
     #[error("{0}")]
     BadKey(&'static str),

@@ -12,7 +12,7 @@ use http::{HeaderMap, HeaderValue, Uri, header};
 use jsonwebtoken::Algorithm;
 
 use crate::auth::Auth;
-use crate::classify::{Known, TokenClass, looks_like_jwt};
+use crate::classify::{TokenClass, looks_like_jwt};
 use crate::jwks::{KeySet, Lookup, parse_discovery_document};
 
 /// The bearer token of a request with these `Authorization` values and this request target,
@@ -78,6 +78,8 @@ pub enum Classified {
     Plugin,
     /// A custom type (never, in the fixture).
     Custom(usize),
+    /// A JWT sent to the just-in-time on-behalf-of verifier (never, in the fixture).
+    Jit,
     /// A JWT refused before any verifier, with the reason.
     Refused(String),
 }
@@ -142,13 +144,7 @@ pub fn jwks_verifiers() -> usize {
 /// Classifies a token as the verification stage does: by shape, then (for a JWT) by its
 /// unverified header and claims against the fixture's verifiers.
 pub fn classify(token: &str) -> Classified {
-    let verifiers = &fixture().pipeline.verifiers;
-    let known = Known {
-        custom: &verifiers.custom,
-        jwks: &verifiers.jwks,
-        legacy: !verifiers.legacy.is_empty(),
-        plugin: verifiers.plugin.is_some(),
-    };
+    let known = fixture().pipeline.verifiers.known();
     let route = match crate::classify::classify(token) {
         TokenClass::Opaque => known.classify_opaque(token),
         TokenClass::Jwt => match known.classify_jwt(token) {
@@ -163,6 +159,7 @@ pub fn classify(token: &str) -> Classified {
         Route::Legacy => Classified::Legacy,
         Route::Plugin => Classified::Plugin,
         Route::Custom(i) => Classified::Custom(i),
+        Route::Jit => Classified::Jit,
     }
 }
 

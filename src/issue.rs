@@ -1,11 +1,18 @@
 //! Issuing: the tokens this service mints for calling other services, as itself
-//! ([`Auth::plugin_token`]) or on behalf of a user ([`Auth::on_behalf_of_token`]). Every
+//! ([`Auth::plugin_token`]) or on behalf of a user ([`Auth::on_behalf_of_token`]), and the
+//! just-in-time tokens it mints for its users ([`Auth::jit_token`], over HTTP
+//! [`Auth::jit_router`]). Every
 //! token issued is an audit event (`token_issued`: target, subject, actor, expiry and the
 //! token's fingerprint, never the token).
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, Request, StatusCode, header};
 
 use crate::audit::{AuditText, EventKind};
 use crate::auth::Auth;
 use crate::error::{DelegationError, IssueError};
+use crate::jit::{JitIssued, JitRequest, MAX_BODY_BYTES};
 use crate::plugin::{KeyManager, issue, now, token_times};
 use crate::principal::{CredentialKind, Principal, PrincipalType};
 use crate::secret::SecretString;
@@ -159,4 +166,143 @@ fn delegable(principal: &Principal) -> Result<u64, DelegationError> {
         return Err(DelegationError::Expired);
     }
     Ok(exp)
+}
+
+impl Auth {
+    /// Issues a just-in-time on-behalf-of token for `user` (see the [`jit`](crate::jit)
+    /// module): only for a user's own credential (`user`, no actor, no access
+    /// restrictions). The lifetime is the request's (or the default), at most the cap, and
+    /// never past the user's own credential's expiry. Audited as `token_issued` with the
+    /// token's fingerprint and the description, never the token.
+    ///
+    /// Errors: [`IssueError::NotConfigured`] without [`jit_tokens`](crate::AuthBuilder::jit_tokens);
+    /// [`IssueError::CannotDelegate`] for anyone but a user acting for themselves, or a
+    /// user whose credential has no expiry or has expired; [`IssueError::InvalidTarget`]
+    /// for a `service` that is not a service id; [`IssueError::BadRequest`] for a zero
+    /// duration.
+    pub async fn jit_token(
+        &self,
+        user: &Principal,
+        request: &JitRequest,
+    ) -> Result<JitIssued, IssueError> {
+        let jit = self
+            .pipeline
+            .jit
+            .as_ref()
+            .ok_or(IssueError::NotConfigured)?;
+        jit.issue(&self.pipeline.auditor, user, request).await
+    }
+    /// A router serving the just-in-time issue endpoint at the configured paths (see the
+    /// [`jit`](crate::jit) module), or nothing when [`jit_tokens`](crate::AuthBuilder::jit_tokens)
+    /// is not configured (the paths are then 404). Merge it into your router before applying
+    /// [`Auth::layer`]: its routes are registered as sensitive and for users only, so only a
+    /// user's own credential reaches it. [`Auth::router`](crate::Auth::router) mounts it by
+    /// itself.
+    ///
+    /// Answers 200 `{"user", "authenticationToken", "durationSeconds"}` (`Cache-Control:
+    /// no-store`); 400 for a body that is not a JSON object, an unknown field
+    /// (`Unrecognized parameter: <name>`), a missing or non-string `description`, a
+    /// non-string `service` or one that is not a service id, a `durationSeconds` that is not
+    /// a positive whole number (or such a number in a string); 413 for a body over 16 KiB;
+    /// 403 for a caller that is not a user acting for themselves.
+    pub fn jit_router<S: Clone + Send + Sync + 'static>(&self) -> axum::Router<S> {
+        let mut router = axum::Router::new();
+        let Some(jit) = &self.pipeline.jit else {
+            return router;
+        };
+        for path in jit.config.paths() {
+            let auth = self.clone();
+            router = router.route(
+                &path,
+                axum::routing::post(move |request: Request<Body>| {
+                    let auth = auth.clone();
+                    async move { auth.issue_endpoint(request).await }
+                }),
+            );
+        }
+        router
+    }
+
+    async fn issue_endpoint(&self, request: Request<Body>) -> Response {
+        let method = request.method().clone();
+        let url = request.uri().path().to_owned();
+        let refuse = |status: StatusCode, name: &str, message: &str| {
+            let body = crate::response::error_body(name, message, Some((&method, &url)), status);
+            (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+        };
+        let Some(principal) = request.extensions().get::<Principal>().cloned() else {
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "AuthenticationError",
+                "missing credentials",
+            );
+        };
+        let too_large = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|n| n > MAX_BODY_BYTES as u64);
+        let too_large_message = format!("request body is larger than {MAX_BODY_BYTES} bytes");
+        if too_large {
+            return refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "InputError",
+                &too_large_message,
+            );
+        }
+        let bytes = match axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES).await {
+            Ok(bytes) => bytes,
+            Err(_) => {
+                return refuse(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "InputError",
+                    &too_large_message,
+                );
+            }
+        };
+        let parsed = match crate::jit::parse_body(&bytes) {
+            Ok(parsed) => parsed,
+            Err(message) => return refuse(StatusCode::BAD_REQUEST, "InputError", &message),
+        };
+        match self.jit_token(&principal, &parsed).await {
+            Ok(issued) => {
+                let body = serde_json::json!({
+                    "user": issued.user,
+                    "authenticationToken": issued.token.expose_secret(),
+                    "durationSeconds": issued.duration_seconds,
+                });
+                let mut response = axum::Json(body).into_response();
+                response
+                    .headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                response
+            }
+            Err(IssueError::CannotDelegate(why)) => refuse(
+                StatusCode::FORBIDDEN,
+                "NotAllowedError",
+                &format!(
+                    "Token-authenticated callers cannot create tokens or change credentials ({why})"
+                ),
+            ),
+            Err(e @ (IssueError::InvalidTarget(_) | IssueError::BadRequest(_))) => {
+                refuse(StatusCode::BAD_REQUEST, "InputError", &e.to_string())
+            }
+            Err(IssueError::NotConfigured) => {
+                refuse(StatusCode::NOT_FOUND, "NotFoundError", "not found")
+            }
+            Err(e) => {
+                tracing::warn!(target: "s2s_auth::jit", error = %e, "cannot issue a just-in-time token");
+                let mut response = refuse(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailableError",
+                    "cannot issue a token now; retry later",
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                response
+            }
+        }
+    }
 }

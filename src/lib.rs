@@ -114,6 +114,7 @@ mod extract;
 #[doc(hidden)]
 pub mod fuzzing;
 mod issue;
+pub mod jit;
 pub mod jwks;
 mod jws;
 mod jwt;

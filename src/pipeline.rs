@@ -34,6 +34,8 @@ pub(crate) struct Pipeline {
     pub(crate) realm: Arc<str>,
     pub(crate) verifiers: Arc<Verifiers>,
     pub(crate) keys: Option<Arc<KeyManager>>,
+    /// Just-in-time on-behalf-of tokens, when configured.
+    pub(crate) jit: Option<Arc<crate::jit::Jit>>,
     /// Where other services are (for the outbound client).
     pub(crate) discovery: Option<Arc<dyn ServiceDiscovery>>,
     pub(crate) static_callers: Arc<[StaticToken]>,
@@ -68,6 +70,7 @@ impl Pipeline {
             realm: self.realm.clone(),
             verifiers: self.verifiers.clone(),
             keys: self.keys.clone(),
+            jit: self.jit.clone(),
             discovery: self.discovery.clone(),
             static_callers: self.static_callers.clone(),
             registry: PolicyRegistry::new(&specs, default)?,

@@ -179,6 +179,8 @@ pub struct Principal {
     read_only: bool,
     #[serde(skip_serializing_if = "refs_are_empty")]
     ownership_entity_refs: Arc<[String]>,
+    #[serde(skip_serializing_if = "refs_are_empty")]
+    roles: Arc<[String]>,
     /// The identity provider's proof of this user, for acting on their behalf (see the `obo`
     /// module). A secret: never serialized, and `Debug` shows only its fingerprint.
     #[serde(skip)]
@@ -202,6 +204,7 @@ impl Principal {
             expires_at: None,
             read_only: false,
             ownership_entity_refs: Arc::new([]),
+            roles: Arc::new([]),
             limited_user_token: None,
         }
     }
@@ -240,6 +243,18 @@ impl Principal {
     pub fn with_ownership_entity_refs(mut self, refs: Vec<String>) -> Self {
         self.ownership_entity_refs = refs.into();
         self
+    }
+
+    /// Sets the roles the credential carries (a just-in-time on-behalf-of token's `roles`).
+    pub fn with_roles(mut self, roles: Vec<String>) -> Self {
+        self.roles = roles.into();
+        self
+    }
+
+    /// The roles the credential carries: a just-in-time on-behalf-of token's, decrypted
+    /// (empty when the credential says nothing).
+    pub fn roles(&self) -> &[String] {
+        &self.roles
     }
 
     /// The entity refs the user owns through (empty when the credential says nothing).

@@ -230,6 +230,13 @@ impl<S: Clone + Send + Sync + 'static> AuthRouter<S> {
             router = router.merge(self.auth.jwks_router());
             served.push(JWKS_PATH.to_owned());
         }
+        if let Some(jit) = &pipeline.jit {
+            let paths = jit.config.paths();
+            if paths.iter().all(|p| !served.contains(p)) {
+                router = router.merge(self.auth.jit_router());
+                served.extend(paths);
+            }
+        }
         let mut specs = Vec::with_capacity(pipeline.specs.len() + self.specs.len());
         for spec in &pipeline.specs {
             if spec.builtin {

@@ -24,16 +24,18 @@ pub(crate) struct Verifiers {
     pub(crate) jwks: Vec<Arc<JwksVerifier>>,
     pub(crate) legacy: Arc<LegacyVerifier>,
     pub(crate) plugin: Option<Arc<PluginVerifier>>,
+    pub(crate) jit: Option<Arc<crate::jit::JitVerifier>>,
     pub(crate) shared: Arc<Shared>,
 }
 
 impl Verifiers {
-    fn known(&self) -> Known<'_> {
+    pub(crate) fn known(&self) -> Known<'_> {
         Known {
             custom: &self.custom,
             jwks: &self.jwks,
             legacy: !self.legacy.is_empty(),
             plugin: self.plugin.is_some(),
+            jit: self.jit.is_some(),
         }
     }
 
@@ -92,6 +94,12 @@ impl Verifiers {
             Route::Plugin => match &self.plugin {
                 Some(plugin) => plugin.verify(token, shared),
                 None => Verification::done(Err(VerifyError::Unsupported("plugin-to-plugin"))),
+            },
+            Route::Jit => match &self.jit {
+                Some(jit) => jit.verify(token, shared),
+                None => {
+                    Verification::done(Err(VerifyError::Unsupported("just-in-time on-behalf-of")))
+                }
             },
         }
     }

@@ -44,7 +44,8 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::Algorithm;
 
 use budget::Budget;
-// pub(crate) for the fuzz targets (`crate::fuzzing`), which parse documents without a fetch.
+// pub(crate) for the fuzz targets (`crate::fuzzing`), which parse documents without a fetch,
+// and for the just-in-time verifier, which parses its own published keys.
 pub(crate) use keys::{KeySet, Lookup};
 
 /// The knobs of the [`JwksCache`], each with a secure default.

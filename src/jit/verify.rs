@@ -1,0 +1,185 @@
+//! The verifier of just-in-time on-behalf-of tokens: classified by their `typ` to this
+//! verifier alone.
+
+use std::sync::{Arc, RwLock};
+
+use jsonwebtoken::{Algorithm, Validation};
+use serde_json::Value;
+
+use super::issue::Jit;
+use super::{JIT_TYP, SELF_ISSUED};
+use crate::error::{RequestError, VerifyError};
+use crate::jwks::KeySet;
+use crate::jwt::{Unverified, check_iat, exp_claim, str_claim};
+use crate::principal::{CredentialKind, Principal, PrincipalType};
+use crate::verifier::{Shared, Token, Verification, Verifier, now_or_later};
+
+/// Verifies the tokens this service issued (and, with shared HS512 keys, those other
+/// services of the deployment issued for it).
+pub(crate) struct JitVerifier {
+    jit: Arc<Jit>,
+    validation: Validation,
+    leeway: u64,
+    /// This service's published ES256 keys, parsed, and the JWKs they were parsed from.
+    own: RwLock<Option<(Vec<Value>, Arc<KeySet>)>>,
+}
+
+impl std::fmt::Debug for JitVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JitVerifier")
+            .field("jit", &self.jit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JitVerifier {
+    pub(crate) fn new(jit: Arc<Jit>, leeway: u64) -> Self {
+        let mut validation = Validation::new(jit.algorithm());
+        validation.leeway = leeway;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[jit.config.deployment_id.as_str()]);
+        validation.set_audience(&[jit.service_id.as_str(), SELF_ISSUED]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        Self {
+            jit,
+            validation,
+            leeway,
+            own: RwLock::new(None),
+        }
+    }
+
+    /// Checks that need no key: `typ`, `alg`, a `kid`.
+    fn precheck(&self, u: &Unverified) -> Result<(), VerifyError> {
+        if u.typ.as_deref() != Some(JIT_TYP) {
+            return Err(VerifyError::WrongType);
+        }
+        if u.alg != self.jit.algorithm() {
+            return Err(VerifyError::AlgorithmNotAllowed);
+        }
+        if u.kid.is_none() {
+            return Err(VerifyError::KidRequired);
+        }
+        Ok(())
+    }
+
+    /// This service's published keys as a key set, parsed again only when they change.
+    async fn own_keys(&self) -> Result<Arc<KeySet>, RequestError> {
+        let Some(keys) = &self.jit.es256 else {
+            return Err(VerifyError::UnknownKey.into());
+        };
+        let published = keys.published().await.map_err(|e| {
+            tracing::warn!(target: "s2s_auth::jit", error = %e, "cannot read this service's published keys");
+            RequestError::KeysUnavailable {
+                retry_after_secs: 5,
+            }
+        })?;
+        if let Some((jwks, set)) = &*self.own.read().unwrap_or_else(|e| e.into_inner())
+            && *jwks == published
+        {
+            return Ok(set.clone());
+        }
+        let body = serde_json::to_vec(&serde_json::json!({ "keys": published }))
+            .map_err(|_| VerifyError::UnknownKey)?;
+        let set = Arc::new(KeySet::parse(&body, "published").map_err(|_| VerifyError::UnknownKey)?);
+        *self.own.write().unwrap_or_else(|e| e.into_inner()) = Some((published, set.clone()));
+        Ok(set)
+    }
+
+    /// Verifies with `key` and makes the principal.
+    fn finish(
+        &self,
+        token: &str,
+        u: &Unverified,
+        key: &crate::jws::VerifyingKey,
+    ) -> Result<Principal, VerifyError> {
+        let claims = crate::jwt::verify(token, u, key, &self.validation)?;
+        if !claims.contains_key("iat") {
+            return Err(VerifyError::MissingClaim("iat"));
+        }
+        check_iat(claims, self.leeway)?;
+        let iat = claims
+            .get("iat")
+            .and_then(Value::as_u64)
+            .ok_or(VerifyError::Malformed("iat is not a whole number"))?;
+        let (exp, expiry) = exp_claim(claims)?;
+        if exp.saturating_sub(iat) > self.jit.config.max_duration.as_secs() + self.leeway {
+            return Err(VerifyError::LifetimeTooLong);
+        }
+        // For this service by name, or `self-issued` by this service: a `self-issued` token
+        // is for its issuer alone, whatever else its `aud` lists.
+        let azp = str_claim(claims, "azp")?;
+        let named = u.aud.iter().any(|a| *a == self.jit.service_id);
+        let own = azp == self.jit.service_id && u.aud.iter().any(|a| a == SELF_ISSUED);
+        if !named && !own {
+            return Err(VerifyError::WrongAudience);
+        }
+        let jti = str_claim(claims, "jti")?;
+        if jti.len() > 255 || !crate::subject::is_segment(jti) {
+            return Err(VerifyError::Malformed("jti is not a clean id"));
+        }
+        let sub = str_claim(claims, "sub")?;
+        if crate::external_jwks::entity_ref(sub)? != sub || !sub.starts_with("user:") {
+            return Err(VerifyError::WrongSubject);
+        }
+        let roles = match (claims.get("roles"), claims.get("encrypted_roles")) {
+            (Some(_), Some(_)) => {
+                return Err(VerifyError::Malformed(
+                    "token carries roles and encrypted_roles",
+                ));
+            }
+            (None, None) => Vec::new(),
+            (Some(Value::Array(roles)), None) => roles
+                .iter()
+                .map(|r| r.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or(VerifyError::Malformed("roles holds a non-string"))?,
+            (Some(_), None) => return Err(VerifyError::Malformed("roles is not a list")),
+            (None, Some(sealed)) => {
+                let sealed = sealed
+                    .as_str()
+                    .ok_or(VerifyError::Malformed("encrypted_roles is not a string"))?;
+                match &self.jit.roles {
+                    Some(keys) => keys.open(sealed, jti)?,
+                    None => return Err(VerifyError::Malformed("encrypted_roles do not open")),
+                }
+            }
+        };
+        Ok(
+            Principal::new(PrincipalType::User, sub, CredentialKind::Obo)
+                .with_actor(format!("jit:{jti}"))
+                .with_expiry(expiry)
+                .with_roles(roles),
+        )
+    }
+}
+
+impl Verifier for JitVerifier {
+    fn verify(self: &Arc<Self>, token: Token<'_>, _shared: &Arc<Shared>) -> Verification {
+        let Some(u) = token.jwt else {
+            return Verification::done(Err(VerifyError::Malformed("not a JWT")));
+        };
+        if let Err(e) = self.precheck(&u) {
+            return Verification::done(Err(e));
+        }
+        // HS512: the key by kid, no I/O. Not remembered in the verified-token cache: a
+        // revocation must be seen by the next request.
+        if u.alg == Algorithm::HS512 {
+            let kid = u.kid.as_deref().unwrap_or_default();
+            let result = match self.jit.hmac.iter().find(|(k, _, _)| k == kid) {
+                Some((_, _, key)) => self.finish(token.raw, &u, key),
+                None => Err(VerifyError::UnknownKey),
+            };
+            return Verification::done(result);
+        }
+        let this = self.clone();
+        let raw = token.raw.to_owned();
+        now_or_later(async move {
+            let set = this.own_keys().await?;
+            let key = match set.find(u.kid.as_deref(), u.alg) {
+                crate::jwks::Lookup::Found(key) => key,
+                _ => return Err(VerifyError::UnknownKey.into()),
+            };
+            Ok(this.finish(&raw, &u, &key.key)?)
+        })
+    }
+}
