@@ -38,6 +38,7 @@ fuzz_target!(|data: &[u8]| {
     match &route {
         Classified::Static => assert!(!jwt, "a JWT-shaped token sent to the static table"),
         Classified::Custom(i) => panic!("custom route {i} with no custom type configured"),
+        Classified::Jit => panic!("just-in-time route with no just-in-time tokens configured"),
         Classified::Jwks(i) => {
             assert!(jwt);
             assert!(
