@@ -87,14 +87,16 @@ async fn main() -> ExitCode {
         Json(principal.unwrap_or_else(Principal::none))
     }
     // Each declared pattern answers every method under the config's own policies; the
-    // router wrapper checks that every policy names a served path, and mounts the published
-    // JWKS (`/.backstage/auth/v1/jwks.json`) when the config issues or verifies plugin
-    // tokens.
+    // router wrapper checks that every policy names a served path, and mounts what the crate
+    // serves itself: the published JWKS (`/.backstage/auth/v1/jwks.json`) when the config
+    // issues or verifies plugin tokens, the just-in-time issue endpoint
+    // (`/.s2s/auth/v1/obo/token`) when `s2s.onBehalfOf.justInTime` is set.
+    let builtin = auth.builtin_paths();
     let patterns: BTreeSet<String> = auth
         .routes()
         .into_iter()
         .map(|(p, _, _)| p.to_owned())
-        .filter(|p| p != s2s_auth::plugin::JWKS_PATH)
+        .filter(|p| !builtin.contains(&p.as_str()))
         .collect();
     let mut router = auth.router();
     for pattern in &patterns {

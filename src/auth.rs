@@ -78,6 +78,40 @@ impl Auth {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn routes(&self) -> Vec<(&str, Option<&Method>, &RoutePolicy)> {
+        self.routes_declared()
+    }
+
+    /// The paths this crate serves itself when configured (the published JWKS, the
+    /// just-in-time issue endpoint): [`Auth::router`](crate::Auth::router) mounts them, so an
+    /// application serving every path of [`routes`](Self::routes) leaves these out.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use s2s_auth::{Auth, PluginTokens};
+    /// use s2s_auth::jit::JitTokens;
+    /// use s2s_auth::store::MemoryStore;
+    ///
+    /// let auth = Auth::builder("catalog")
+    ///     .plugin_tokens(PluginTokens::new(Arc::new(MemoryStore::default())))
+    ///     .jit_tokens(JitTokens::new("acme-prod"))
+    ///     .build()?;
+    /// assert_eq!(
+    ///     auth.builtin_paths(),
+    ///     ["/.backstage/auth/v1/jwks.json", "/.s2s/auth/v1/obo/token"]
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn builtin_paths(&self) -> Vec<&str> {
+        let mut paths: Vec<&str> = Vec::new();
+        for spec in self.pipeline.specs.iter().filter(|s| s.builtin) {
+            if !paths.contains(&spec.pattern.as_str()) {
+                paths.push(&spec.pattern);
+            }
+        }
+        paths
+    }
+
+    fn routes_declared(&self) -> Vec<(&str, Option<&Method>, &RoutePolicy)> {
         let mut out = Vec::new();
         for entry in &self.pipeline.registry.routes {
             for (method, policy) in &entry.by_method {

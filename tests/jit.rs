@@ -654,3 +654,59 @@ async fn no_token_in_any_audit_event_or_log_line() {
     assert!(!logged.contains(&token[..40]), "{logged}");
     assert!(!format!("{:?}", s.auth).contains(&b64(&HMAC_KEY)));
 }
+
+/// The YAML shape, served by the router wrapper (as `examples/serve.rs` serves a config):
+/// the endpoint is mounted, the token works, and a short HS512 key names its YAML path.
+#[tokio::test]
+async fn yaml_config_serves_the_endpoint_through_the_router_wrapper() {
+    let idp = kit::Idp::start("idp-key").await;
+    let yaml = |extra: &str| {
+        format!(
+            "s2s:\n  serviceId: catalog\n  users:\n    - type: oidc\n      issuer: {}\n      audience: catalog\n  \
+             pluginTokens: {{}}\n  onBehalfOf:\n    justInTime:\n      deploymentId: {DEPLOYMENT}\n      \
+             maxDurationSeconds: 120\n      openSearchPath: true\n{extra}\
+             backend:\n  auth:\n    pluginKeyStore:\n      type: memory\n",
+            idp.issuer
+        )
+    };
+    let auth = AuthBuilder::from_yaml_str(&yaml(""))
+        .unwrap()
+        .build()
+        .unwrap();
+    let app: Router = auth
+        .router()
+        .fallback(|| async { "ok" })
+        .into_router()
+        .unwrap();
+    let now = kit::now();
+    let jane = idp.key.sign(&json!({
+        "iss": idp.issuer, "sub": "jane", "aud": SERVICE, "iat": now, "exp": now + 3600,
+    }));
+    let req = request(Method::POST, OPENSEARCH_PATH)
+        .header(header::AUTHORIZATION, format!("Bearer {jane}"))
+        .body(Body::from(r#"{"description":"d","durationSeconds":3000}"#))
+        .unwrap();
+    let reply = send(&app, req).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.json()["durationSeconds"], 120);
+    let token = reply.json()["authenticationToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reply = send(&app, bearer(Method::GET, "/anything", &token)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+
+    let short = format!(
+        "      hmacKeys:\n        - {{ kid: h1, key: \"{}\" }}\n",
+        b64(&[1; 32])
+    );
+    let e = AuthBuilder::from_yaml_str(&yaml(&short))
+        .unwrap()
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        e.path(),
+        Some("s2s.onBehalfOf.justInTime.hmacKeys[0].key"),
+        "{e}"
+    );
+}

@@ -32,6 +32,7 @@ pub(super) fn parse_s2s(s2s: &Node<'_>) -> Result<AuthBuilder, ConfigError> {
         "discovery",
         "trustedActors",
         "pluginTokens",
+        "onBehalfOf",
     ])?;
     let service_id = s2s.required("serviceId")?;
     let id = service_id.str()?;
@@ -99,7 +100,63 @@ pub(super) fn parse_s2s(s2s: &Node<'_>) -> Result<AuthBuilder, ConfigError> {
         }
         builder = builder.trusted_actors(ids);
     }
+    if let Some(obo) = s2s.get("onBehalfOf")? {
+        obo.only_keys(&["justInTime"])?;
+        if let Some(jit) = obo.get("justInTime")? {
+            builder = builder.jit_tokens(parse_jit(&jit)?);
+        }
+    }
     Ok(builder)
+}
+
+/// `s2s.onBehalfOf.justInTime`: just-in-time on-behalf-of tokens (see the `jit` module).
+/// Ranges and keys are checked by `build`, under the same paths.
+fn parse_jit(node: &Node<'_>) -> Result<crate::jit::JitTokens, ConfigError> {
+    node.only_keys(&[
+        "deploymentId",
+        "defaultDurationSeconds",
+        "maxDurationSeconds",
+        "hmacKeys",
+        "rolesKeys",
+        "path",
+        "openSearchPath",
+    ])?;
+    let mut jit = crate::jit::JitTokens::new(node.required("deploymentId")?.str()?);
+    jit.origin = node.display_path();
+    let seconds = |key: &str, default: Duration| -> Result<Duration, ConfigError> {
+        Ok(match node.get(key)? {
+            Some(n) => Duration::from_secs(n.whole_number()?),
+            None => default,
+        })
+    };
+    // Without a default of its own, a cap below 300 s is also the default.
+    let max = seconds("maxDurationSeconds", crate::jit::DEFAULT_MAX_DURATION)?;
+    let default = seconds(
+        "defaultDurationSeconds",
+        crate::jit::DEFAULT_DURATION.min(max),
+    )?;
+    jit = jit.durations(default, max);
+    for (list, hmac) in [("hmacKeys", true), ("rolesKeys", false)] {
+        if let Some(keys) = node.get(list)? {
+            for key in keys.list()? {
+                key.only_keys(&["kid", "key"])?;
+                let kid = key.required("kid")?.str()?;
+                let secret = key.required("key")?.str()?;
+                jit = if hmac {
+                    jit.hmac_key(kid, secret)
+                } else {
+                    jit.encrypt_roles(kid, secret)
+                };
+            }
+        }
+    }
+    if let Some(path) = node.get("path")? {
+        jit = jit.path(path.str()?);
+    }
+    if let Some(flag) = node.get("openSearchPath")? {
+        jit = jit.opensearch_path(flag.bool()?);
+    }
+    Ok(jit)
 }
 
 fn parse_route(node: &Node<'_>) -> Result<RouteSpec, ConfigError> {
