@@ -43,6 +43,10 @@ const SCAFFOLDER_ONLY_TOKEN: &str = "scaffolder-only-9e1c3a5f7b";
 /// configures it. 32 bytes: "tour-legacy-secret-32-bytes-long".
 const LEGACY_SECRET: &str = "dG91ci1sZWdhY3ktc2VjcmV0LTMyLWJ5dGVzLWxvbmc=";
 
+/// The deployment's HS512 key for just-in-time tokens (64 bytes, base64).
+const JIT_KEY: &str =
+    "dG91ci1qdXN0LWluLXRpbWUta2V5LW9mLXNpeHR5LWZvdXItYnl0ZXMtYXQtbGVhc3QtZm9yLWhzNTEyISEhIQ==";
+
 /// A tiny identity provider (an ES256 key, its JWKS, and OIDC discovery), from the test kit.
 #[path = "../tests/kit/mod.rs"]
 mod kit;
@@ -190,6 +194,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .audiences(["catalog-ui"])
                 .shared_namespace(),
         )
+        // Just-in-time on-behalf-of tokens for its users (HS512 here; ES256 with plugin keys
+        // by default): POST /.s2s/auth/v1/obo/token, mounted by the router wrapper.
+        .jit_tokens(s2s_auth::jit::JitTokens::new("tour").hmac_key("tour-1", JIT_KEY))
         // An old Backstage backend still sending legacy HS256 tokens.
         .legacy_secret(LegacySecret::new(LEGACY_SECRET, "old-backend"))
         // Backstage users, whose tokens carry the proof (`uip`) that lets a service act for
@@ -356,62 +363,64 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("A legacy token on the sensitive reindex route", Method::POST, "/admin/reindex", legacy, 403),
         ("scaffolder's plugin token on the sensitive reindex route", Method::POST, "/admin/reindex", plugin, 403),
     ];
-    let mut surprises = Vec::new();
-    for (i, (title, method, path, token, expected)) in steps.iter().enumerate() {
-        println!("{}. {title}", i + 1);
-        // Paths go to catalog; full URLs (search, scaffolder) as they are.
-        let url = if path.starts_with("http") {
-            (*path).to_owned()
-        } else {
-            format!("{base}{path}")
-        };
-        let mut request = client.request(method.clone(), url);
-        match token {
-            Some((label, token)) => {
-                println!("   {method} {path}  Authorization: Bearer <{label}>");
-                request = request.bearer_auth(token);
-            }
-            None => println!("   {method} {path}  (no Authorization header)"),
-        }
-        let response = request.send().await?;
-        let status = response.status();
-        let challenge = response
-            .headers()
-            .get(http::header::WWW_AUTHENTICATE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = response.text().await?;
-        println!("   -> {status}");
-        if status.as_u16() != *expected {
-            surprises.push(format!("step {}: expected {expected}, got {status}", i + 1));
-        }
-        if let Some(challenge) = challenge {
-            println!("   WWW-Authenticate: {challenge}");
-        }
-        println!("   body: {body}");
-        if let Some(event) = audit.last() {
-            println!(
-                "   audit ({}): {:?} {} (route {}, subject {}{}, token {}){}",
-                event.service_id,
-                event.decision,
-                event.reason,
-                event.route,
-                event.subject.as_deref().unwrap_or("-"),
-                event
-                    .actor
-                    .as_deref()
-                    .map_or_else(String::new, |a| format!(" acted for by {a}")),
-                event
-                    .token_fingerprint
-                    .map_or_else(|| "-".to_owned(), |f| format!("fp:{f}")),
-                event
-                    .ignored
-                    .as_deref()
-                    .map_or_else(String::new, |why| format!("; credential ignored: {why}")),
-            );
-        }
-        println!();
+    let mut tour = Tour {
+        client,
+        base: base.clone(),
+        audit: audit.clone(),
+        surprises: Vec::new(),
+        steps: 0,
+    };
+    for (title, method, path, token, expected) in steps {
+        tour.step(title, method.clone(), path, *token, None, *expected)
+            .await?;
     }
+
+    // Just-in-time on-behalf-of tokens (OpenSearch's model): jane asks catalog for a
+    // two-minute token a tool can act as her with; it can never mint another.
+    let ask = r#"{"description":"nightly report","durationSeconds":120}"#;
+    let granted = tour
+        .step(
+            "jane asks for a 120 s just-in-time token",
+            Method::POST,
+            s2s_auth::jit::DEFAULT_PATH,
+            user,
+            Some(ask),
+            200,
+        )
+        .await?;
+    let jit_token = serde_json::from_str::<serde_json::Value>(&granted)?["authenticationToken"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let jit = Some(("jane's just-in-time token", jit_token.as_str()));
+    tour.step(
+        "A tool calls with it: it is jane (credential obo, actor jit:<jti>)",
+        Method::GET,
+        "/entities",
+        jit,
+        None,
+        200,
+    )
+    .await?;
+    tour.step(
+        "The tool tries to mint another token with it",
+        Method::POST,
+        s2s_auth::jit::DEFAULT_PATH,
+        jit,
+        Some(ask),
+        403,
+    )
+    .await?;
+    tour.step(
+        "Or to reach the sensitive reindex route",
+        Method::POST,
+        "/admin/reindex",
+        jit,
+        None,
+        403,
+    )
+    .await?;
+    let mut surprises = std::mem::take(&mut tour.surprises);
 
     // Key sources must be https: a JWKS URL over plain http off loopback stops start-up
     // (the opt-out is per entry and loudly named: `dangerously_allow_http`).
@@ -455,4 +464,103 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err(surprises.join("; ").into());
     }
     Ok(())
+}
+
+/// Runs the tour's steps: each request, its status, challenge, body and audit event.
+struct Tour {
+    client: reqwest::Client,
+    base: String,
+    audit: Arc<MemoryAuditSink>,
+    surprises: Vec<String>,
+    steps: usize,
+}
+
+impl Tour {
+    /// Sends one request (to catalog for a path, as is for a full URL) with the token as
+    /// `(label, value)` and a JSON body if any; prints what happened; notes an unexpected
+    /// status. Returns the response body (a token in it is not printed).
+    async fn step(
+        &mut self,
+        title: &str,
+        method: Method,
+        path: &str,
+        token: Option<(&str, &str)>,
+        body: Option<&str>,
+        expected: u16,
+    ) -> Result<String, Box<dyn std::error::Error>> {
+        self.steps += 1;
+        println!("{}. {title}", self.steps);
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.base)
+        };
+        let mut request = self.client.request(method.clone(), url);
+        match token {
+            Some((label, token)) => {
+                println!("   {method} {path}  Authorization: Bearer <{label}>");
+                request = request.bearer_auth(token);
+            }
+            None => println!("   {method} {path}  (no Authorization header)"),
+        }
+        if let Some(body) = body {
+            println!("   body: {body}");
+            request = request
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(body.to_owned());
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let challenge = response
+            .headers()
+            .get(http::header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let text = response.text().await?;
+        println!("   -> {status}");
+        if status.as_u16() != expected {
+            self.surprises.push(format!(
+                "step {}: expected {expected}, got {status}",
+                self.steps
+            ));
+        }
+        if let Some(challenge) = challenge {
+            println!("   WWW-Authenticate: {challenge}");
+        }
+        println!("   body: {}", without_tokens(&text));
+        if let Some(event) = self.audit.last() {
+            println!(
+                "   audit ({}): {:?} {} (route {}, subject {}{}, token {}){}",
+                event.service_id,
+                event.decision,
+                event.reason,
+                event.route,
+                event.subject.as_deref().unwrap_or("-"),
+                event
+                    .actor
+                    .as_deref()
+                    .map_or_else(String::new, |a| format!(" acted for by {a}")),
+                event
+                    .token_fingerprint
+                    .map_or_else(|| "-".to_owned(), |f| format!("fp:{f}")),
+                event
+                    .ignored
+                    .as_deref()
+                    .map_or_else(String::new, |why| format!("; credential ignored: {why}")),
+            );
+        }
+        println!();
+        Ok(text)
+    }
+}
+
+/// A response body as shown: an issued token replaced by `<token>`.
+fn without_tokens(body: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(body) {
+        Ok(mut json) if json.get("authenticationToken").is_some() => {
+            json["authenticationToken"] = "<token>".into();
+            json.to_string()
+        }
+        _ => body.to_owned(),
+    }
 }

@@ -276,7 +276,7 @@ pub enum Forbidden {
     /// The route is sensitive and the credential is not a user's own: a token a machine can
     /// hold, or one acting for someone else.
     #[error(
-        "Token-authenticated callers cannot create tokens or change credentials (route is sensitive; a {kind} credential or one acting for a user is refused)"
+        "Token-authenticated callers cannot create tokens or change credentials (route is sensitive: {kind} credentials, and any acting for a user, are refused)"
     )]
     Sensitive {
         /// The kind presented.

@@ -285,7 +285,7 @@ async fn legacy_token_on_a_sensitive_route_is_refused() {
     assert_forbidden(
         &reply,
         &event,
-        "Token-authenticated callers cannot create tokens or change credentials (route is sensitive; a legacy credential or one acting for a user is refused)",
+        "Token-authenticated callers cannot create tokens or change credentials (route is sensitive: legacy credentials, and any acting for a user, are refused)",
         "sensitive_route",
     );
     assert_eq!(event.subject.as_deref(), Some("external:old-backend"));

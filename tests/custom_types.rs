@@ -604,7 +604,7 @@ async fn custom_credential_is_refused_on_a_sensitive_route() {
     assert_forbidden(
         &reply,
         &event,
-        "Token-authenticated callers cannot create tokens or change credentials (route is sensitive; a custom credential or one acting for a user is refused)",
+        "Token-authenticated callers cannot create tokens or change credentials (route is sensitive: custom credentials, and any acting for a user, are refused)",
         "sensitive_route",
     );
 }

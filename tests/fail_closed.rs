@@ -212,7 +212,7 @@ async fn unlisted_method_on_a_sensitive_path_is_refused_to_every_machine_credent
     let kind_refused = |kind: &str| {
         format!("{kind} credentials are not allowed on this route (allowed: user, obo)")
     };
-    let sensitive = "Token-authenticated callers cannot create tokens or change credentials (route is sensitive; a obo credential or one acting for a user is refused)";
+    let sensitive = "Token-authenticated callers cannot create tokens or change credentials (route is sensitive: obo credentials, and any acting for a user, are refused)";
     let cases = [
         (
             plugin.expose_secret(),

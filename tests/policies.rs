@@ -89,7 +89,7 @@ async fn sensitive_route_refuses_static_tokens() {
         assert_forbidden(
             &reply,
             &event,
-            "Token-authenticated callers cannot create tokens or change credentials (route is sensitive; a static credential or one acting for a user is refused)",
+            "Token-authenticated callers cannot create tokens or change credentials (route is sensitive: static credentials, and any acting for a user, are refused)",
             "sensitive_route",
         );
     }
