@@ -143,8 +143,9 @@ pub enum StoreError {
     /// a connection URL.
     #[error("store unavailable: {0}")]
     Unavailable(String),
-    /// The data was refused (see [`PublicKeyRecord`]) or what the store holds cannot be read
-    /// back. Retrying does not help.
+    /// The data was refused (see [`PublicKeyRecord`], [`Revocation`], [`IssuedToken`] and the
+    /// [module docs](self)) or what the store holds cannot be read back. Retrying does not
+    /// help.
     #[error("invalid data: {0}")]
     Invalid(String),
 }
