@@ -130,6 +130,7 @@ mod request_id;
 mod required_claims;
 mod response;
 pub mod restrictions;
+mod revocation;
 pub mod router;
 pub mod secret;
 mod service_id;

@@ -1,15 +1,23 @@
-//! [`MemoryStore`]: keys in a map, for tests and single processes.
+//! [`MemoryStore`]: keys and revocations in maps, for tests and single processes.
 
-use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{PoisonError, RwLock};
 
-use super::{PublicKeyRecord, Store, StoreFuture, same_or_conflict, validate};
+use tokio::sync::watch;
 
-/// A [`Store`] in memory. Keys are lost when the process ends, and replicas do not share
-/// them: use it for tests, or for a single process whose peers may briefly fail to verify
-/// its tokens after a restart. Share it as `Arc<MemoryStore>` (or `Arc<dyn Store>`).
+use super::{
+    IssuedToken, MAX_REVOCATIONS_LISTED, PublicKeyRecord, Revocation, Store, StoreFuture, bounded,
+    repeated_jti, same_or_conflict, storable_jti, validate, validate_issued, validate_revocation,
+};
+
+/// A [`Store`] in memory. Keys and revocations are lost when the process ends, and replicas
+/// do not share them: use it for tests, or for a single process whose peers may briefly fail
+/// to verify its tokens after a restart (and which accepts that a restart forgets which
+/// tokens were revoked). Share it as `Arc<MemoryStore>` (or `Arc<dyn Store>`): everything
+/// holding the same `MemoryStore` sees a revocation at once, through
+/// [`revocation_signal`](Store::revocation_signal).
 ///
 /// ```
 /// use std::sync::Arc;
@@ -30,16 +38,32 @@ use super::{PublicKeyRecord, Store, StoreFuture, same_or_conflict, validate};
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Default)]
 pub struct MemoryStore {
     /// service id → kid → record.
     keys: RwLock<BTreeMap<String, BTreeMap<String, PublicKeyRecord>>>,
+    /// Revoked jti → expires_at; ordered, as [`Store::revocations`] lists them.
+    revocations: RwLock<BTreeMap<String, i64>>,
+    /// jti → the issued token's record.
+    issued: RwLock<HashMap<String, IssuedToken>>,
+    /// Bumped by every revoke, so each holder of this store hears of it at once.
+    revoked: watch::Sender<u64>,
 }
 
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            keys: RwLock::default(),
+            revocations: RwLock::default(),
+            issued: RwLock::default(),
+            revoked: watch::channel(0).0,
+        }
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -51,6 +75,23 @@ impl fmt::Debug for MemoryStore {
             .field(
                 "public_keys",
                 &keys.values().map(BTreeMap::len).sum::<usize>(),
+            )
+            // Counts only: a jti is no secret, but a Debug line is no place for a list.
+            .field(
+                "revocations",
+                &self
+                    .revocations
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .len(),
+            )
+            .field(
+                "issued_tokens",
+                &self
+                    .issued
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .len(),
             )
             .finish()
     }
@@ -111,5 +152,90 @@ impl Store for MemoryStore {
             });
             Ok(pruned)
         })
+    }
+
+    fn revoke<'a>(&'a self, revocation: &'a Revocation) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            validate_revocation(revocation)?;
+            {
+                let mut revoked = self
+                    .revocations
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner);
+                revoked
+                    .entry(revocation.jti.clone())
+                    .and_modify(|e| *e = (*e).max(revocation.expires_at))
+                    .or_insert(revocation.expires_at);
+            }
+            // After the write, as PostgreSQL notifies after the commit: a woken reader sees it.
+            self.revoked.send_modify(|n| *n = n.wrapping_add(1));
+            Ok(())
+        })
+    }
+
+    fn revocations(&self, now: i64) -> StoreFuture<'_, Vec<Revocation>> {
+        Box::pin(async move {
+            let revoked = self
+                .revocations
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            bounded(
+                revoked
+                    .iter()
+                    .filter(|(_, expires_at)| **expires_at > now)
+                    .take(MAX_REVOCATIONS_LISTED + 1)
+                    .map(|(jti, expires_at)| Revocation {
+                        jti: jti.clone(),
+                        expires_at: *expires_at,
+                    })
+                    .collect(),
+            )
+        })
+    }
+
+    fn prune_revocations(&self, now: i64) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            let mut pruned = 0u64;
+            {
+                let mut revoked = self
+                    .revocations
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner);
+                let before = revoked.len();
+                revoked.retain(|_, expires_at| *expires_at > now);
+                pruned += (before - revoked.len()) as u64;
+            }
+            let mut issued = self.issued.write().unwrap_or_else(PoisonError::into_inner);
+            let before = issued.len();
+            issued.retain(|_, token| token.expires_at > now);
+            pruned += (before - issued.len()) as u64;
+            Ok(pruned)
+        })
+    }
+
+    fn record_issued<'a>(&'a self, token: &'a IssuedToken) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            validate_issued(token)?;
+            let mut issued = self.issued.write().unwrap_or_else(PoisonError::into_inner);
+            if issued.contains_key(&token.jti) {
+                return Err(repeated_jti());
+            }
+            issued.insert(token.jti.clone(), token.clone());
+            Ok(())
+        })
+    }
+
+    fn issued_token<'a>(&'a self, jti: &'a str, now: i64) -> StoreFuture<'a, Option<IssuedToken>> {
+        Box::pin(async move {
+            if !storable_jti(jti) {
+                return Ok(None);
+            }
+            let issued = self.issued.read().unwrap_or_else(PoisonError::into_inner);
+            Ok(issued.get(jti).filter(|t| t.expires_at > now).cloned())
+        })
+    }
+
+    fn revocation_signal(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.revoked.subscribe())
     }
 }

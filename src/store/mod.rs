@@ -1,20 +1,34 @@
-//! The key store: where each service's published public keys live, so that every replica
-//! serves the same JWKS and a token signed by any replica verifies (DESIGN.md sections 4
-//! and 7).
+//! The store: where state shared by every replica lives (DESIGN.md sections 4 and 7): each
+//! service's published public keys, so that every replica serves the same JWKS and a token
+//! signed by any replica verifies; and the revocations of just-in-time on-behalf-of tokens
+//! (by `jti`), with a record of each such token issued, so that a token revoked on one
+//! replica is refused by all of them.
 //!
 //! One [`Store`] trait, three backends:
 //!
-//! | backend | for | state |
-//! |---|---|---|
-//! | [`MemoryStore`] | tests, a single process that may forget its keys on restart | a map in memory |
-//! | [`SqliteStore`] | the embedded default: one process, keys survive restarts | a SQLite file |
-//! | [`PostgresStore`] | several replicas sharing keys | tables in the schema `s2s_auth` |
+//! | backend | for | state | revocations seen by other replicas |
+//! |---|---|---|---|
+//! | [`MemoryStore`] | tests, a single process that may forget its keys on restart | a map in memory | at once, by users of the same `MemoryStore` ([`Store::revocation_signal`]) |
+//! | [`SqliteStore`] | the embedded default: one process, keys survive restarts | a SQLite file | by polling the file |
+//! | [`PostgresStore`] | several replicas sharing keys | tables in the schema `s2s_auth` | at once (`LISTEN`/`NOTIFY`), and by polling |
 //!
 //! The SQL backends run their migrations when they open (embedded in the binary, applied
 //! once, safe when several replicas start at the same time).
 //!
+//! | method | what it does |
+//! |---|---|
+//! | [`put_public_key`](Store::put_public_key), [`public_keys`](Store::public_keys), [`prune_public_keys`](Store::prune_public_keys) | published keys |
+//! | [`record_issued`](Store::record_issued), [`issued_token`](Store::issued_token) | which user a just-in-time token acts for, and until when (never the token itself) |
+//! | [`revoke`](Store::revoke), [`revocations`](Store::revocations) | revoked `jti`s, until the token would have expired anyway |
+//! | [`prune_revocations`](Store::prune_revocations) | forgets expired revocations and issued-token records |
+//! | [`revocation_signal`](Store::revocation_signal) | wakes a caller when another process may have revoked a token |
+//!
+//! The revocation methods have default implementations that answer
+//! [`StoreError::Unavailable`] (and `None` for the signal), so a store written before them
+//! still compiles; such a store cannot back token revocation.
+//!
 //! ```
-//! use s2s_auth::store::{PublicKeyRecord, SqliteStore, Store};
+//! use s2s_auth::store::{IssuedToken, PublicKeyRecord, Revocation, SqliteStore, Store};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), s2s_auth::store::StoreError> {
@@ -30,15 +44,32 @@
 //! store.put_public_key(&key).await?; // idempotent
 //! assert_eq!(store.public_keys("catalog", 1_700_000_000).await?, vec![key]);
 //! assert_eq!(store.prune_public_keys(2_000_000_000).await?, 1); // expired at that time
+//!
+//! // A just-in-time token issued for jane, then revoked before its `exp`.
+//! let issued = IssuedToken {
+//!     jti: "5f0c2a9e".into(),
+//!     subject: "user:default/jane".into(),
+//!     expires_at: 1_700_000_300,
+//! };
+//! store.record_issued(&issued).await?;
+//! assert_eq!(store.issued_token("5f0c2a9e", 1_700_000_000).await?, Some(issued));
+//! let revoked = Revocation { jti: "5f0c2a9e".into(), expires_at: 1_700_000_300 };
+//! store.revoke(&revoked).await?;
+//! store.revoke(&revoked).await?; // idempotent
+//! assert_eq!(store.revocations(1_700_000_000).await?, vec![revoked]);
+//! // Once the token has expired, neither the record nor the revocation is needed.
+//! assert_eq!(store.prune_revocations(1_700_000_300).await?, 2);
 //! # Ok(())
 //! # }
 //! ```
 //!
 //! What the stores refuse ([`StoreError::Invalid`]): a JWK with private members (`d`, the
 //! RSA factors, or a symmetric `k`), so a private key can never be published by mistake; a
-//! JWK whose `kid` differs from the record's; empty or oversized ids; and a *different* key
-//! under a `(service_id, kid)` that is already stored (published keys never change, so a
-//! key a peer has cached cannot be swapped under it).
+//! JWK whose `kid` differs from the record's; empty or oversized ids (`service_id`, `kid`,
+//! `jti`, `subject`: 1 to 255 bytes, no control characters); a *different* key under a
+//! `(service_id, kid)` that is already stored (published keys never change, so a key a peer
+//! has cached cannot be swapped under it); and a second [`IssuedToken`] under a `jti` that
+//! is already recorded (`jti`s are random: a repeat is a bug or an attack).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -47,6 +78,7 @@ use std::sync::Arc;
 use crate::secret::SecretString;
 
 mod memory;
+mod pg_signal;
 mod postgres;
 mod sqlite;
 
@@ -72,6 +104,36 @@ pub struct PublicKeyRecord {
     pub expires_at: i64,
 }
 
+/// A revoked just-in-time on-behalf-of token, by its `jti`.
+///
+/// Stored by [`Store::revoke`]; listed by [`Store::revocations`] while `expires_at > now`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revocation {
+    /// The token's `jti` claim: 1 to 255 bytes, no control characters.
+    pub jti: String,
+    /// Unix seconds: the token's own `exp`. Kept until then; after it the token is refused anyway.
+    pub expires_at: i64,
+}
+
+/// A just-in-time on-behalf-of token this deployment issued (never the token itself).
+///
+/// Stored by [`Store::record_issued`], read by [`Store::issued_token`], so a revocation by
+/// `jti` can check who may revoke it and until when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuedToken {
+    /// The token's `jti` claim: 1 to 255 bytes, no control characters.
+    pub jti: String,
+    /// The user it acts for (`user:default/jane`): 1 to 255 bytes, no control characters.
+    pub subject: String,
+    /// Unix seconds, the token's `exp`.
+    pub expires_at: i64,
+}
+
+/// The most live revocations [`Store::revocations`] lists. A store holding more answers
+/// [`StoreError::Unavailable`] rather than a partial list: a replica that read only part of
+/// the revocations could let a revoked token through.
+pub const MAX_REVOCATIONS_LISTED: usize = 100_000;
+
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -81,8 +143,9 @@ pub enum StoreError {
     /// a connection URL.
     #[error("store unavailable: {0}")]
     Unavailable(String),
-    /// The data was refused (see [`PublicKeyRecord`]) or what the store holds cannot be read
-    /// back. Retrying does not help.
+    /// The data was refused (see [`PublicKeyRecord`], [`Revocation`], [`IssuedToken`] and the
+    /// [module docs](self)) or what the store holds cannot be read back. Retrying does not
+    /// help.
     #[error("invalid data: {0}")]
     Invalid(String),
 }
@@ -90,12 +153,16 @@ pub enum StoreError {
 /// The future a [`Store`] method returns.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
-/// Where published public keys live. One trait for keys now; later versions add service
-/// accounts, token digests and revocations.
+/// Where published public keys and token revocations live (see the [module docs](self)).
+/// Later versions add service accounts and token digests.
 ///
 /// Implementations are shared between tasks (`Arc<dyn Store>`) and, for a shared backend,
-/// between processes: every write is one atomic statement, so concurrent puts of the same
-/// key and concurrent prunes are safe.
+/// between processes: every write is atomic, so concurrent puts of the same key, concurrent
+/// revocations of the same `jti` and concurrent prunes are safe.
+///
+/// The revocation methods have default implementations (they answer
+/// [`StoreError::Unavailable`], the signal `None`) so that a store written before they
+/// existed still compiles; it cannot back token revocation until it implements them.
 pub trait Store: Send + Sync + 'static {
     /// Stores a public key. Idempotent on `(service_id, kid)`: storing the same record twice
     /// is `Ok`; storing a *different* record under a stored `(service_id, kid)` is
@@ -112,6 +179,70 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes every key with `expires_at <= now` (all services); returns how many.
     fn prune_public_keys(&self, now: i64) -> StoreFuture<'_, u64>;
+
+    /// Revokes `jti` until `expires_at`. Idempotent: revoking a revoked jti is Ok (the later
+    /// expires_at is kept). Validates jti like ids (1..=255 bytes, no control chars) ->
+    /// [`StoreError::Invalid`].
+    ///
+    /// A shared store makes the revocation visible to every process before this returns
+    /// (and, where it has a [signal](Self::revocation_signal), announces it after it is
+    /// committed, never before).
+    fn revoke<'a>(&'a self, revocation: &'a Revocation) -> StoreFuture<'a, ()> {
+        let _ = revocation;
+        no_revocations()
+    }
+
+    /// Every revocation with `expires_at > now`, ordered by `jti` (byte order).
+    ///
+    /// A full snapshot, not a cursor: PostgreSQL sequences are not commit-ordered, so
+    /// "everything after seq N" can miss a revocation that commits late. Revocations live at
+    /// most an hour, so the snapshot stays small. At most [`MAX_REVOCATIONS_LISTED`] rows;
+    /// more is `StoreError::Unavailable("too many live revocations")` (fail closed, never a
+    /// partial list).
+    fn revocations(&self, now: i64) -> StoreFuture<'_, Vec<Revocation>> {
+        let _ = now;
+        no_revocations()
+    }
+
+    /// Deletes revocations with `expires_at <= now`, and [issued-token
+    /// records](Self::record_issued) with `expires_at <= now`; returns how many rows in all.
+    fn prune_revocations(&self, now: i64) -> StoreFuture<'_, u64> {
+        let _ = now;
+        no_revocations()
+    }
+
+    /// Records an issued token. A second record under the same jti is
+    /// [`StoreError::Invalid`] (jtis are random; a repeat is a bug or an attack), whether or
+    /// not the first has expired. Validates jti and subject like ids.
+    fn record_issued<'a>(&'a self, token: &'a IssuedToken) -> StoreFuture<'a, ()> {
+        let _ = token;
+        no_revocations()
+    }
+
+    /// The unexpired record of `jti` (`expires_at > now`), if any. A `jti` that could not
+    /// have been recorded (empty, too long, a control character) has none.
+    fn issued_token<'a>(&'a self, jti: &'a str, now: i64) -> StoreFuture<'a, Option<IssuedToken>> {
+        let _ = (jti, now);
+        no_revocations()
+    }
+
+    /// Wakes the caller when another process may have revoked a token (PostgreSQL
+    /// LISTEN/NOTIFY). None: the store has no such signal; the caller polls.
+    ///
+    /// The value counts wake-ups and means nothing else: on a change, read
+    /// [`revocations`](Self::revocations) again. A store may also bump it when it may have
+    /// missed a revocation (PostgreSQL: after a reconnect). Needs a tokio runtime where the
+    /// store runs a task for it; without one it is `None`.
+    fn revocation_signal(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
+}
+
+/// The answer of the default revocation methods.
+fn no_revocations<T: Send + 'static>() -> StoreFuture<'static, T> {
+    Box::pin(std::future::ready(Err(StoreError::Unavailable(
+        "this store keeps no revocations".into(),
+    ))))
 }
 
 /// An `Arc` of a store is the same store, so one can be shared and handed over as it is.
@@ -130,6 +261,30 @@ impl<T: Store + ?Sized> Store for Arc<T> {
 
     fn prune_public_keys(&self, now: i64) -> StoreFuture<'_, u64> {
         (**self).prune_public_keys(now)
+    }
+
+    fn revoke<'a>(&'a self, revocation: &'a Revocation) -> StoreFuture<'a, ()> {
+        (**self).revoke(revocation)
+    }
+
+    fn revocations(&self, now: i64) -> StoreFuture<'_, Vec<Revocation>> {
+        (**self).revocations(now)
+    }
+
+    fn prune_revocations(&self, now: i64) -> StoreFuture<'_, u64> {
+        (**self).prune_revocations(now)
+    }
+
+    fn record_issued<'a>(&'a self, token: &'a IssuedToken) -> StoreFuture<'a, ()> {
+        (**self).record_issued(token)
+    }
+
+    fn issued_token<'a>(&'a self, jti: &'a str, now: i64) -> StoreFuture<'a, Option<IssuedToken>> {
+        (**self).issued_token(jti, now)
+    }
+
+    fn revocation_signal(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        (**self).revocation_signal()
     }
 }
 
@@ -165,6 +320,40 @@ pub(crate) fn validate(key: &PublicKeyRecord) -> Result<(), StoreError> {
         return Err(StoreError::Invalid("jwk contains a NUL character".into()));
     }
     Ok(())
+}
+
+/// The checks before a revocation is written, the same in every backend.
+pub(crate) fn validate_revocation(revocation: &Revocation) -> Result<(), StoreError> {
+    validate_id("jti", &revocation.jti)
+}
+
+/// The checks before an issued token is recorded, the same in every backend.
+pub(crate) fn validate_issued(token: &IssuedToken) -> Result<(), StoreError> {
+    validate_id("jti", &token.jti)?;
+    validate_id("subject", &token.subject)
+}
+
+/// Whether `jti` could have been stored at all. A lookup of one that could not has no
+/// answer, in every backend alike (PostgreSQL would refuse a NUL in the query itself).
+pub(crate) fn storable_jti(jti: &str) -> bool {
+    validate_id("jti", jti).is_ok()
+}
+
+/// A full listing of live revocations, or the refusal to give a partial one. The backends
+/// read at most [`MAX_REVOCATIONS_LISTED`]` + 1` rows and pass them here.
+pub(crate) fn bounded(listed: Vec<Revocation>) -> Result<Vec<Revocation>, StoreError> {
+    if listed.len() > MAX_REVOCATIONS_LISTED {
+        return Err(StoreError::Unavailable("too many live revocations".into()));
+    }
+    Ok(listed)
+}
+
+/// The refusal of a second record under a recorded `jti`.
+pub(crate) fn repeated_jti() -> StoreError {
+    StoreError::Invalid(
+        "a token with this jti was already issued; jtis are random, so a repeat is a bug or an attack"
+            .into(),
+    )
 }
 
 fn validate_id(name: &str, value: &str) -> Result<(), StoreError> {
@@ -298,6 +487,96 @@ mod tests {
         assert!(validate(&r).is_err());
         r.service_id = "cat\nalog".into();
         assert!(validate(&r).is_err());
+    }
+
+    #[test]
+    fn jtis_and_subjects_are_checked_like_ids() {
+        let revocation = |jti: &str| Revocation {
+            jti: jti.into(),
+            expires_at: 10,
+        };
+        assert!(validate_revocation(&revocation("5f0c2a9e")).is_ok());
+        assert!(validate_revocation(&revocation(&"a".repeat(MAX_ID_LEN))).is_ok());
+        for bad in [
+            String::new(),
+            "a".repeat(MAX_ID_LEN + 1),
+            "a\0b".into(),
+            "a\nb".into(),
+        ] {
+            assert!(
+                matches!(validate_revocation(&revocation(&bad)), Err(StoreError::Invalid(m)) if m.contains("jti")),
+                "{bad:?}"
+            );
+            assert!(!storable_jti(&bad), "{bad:?}");
+        }
+        let issued = |jti: &str, subject: &str| IssuedToken {
+            jti: jti.into(),
+            subject: subject.into(),
+            expires_at: 10,
+        };
+        assert!(validate_issued(&issued("j1", "user:default/jane")).is_ok());
+        assert!(
+            matches!(validate_issued(&issued("j1", "user:default/ja\x1bne")), Err(StoreError::Invalid(m)) if m.contains("subject"))
+        );
+        assert!(validate_issued(&issued("", "user:default/jane")).is_err());
+        assert!(validate_issued(&issued("j1", "")).is_err());
+    }
+
+    #[test]
+    fn a_listing_over_the_bound_is_refused_whole() {
+        let listing = |n: usize| {
+            (0..n)
+                .map(|i| Revocation {
+                    jti: format!("{i:06}"),
+                    expires_at: 10,
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            bounded(listing(MAX_REVOCATIONS_LISTED)).unwrap().len(),
+            MAX_REVOCATIONS_LISTED
+        );
+        assert!(matches!(
+            bounded(listing(MAX_REVOCATIONS_LISTED + 1)),
+            Err(StoreError::Unavailable(m)) if m == "too many live revocations"
+        ));
+    }
+
+    /// A store written before revocations existed: only the key methods.
+    struct KeysOnly;
+
+    impl Store for KeysOnly {
+        fn put_public_key<'a>(&'a self, _: &'a PublicKeyRecord) -> StoreFuture<'a, ()> {
+            Box::pin(async { Ok(()) })
+        }
+        fn public_keys<'a>(&'a self, _: &'a str, _: i64) -> StoreFuture<'a, Vec<PublicKeyRecord>> {
+            Box::pin(async { Ok(Vec::new()) })
+        }
+        fn prune_public_keys(&self, _: i64) -> StoreFuture<'_, u64> {
+            Box::pin(async { Ok(0) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_without_revocations_says_so() {
+        let store: Arc<dyn Store> = Arc::new(KeysOnly);
+        let unavailable = |r: Result<(), StoreError>| matches!(r, Err(StoreError::Unavailable(m)) if m == "this store keeps no revocations");
+        let revocation = Revocation {
+            jti: "j".into(),
+            expires_at: 10,
+        };
+        let issued = IssuedToken {
+            jti: "j".into(),
+            subject: "user:default/jane".into(),
+            expires_at: 10,
+        };
+        // Through the `Arc` forwarding impl, as the crate holds stores.
+        assert!(unavailable(store.revoke(&revocation).await));
+        assert!(unavailable(store.revocations(0).await.map(drop)));
+        assert!(unavailable(store.prune_revocations(0).await.map(drop)));
+        assert!(unavailable(store.record_issued(&issued).await));
+        assert!(unavailable(store.issued_token("j", 0).await.map(drop)));
+        assert!(store.revocation_signal().is_none());
     }
 
     #[test]

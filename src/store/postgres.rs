@@ -1,16 +1,22 @@
-//! [`PostgresStore`]: keys shared by every replica, in the PostgreSQL schema `s2s_auth`.
+//! [`PostgresStore`]: keys and revocations shared by every replica, in the PostgreSQL schema
+//! `s2s_auth`.
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Row};
 
+use tokio::sync::watch;
+
+use super::pg_signal::{CHANNEL, Signal};
 use super::{
-    PublicKeyRecord, Store, StoreError, StoreFuture, db_error, parse_jwk, same_or_conflict,
-    validate,
+    IssuedToken, MAX_REVOCATIONS_LISTED, PublicKeyRecord, Revocation, Store, StoreError,
+    StoreFuture, bounded, db_error, parse_jwk, repeated_jti, same_or_conflict, storable_jti,
+    validate, validate_issued, validate_revocation,
 };
 
 /// The PostgreSQL schema, embedded at build time from `migrations/postgres`. Migrations a
@@ -57,6 +63,11 @@ const SET_SEARCH_PATH: &str = "SET search_path TO s2s_auth";
 /// untrusted networks), with rustls on aws-lc-rs. `Debug` and every error show the user,
 /// host, port and database, never the password.
 ///
+/// A revocation is announced with `NOTIFY s2s_auth_revocations` in the transaction that
+/// stores it; [`revocation_signal`](Store::revocation_signal) listens on that channel
+/// (one extra connection per store while anyone holds a receiver), so other replicas
+/// re-read the revocations at once instead of at their next poll.
+///
 /// ```no_run
 /// use std::sync::Arc;
 /// use s2s_auth::store::{PostgresStore, Store};
@@ -73,6 +84,8 @@ pub struct PostgresStore {
     pool: PgPool,
     /// `postgres://user@host:port/database`, for `Debug` and messages: no password.
     target: String,
+    /// The LISTEN task behind [`Store::revocation_signal`], started on first use.
+    signal: Arc<Signal>,
 }
 
 impl PostgresStore {
@@ -109,7 +122,11 @@ impl PostgresStore {
             .connect_with(options)
             .await
             .map_err(|e| unavailable("cannot connect to", e.to_string()))?;
-        Ok(Self { pool, target })
+        Ok(Self {
+            pool,
+            target,
+            signal: Arc::new(Signal::new(redactor)),
+        })
     }
 }
 
@@ -206,12 +223,12 @@ fn describe(options: &PgConnectOptions) -> String {
 /// Removes the password a connection URL carries (in its user info or a `password` query
 /// parameter, raw and percent-decoded) from messages. The driver's messages should not
 /// contain it; this makes sure.
-struct Redactor {
+pub(super) struct Redactor {
     secrets: Vec<String>,
 }
 
 impl Redactor {
-    fn new(url: &str) -> Self {
+    pub(super) fn new(url: &str) -> Self {
         let mut secrets = Vec::new();
         let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
         let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
@@ -237,7 +254,7 @@ impl Redactor {
         Self { secrets }
     }
 
-    fn redact(&self, mut message: String) -> String {
+    pub(super) fn redact(&self, mut message: String) -> String {
         for secret in &self.secrets {
             if message.contains(secret.as_str()) {
                 message = message.replace(secret.as_str(), "***");
@@ -368,6 +385,127 @@ impl Store for PostgresStore {
                 .map_err(map)?;
             Ok(result.rows_affected())
         })
+    }
+
+    fn revoke<'a>(&'a self, revocation: &'a Revocation) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            validate_revocation(revocation)?;
+            // One transaction: PostgreSQL delivers the notification at commit, so no replica
+            // is woken to read a row it cannot see yet (and a rolled-back revoke wakes none).
+            let mut tx = self.pool.begin().await.map_err(map)?;
+            sqlx::query(
+                "INSERT INTO s2s_auth.revocations (jti, expires_at) VALUES ($1, $2) \
+                 ON CONFLICT (jti) DO UPDATE \
+                 SET expires_at = GREATEST(s2s_auth.revocations.expires_at, EXCLUDED.expires_at)",
+            )
+            .bind(&revocation.jti)
+            .bind(revocation.expires_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(map)?;
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANNEL)
+                .bind(&revocation.jti)
+                .execute(&mut *tx)
+                .await
+                .map_err(map)?;
+            tx.commit().await.map_err(map)?;
+            Ok(())
+        })
+    }
+
+    fn revocations(&self, now: i64) -> StoreFuture<'_, Vec<Revocation>> {
+        Box::pin(async move {
+            // One statement, so one snapshot. One row over the bound, to tell "exactly the
+            // bound" from "more". COLLATE "C": byte order, as in the other stores.
+            let rows = sqlx::query(
+                "SELECT jti, expires_at FROM s2s_auth.revocations WHERE expires_at > $1 \
+                 ORDER BY jti COLLATE \"C\" LIMIT $2",
+            )
+            .bind(now)
+            .bind(MAX_REVOCATIONS_LISTED as i64 + 1)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map)?;
+            bounded(
+                rows.iter()
+                    .map(|row| {
+                        Ok(Revocation {
+                            jti: row.try_get("jti").map_err(map)?,
+                            expires_at: row.try_get("expires_at").map_err(map)?,
+                        })
+                    })
+                    .collect::<Result<_, StoreError>>()?,
+            )
+        })
+    }
+
+    fn prune_revocations(&self, now: i64) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            let revocations =
+                sqlx::query("DELETE FROM s2s_auth.revocations WHERE expires_at <= $1")
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map)?;
+            let issued = sqlx::query("DELETE FROM s2s_auth.issued_tokens WHERE expires_at <= $1")
+                .bind(now)
+                .execute(&self.pool)
+                .await
+                .map_err(map)?;
+            Ok(revocations.rows_affected() + issued.rows_affected())
+        })
+    }
+
+    fn record_issued<'a>(&'a self, token: &'a IssuedToken) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            validate_issued(token)?;
+            let inserted = sqlx::query(
+                "INSERT INTO s2s_auth.issued_tokens (jti, subject, expires_at) \
+                 VALUES ($1, $2, $3) ON CONFLICT (jti) DO NOTHING",
+            )
+            .bind(&token.jti)
+            .bind(&token.subject)
+            .bind(token.expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(map)?
+            .rows_affected();
+            if inserted == 1 {
+                Ok(())
+            } else {
+                Err(repeated_jti())
+            }
+        })
+    }
+
+    fn issued_token<'a>(&'a self, jti: &'a str, now: i64) -> StoreFuture<'a, Option<IssuedToken>> {
+        Box::pin(async move {
+            if !storable_jti(jti) {
+                return Ok(None);
+            }
+            let row = sqlx::query(
+                "SELECT subject, expires_at FROM s2s_auth.issued_tokens \
+                 WHERE jti = $1 AND expires_at > $2",
+            )
+            .bind(jti)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map)?;
+            row.map(|row| {
+                Ok(IssuedToken {
+                    jti: jti.to_owned(),
+                    subject: row.try_get("subject").map_err(map)?,
+                    expires_at: row.try_get("expires_at").map_err(map)?,
+                })
+            })
+            .transpose()
+        })
+    }
+
+    fn revocation_signal(&self) -> Option<watch::Receiver<u64>> {
+        self.signal.subscribe(&self.pool, ACQUIRE_TIMEOUT)
     }
 }
 

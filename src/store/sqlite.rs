@@ -1,4 +1,4 @@
-//! [`SqliteStore`]: the embedded default, keys in one SQLite file.
+//! [`SqliteStore`]: the embedded default, keys and revocations in one SQLite file.
 
 use std::fmt;
 use std::str::FromStr;
@@ -9,8 +9,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Row, SqlitePool};
 
 use super::{
-    PublicKeyRecord, Store, StoreError, StoreFuture, db_error, parse_jwk, same_or_conflict,
-    validate,
+    IssuedToken, MAX_REVOCATIONS_LISTED, PublicKeyRecord, Revocation, Store, StoreError,
+    StoreFuture, bounded, db_error, parse_jwk, repeated_jti, same_or_conflict, storable_jti,
+    validate, validate_issued, validate_revocation,
 };
 
 /// The SQLite schema, embedded at build time from `migrations/sqlite`. Migrations a newer
@@ -33,6 +34,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// mode with full `fsync` on commit: a key is on disk before it signs anything. Give the
 /// store a file of its own: the migrations keep their bookkeeping in the file's
 /// `_sqlx_migrations` table, which another sqlx application in the same file also uses.
+///
+/// SQLite has no change notification: [`revocation_signal`](Store::revocation_signal) is
+/// `None`, and a process sharing the file sees another's revocations when it next reads
+/// them (polling).
 ///
 /// ```
 /// use s2s_auth::store::{SqliteStore, Store};
@@ -218,6 +223,111 @@ impl Store for SqliteStore {
                 .await
                 .map_err(map)?;
             Ok(result.rows_affected())
+        })
+    }
+
+    fn revoke<'a>(&'a self, revocation: &'a Revocation) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            validate_revocation(revocation)?;
+            // One statement: concurrent revokes of one jti keep the later expiry.
+            sqlx::query(
+                "INSERT INTO s2s_revocations (jti, expires_at) VALUES (?1, ?2) \
+                 ON CONFLICT (jti) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)",
+            )
+            .bind(&revocation.jti)
+            .bind(revocation.expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(map)?;
+            Ok(())
+        })
+    }
+
+    fn revocations(&self, now: i64) -> StoreFuture<'_, Vec<Revocation>> {
+        Box::pin(async move {
+            // One row over the bound, to tell "exactly the bound" from "more".
+            let rows = sqlx::query(
+                "SELECT jti, expires_at FROM s2s_revocations WHERE expires_at > ?1 \
+                 ORDER BY jti LIMIT ?2",
+            )
+            .bind(now)
+            .bind(MAX_REVOCATIONS_LISTED as i64 + 1)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map)?;
+            bounded(
+                rows.iter()
+                    .map(|row| {
+                        Ok(Revocation {
+                            jti: row.try_get("jti").map_err(map)?,
+                            expires_at: row.try_get("expires_at").map_err(map)?,
+                        })
+                    })
+                    .collect::<Result<_, StoreError>>()?,
+            )
+        })
+    }
+
+    fn prune_revocations(&self, now: i64) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            let revocations = sqlx::query("DELETE FROM s2s_revocations WHERE expires_at <= ?1")
+                .bind(now)
+                .execute(&self.pool)
+                .await
+                .map_err(map)?;
+            let issued = sqlx::query("DELETE FROM s2s_issued_tokens WHERE expires_at <= ?1")
+                .bind(now)
+                .execute(&self.pool)
+                .await
+                .map_err(map)?;
+            Ok(revocations.rows_affected() + issued.rows_affected())
+        })
+    }
+
+    fn record_issued<'a>(&'a self, token: &'a IssuedToken) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            validate_issued(token)?;
+            let inserted = sqlx::query(
+                "INSERT INTO s2s_issued_tokens (jti, subject, expires_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (jti) DO NOTHING",
+            )
+            .bind(&token.jti)
+            .bind(&token.subject)
+            .bind(token.expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(map)?
+            .rows_affected();
+            if inserted == 1 {
+                Ok(())
+            } else {
+                Err(repeated_jti())
+            }
+        })
+    }
+
+    fn issued_token<'a>(&'a self, jti: &'a str, now: i64) -> StoreFuture<'a, Option<IssuedToken>> {
+        Box::pin(async move {
+            if !storable_jti(jti) {
+                return Ok(None);
+            }
+            let row = sqlx::query(
+                "SELECT subject, expires_at FROM s2s_issued_tokens \
+                 WHERE jti = ?1 AND expires_at > ?2",
+            )
+            .bind(jti)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map)?;
+            row.map(|row| {
+                Ok(IssuedToken {
+                    jti: jti.to_owned(),
+                    subject: row.try_get("subject").map_err(map)?,
+                    expires_at: row.try_get("expires_at").map_err(map)?,
+                })
+            })
+            .transpose()
         })
     }
 }
