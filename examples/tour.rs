@@ -420,6 +420,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         403,
     )
     .await?;
+    let jti = jit_token
+        .split('.')
+        .nth(1)
+        .and_then(base64_url)
+        .and_then(|c| serde_json::from_slice::<serde_json::Value>(&c).ok())
+        .and_then(|c| c["jti"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let revoke = format!("{}/{jti}", s2s_auth::jit::DEFAULT_PATH);
+    tour.step(
+        "jane revokes it (by its jti): 204",
+        Method::DELETE,
+        &revoke,
+        user,
+        None,
+        204,
+    )
+    .await?;
+    tour.step(
+        "The tool calls again with the revoked token",
+        Method::GET,
+        "/entities",
+        jit,
+        None,
+        401,
+    )
+    .await?;
     let mut surprises = std::mem::take(&mut tour.surprises);
 
     // Key sources must be https: a JWKS URL over plain http off loopback stops start-up
@@ -563,4 +589,12 @@ fn without_tokens(body: &str) -> String {
         }
         _ => body.to_owned(),
     }
+}
+
+/// Decodes a base64url segment (a token's claims, to read its `jti`).
+fn base64_url(segment: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(segment)
+        .ok()
 }

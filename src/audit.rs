@@ -60,6 +60,9 @@ pub enum EventKind {
     KeyPublished,
     /// Expired public keys left the store (`message` says how many).
     KeysPruned,
+    /// A just-in-time on-behalf-of token was revoked (`subject`: who revoked it, `target`:
+    /// the token's `jti`, `expires_at`: until when the revocation is kept).
+    TokenRevoked,
 }
 
 /// Text of an [`AuditEvent`] that making the event does not copy: a reason code or a method

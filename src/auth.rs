@@ -82,7 +82,7 @@ impl Auth {
     }
 
     /// The paths this crate serves itself when configured (the published JWKS, the
-    /// just-in-time issue endpoint): [`Auth::router`](crate::Auth::router) mounts them, so an
+    /// just-in-time issue and revocation endpoints): [`Auth::router`](crate::Auth::router) mounts them, so an
     /// application serving every path of [`routes`](Self::routes) leaves these out.
     ///
     /// ```
@@ -97,7 +97,11 @@ impl Auth {
     ///     .build()?;
     /// assert_eq!(
     ///     auth.builtin_paths(),
-    ///     ["/.backstage/auth/v1/jwks.json", "/.s2s/auth/v1/obo/token"]
+    ///     [
+    ///         "/.backstage/auth/v1/jwks.json",
+    ///         "/.s2s/auth/v1/obo/token/{jti}",
+    ///         "/.s2s/auth/v1/obo/token",
+    ///     ]
     /// );
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```

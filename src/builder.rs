@@ -331,6 +331,16 @@ impl AuthBuilder {
             });
         }
         if let Some(jit) = &self.jit_tokens {
+            let revoke = jit.revoke_pattern();
+            if !routes.iter().any(|r| r.pattern == revoke) {
+                routes.push(RouteSpec {
+                    pattern: revoke,
+                    methods: vec![Method::DELETE],
+                    policy: RoutePolicy::users().sensitive(),
+                    origin: jit.origin.clone(),
+                    builtin: true,
+                });
+            }
             for path in jit.paths() {
                 if !routes.iter().any(|r| r.pattern == path) {
                     routes.push(RouteSpec {

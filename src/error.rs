@@ -50,6 +50,14 @@ pub enum RequestError {
     /// unreachable and nothing usable is cached). Answered with `Retry-After`.
     #[error("signing keys are unavailable; retry in {retry_after_secs} s")]
     KeysUnavailable {
+        /// Seconds until a retry may succeed (the `Retry-After` header).
+        retry_after_secs: u64,
+    },
+    /// The token can be revoked, and this replica could not read the revocations within
+    /// their staleness bound: it cannot prove the token was not revoked elsewhere (503,
+    /// fail closed).
+    #[error("revocations cannot be checked now; retry in {retry_after_secs} s")]
+    RevocationsUnavailable {
         /// Seconds until a retry may succeed.
         retry_after_secs: u64,
     },
@@ -67,7 +75,9 @@ impl RequestError {
             | RequestError::UnsupportedScheme
             | RequestError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             RequestError::Forbidden(_) => StatusCode::FORBIDDEN,
-            RequestError::KeysUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            RequestError::KeysUnavailable { .. } | RequestError::RevocationsUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -82,6 +92,7 @@ impl RequestError {
             RequestError::InvalidToken(e) => e.code(),
             RequestError::Forbidden(e) => e.code(),
             RequestError::KeysUnavailable { .. } => "keys_unavailable",
+            RequestError::RevocationsUnavailable { .. } => "revocations_unavailable",
         }
     }
 }
@@ -206,6 +217,9 @@ pub enum VerifyError {
     /// A kind of token this version does not verify yet.
     #[error("{0} tokens are not supported by this version")]
     Unsupported(&'static str),
+    /// The token was revoked (a just-in-time on-behalf-of token, by its `jti`).
+    #[error("token has been revoked")]
+    Revoked,
 }
 
 impl VerifyError {
@@ -247,6 +261,7 @@ impl VerifyError {
             VerifyError::ClaimNotAccepted(_) => "claim_not_accepted",
             VerifyError::MissingRequiredClaim(_) => "missing_claim",
             VerifyError::Unsupported(_) => "unsupported_token",
+            VerifyError::Revoked => "token_revoked",
         }
     }
 }
@@ -347,6 +362,12 @@ pub enum IssueError {
     /// Key generation or signing failed.
     #[error("signing failed: {0}")]
     Signing(String),
+    /// No live just-in-time token has this `jti` (never issued here, or expired).
+    #[error("no live token has this jti")]
+    UnknownToken,
+    /// Only the token's own user, or a revocation admin, may revoke it.
+    #[error("only the token's user or a revocation admin may revoke it")]
+    NotYours,
     /// The request cannot be granted as asked; the text says why.
     #[error("{0}")]
     BadRequest(&'static str),

@@ -210,6 +210,17 @@ impl Auth {
         let Some(jit) = &self.pipeline.jit else {
             return router;
         };
+        let auth = self.clone();
+        router = router.route(
+            &jit.config.revoke_pattern(),
+            axum::routing::delete(
+                move |axum::extract::Path(jti): axum::extract::Path<String>,
+                      request: Request<Body>| {
+                    let auth = auth.clone();
+                    async move { auth.revoke_endpoint(&jti, request).await }
+                },
+            ),
+        );
         for path in jit.config.paths() {
             let auth = self.clone();
             router = router.route(
@@ -221,6 +232,95 @@ impl Auth {
             );
         }
         router
+    }
+
+    /// Revokes the just-in-time token `jti` (see the [`jit`](crate::jit) module): refused on
+    /// this replica at once, and on replicas sharing the store within the revocation
+    /// staleness. Only the token's own user (acting for themselves) or a configured
+    /// revocation admin may. Audited as `token_revoked`. Returns the token's `exp`, until
+    /// which the revocation is kept.
+    ///
+    /// Errors: [`IssueError::NotConfigured`], [`IssueError::UnknownToken`] (no live token
+    /// with this `jti`), [`IssueError::NotYours`], [`IssueError::CannotDelegate`] for a
+    /// caller that is not a user acting for themselves, [`IssueError::Store`].
+    pub async fn revoke_jit_token(&self, by: &Principal, jti: &str) -> Result<i64, IssueError> {
+        let jit = self
+            .pipeline
+            .jit
+            .as_ref()
+            .ok_or(IssueError::NotConfigured)?;
+        if by.credential() != CredentialKind::User || by.actor().is_some() {
+            return Err(DelegationError::NotAUser.into());
+        }
+        let now = i64::try_from(now()).unwrap_or(i64::MAX);
+        let issued = jit
+            .store
+            .issued_token(jti, now)
+            .await?
+            .ok_or(IssueError::UnknownToken)?;
+        let admin = jit
+            .config
+            .revocation_admins
+            .iter()
+            .any(|a| a == by.subject());
+        if issued.subject != by.subject() && !admin {
+            return Err(IssueError::NotYours);
+        }
+        jit.denylist.start();
+        jit.denylist.revoke(jti, issued.expires_at).await?;
+        self.pipeline.auditor.record_lifecycle(
+            EventKind::TokenRevoked,
+            self.service_id(),
+            "token_revoked",
+            |e| {
+                e.subject = Some(AuditText::from(by.subject().to_owned()));
+                e.principal_type = Some(PrincipalType::User);
+                e.credential = Some(by.credential());
+                e.target = Some(jti.to_owned());
+                e.expires_at = time::OffsetDateTime::from_unix_timestamp(issued.expires_at).ok();
+                e.message = format!("revoked the token of {}", issued.subject);
+            },
+        );
+        Ok(issued.expires_at)
+    }
+
+    async fn revoke_endpoint(&self, jti: &str, request: Request<Body>) -> Response {
+        let method = request.method().clone();
+        let url = request.uri().path().to_owned();
+        let refuse = |status: StatusCode, name: &str, message: &str| {
+            let body = crate::response::error_body(name, message, Some((&method, &url)), status);
+            (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+        };
+        let Some(principal) = request.extensions().get::<Principal>().cloned() else {
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "AuthenticationError",
+                "missing credentials",
+            );
+        };
+        match self.revoke_jit_token(&principal, jti).await {
+            Ok(_) => StatusCode::NO_CONTENT.into_response(),
+            Err(IssueError::UnknownToken | IssueError::NotConfigured) => refuse(
+                StatusCode::NOT_FOUND,
+                "NotFoundError",
+                "no live token has this jti",
+            ),
+            Err(e @ (IssueError::NotYours | IssueError::CannotDelegate(_))) => {
+                refuse(StatusCode::FORBIDDEN, "NotAllowedError", &e.to_string())
+            }
+            Err(e) => {
+                tracing::warn!(target: "s2s_auth::jit", error = %e, "cannot revoke a just-in-time token");
+                let mut response = refuse(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailableError",
+                    "cannot revoke now; retry later",
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                response
+            }
+        }
     }
 
     async fn issue_endpoint(&self, request: Request<Body>) -> Response {

@@ -29,7 +29,7 @@ pub(crate) fn refusal(
         RequestError::DuplicateAuthorization
         | RequestError::MalformedAuthorization(_)
         | RequestError::TokenInQuery => Some("invalid_request"),
-        RequestError::KeysUnavailable { .. } => None,
+        RequestError::KeysUnavailable { .. } | RequestError::RevocationsUnavailable { .. } => None,
     };
     // RFC 6750 section 3: no error code when the request simply lacked credentials.
     let challenge = match code {
@@ -60,7 +60,9 @@ pub(crate) fn refusal(
         header::WWW_AUTHENTICATE,
         HeaderValue::from_str(&challenge).unwrap_or(HeaderValue::from_static("Bearer")),
     );
-    if let RequestError::KeysUnavailable { retry_after_secs } = error {
+    if let RequestError::KeysUnavailable { retry_after_secs }
+    | RequestError::RevocationsUnavailable { retry_after_secs } = error
+    {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
         // Not a credential problem: no challenge.
         headers.remove(header::WWW_AUTHENTICATE);

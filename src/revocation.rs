@@ -21,10 +21,6 @@
 
 // The verifier (which calls `check`) and the revocation endpoint (which calls `revoke`) are
 // built beside this module on another branch; until they are merged nothing here is called.
-#![allow(
-    dead_code,
-    reason = "called by the jti verifier and the revocation endpoint once they are merged"
-)]
 
 use std::collections::HashMap;
 use std::fmt;
@@ -241,6 +237,11 @@ impl Denylist {
         let signal = self.store.revocation_signal();
         let task = runtime.spawn(run(Arc::downgrade(self), signal, self.staleness));
         *self.task.lock().unwrap_or_else(PoisonError::into_inner) = Some(task.abort_handle());
+    }
+
+    /// Whether no read of the store has succeeded yet (a process that just started).
+    pub(crate) fn never_synced(&self) -> bool {
+        self.synced_at.load(Ordering::Acquire) == NEVER
     }
 
     fn elapsed_ms(&self) -> u64 {

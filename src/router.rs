@@ -231,7 +231,8 @@ impl<S: Clone + Send + Sync + 'static> AuthRouter<S> {
             served.push(JWKS_PATH.to_owned());
         }
         if let Some(jit) = &pipeline.jit {
-            let paths = jit.config.paths();
+            let mut paths = jit.config.paths();
+            paths.push(jit.config.revoke_pattern());
             if paths.iter().all(|p| !served.contains(p)) {
                 router = router.merge(self.auth.jit_router());
                 served.extend(paths);

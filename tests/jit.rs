@@ -710,3 +710,159 @@ async fn yaml_config_serves_the_endpoint_through_the_router_wrapper() {
         "{e}"
     );
 }
+
+impl Setup {
+    async fn delete(&self, token: &str, jti: &str) -> Reply {
+        let path = format!("{DEFAULT_PATH}/{jti}");
+        send(&self.router, bearer(Method::DELETE, &path, token)).await
+    }
+
+    /// A user's own OIDC token for `sub`.
+    fn user(&self, sub: &str) -> String {
+        let now = kit::now();
+        self.idp.key.sign(&json!({
+            "iss": self.idp.issuer, "sub": sub, "aud": SERVICE, "iat": now, "exp": now + 3600,
+        }))
+    }
+}
+
+fn jti_of(token: &str) -> String {
+    kit::header_and_claims(token).1["jti"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_refused_at_once_and_only_its_user_or_an_admin_may_revoke_it() {
+    let s = setup(es256().revocation_admins(["user:default/admin"])).await;
+    let (token, _) = s
+        .issue(r#"{"description":"d","durationSeconds":120}"#)
+        .await;
+    let jti = jti_of(&token);
+    let (reply, event) = s.call(Method::GET, "/entities", &token).await;
+    assert_allowed(&reply, &event);
+
+    // Not bob's token; the token itself may not revoke (sensitive); an unknown jti is 404.
+    let reply = s.delete(&s.user("bob"), &jti).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
+    assert_eq!(
+        reply.json()["error"]["message"],
+        "only the token's user or a revocation admin may revoke it"
+    );
+    let reply = s.delete(&token, &jti).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
+    let reply = s.delete(&s.jane(), "no-such-jti").await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.body);
+
+    // jane revokes it: refused by the very next request.
+    s.audit.clear();
+    let reply = s.delete(&s.jane(), &jti).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    let revoked = s
+        .audit
+        .events()
+        .into_iter()
+        .find(|e| e.event == s2s_auth::audit::EventKind::TokenRevoked)
+        .expect("revocation audited");
+    assert_eq!(revoked.target.as_deref(), Some(jti.as_str()));
+    assert_eq!(revoked.subject.as_deref(), Some("user:default/jane"));
+    let (reply, event) = s.call(Method::GET, "/entities", &token).await;
+    assert_invalid_token(&reply, &event, "token has been revoked", "token_revoked");
+
+    // An admin revokes someone else's.
+    let (other, _) = s.issue(r#"{"description":"d"}"#).await;
+    let reply = s.delete(&s.user("admin"), &jti_of(&other)).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    let (reply, _) = s.call(Method::GET, "/entities", &other).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+}
+
+/// Two replicas sharing `store`, HS512 keys shared by the deployment: a token revoked on one
+/// is refused by the other within the staleness bound.
+async fn two_replicas_refuse_a_revoked_token(
+    store: Arc<dyn s2s_auth::store::Store>,
+    bound: std::time::Duration,
+) {
+    let staleness = std::time::Duration::from_millis(400);
+    let jit = || hs512().store(store.clone()).revocation_staleness(staleness);
+    let a = setup(jit()).await;
+    let b = setup(jit()).await;
+    let (token, _) = a.issue(r#"{"description":"d","service":"catalog"}"#).await;
+    for replica in [&a, &b] {
+        let (reply, event) = replica.call(Method::GET, "/entities", &token).await;
+        assert_allowed(&reply, &event);
+    }
+    let revoked_at = std::time::Instant::now();
+    let reply = a.delete(&a.jane(), &jti_of(&token)).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    let (reply, _) = a.call(Method::GET, "/entities", &token).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNAUTHORIZED,
+        "at once on the replica that revoked it"
+    );
+    loop {
+        let (reply, _) = b.call(Method::GET, "/entities", &token).await;
+        if reply.status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert!(
+            revoked_at.elapsed() < bound,
+            "the other replica still takes it after {:?}",
+            revoked_at.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn two_replicas_on_one_memory_store_refuse_a_revoked_token() {
+    let store: Arc<dyn s2s_auth::store::Store> = Arc::new(MemoryStore::default());
+    two_replicas_refuse_a_revoked_token(store, std::time::Duration::from_millis(400 + 300)).await;
+}
+
+#[tokio::test]
+async fn two_replicas_on_one_sqlite_file_refuse_a_revoked_token() {
+    let dir = std::env::temp_dir().join(format!("s2s-jit-{}", kit::random_hex(8)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("store.sqlite");
+    let store = s2s_auth::store::SqliteStore::open(path.to_str().unwrap())
+        .await
+        .unwrap();
+    two_replicas_refuse_a_revoked_token(
+        Arc::new(store),
+        std::time::Duration::from_millis(400 + 300),
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn two_replicas_on_one_postgres_refuse_a_revoked_token() {
+    let url = match std::env::var("S2S_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!(
+                "S2S_TEST_POSTGRES_URL is not set and CI=true: the PostgreSQL tests must run in CI"
+            )
+        }
+        _ => {
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "SKIPPED: two_replicas_on_one_postgres_refuse_a_revoked_token: no PostgreSQL; \
+                 set S2S_TEST_POSTGRES_URL (.ci/run starts a server and sets it)"
+            );
+            return;
+        }
+    };
+    let store = s2s_auth::store::PostgresStore::connect(&url).await.unwrap();
+    // Through LISTEN/NOTIFY the other replica sees it well within one poll.
+    two_replicas_refuse_a_revoked_token(
+        Arc::new(store),
+        std::time::Duration::from_millis(400 + 300),
+    )
+    .await;
+}

@@ -23,6 +23,8 @@ use s2s_auth::store::{
     SqliteStore, Store, StoreError, StoreFuture,
 };
 
+// Not every crate-private item is used by these tests.
+#[allow(dead_code)]
 #[path = "../src/revocation.rs"]
 mod revocation;
 

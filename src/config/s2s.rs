@@ -120,6 +120,8 @@ fn parse_jit(node: &Node<'_>) -> Result<crate::jit::JitTokens, ConfigError> {
         "rolesKeys",
         "path",
         "openSearchPath",
+        "revocationStalenessSeconds",
+        "revocationAdmins",
     ])?;
     let mut jit = crate::jit::JitTokens::new(node.required("deploymentId")?.str()?);
     jit.origin = node.display_path();
@@ -155,6 +157,16 @@ fn parse_jit(node: &Node<'_>) -> Result<crate::jit::JitTokens, ConfigError> {
     }
     if let Some(flag) = node.get("openSearchPath")? {
         jit = jit.opensearch_path(flag.bool()?);
+    }
+    if let Some(secs) = node.get("revocationStalenessSeconds")? {
+        jit = jit.revocation_staleness(Duration::from_secs(secs.whole_number()?));
+    }
+    if let Some(admins) = node.get("revocationAdmins")? {
+        let mut users = Vec::new();
+        for admin in admins.list()? {
+            users.push(admin.str()?.to_owned());
+        }
+        jit = jit.revocation_admins(users);
     }
     Ok(jit)
 }

@@ -12,7 +12,9 @@ use crate::error::{ConfigError, DelegationError, IssueError};
 use crate::jws::VerifyingKey;
 use crate::plugin::{KeyManager, now};
 use crate::principal::{CredentialKind, Principal, PrincipalType};
+use crate::revocation::Denylist;
 use crate::secret::SecretString;
+use crate::store::{IssuedToken, MemoryStore, Store};
 
 /// What a user asks for (the issue endpoint's body).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,6 +78,9 @@ pub(crate) struct Jit {
     pub(crate) hmac: Vec<(String, EncodingKey, VerifyingKey)>,
     pub(crate) es256: Option<Arc<KeyManager>>,
     pub(crate) roles: Option<RolesKeys>,
+    /// Where issued tokens and revocations are kept.
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) denylist: Arc<Denylist>,
 }
 
 impl std::fmt::Debug for Jit {
@@ -115,7 +120,15 @@ impl Jit {
             ));
         }
         let roles = RolesKeys::new(config.roles_secrets()?);
+        let store: Arc<dyn Store> = match (&config.store, keys.as_ref().and_then(|k| k.store())) {
+            (Some(store), _) => store.clone(),
+            (None, Some(store)) => store,
+            (None, None) => Arc::new(MemoryStore::default()),
+        };
+        let denylist = Denylist::new(store.clone(), config.revocation_staleness);
         Ok(Self {
+            store,
+            denylist,
             config,
             service_id: service_id.to_owned(),
             es256: if hmac.is_empty() { keys } else { None },
@@ -220,6 +233,15 @@ impl Jit {
             user.roles()
         };
         let (token, jti, exp) = jit.mint(user.subject(), roles, aud, lifetime).await?;
+        // Recorded before it is handed out: whoever holds it can be named when it is revoked.
+        jit.store
+            .record_issued(&IssuedToken {
+                jti: jti.clone(),
+                subject: user.subject().to_owned(),
+                expires_at: i64::try_from(exp).unwrap_or(i64::MAX),
+            })
+            .await?;
+        jit.denylist.start();
         let expires_at = crate::jwt::expiry(exp).ok();
         auditor.record_lifecycle(
             EventKind::TokenIssued,

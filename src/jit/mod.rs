@@ -64,6 +64,7 @@
 //! # }
 //! ```
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -71,6 +72,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 
 use crate::error::{ConfigError, ConfigRule};
 use crate::secret::SecretString;
+use crate::store::Store;
 
 mod endpoint;
 mod issue;
@@ -100,6 +102,8 @@ pub const DEFAULT_DURATION: Duration = Duration::from_secs(300);
 pub const DEFAULT_MAX_DURATION: Duration = Duration::from_secs(600);
 /// The highest cap that can be configured.
 pub const MAX_DURATION_CAP: Duration = Duration::from_secs(3600);
+/// How stale a replica's copy of the revocations may be unless configured otherwise.
+pub const DEFAULT_REVOCATION_STALENESS: Duration = crate::revocation::DEFAULT_STALENESS;
 /// The shortest HS512 key, in decoded bytes (512 bits).
 pub const MIN_HMAC_KEY_BYTES: usize = 64;
 
@@ -117,6 +121,9 @@ pub struct JitTokens {
     pub(crate) roles_keys: Vec<(String, SecretString)>,
     pub(crate) path: String,
     pub(crate) opensearch_path: bool,
+    pub(crate) store: Option<Arc<dyn Store>>,
+    pub(crate) revocation_staleness: Duration,
+    pub(crate) revocation_admins: Vec<String>,
     /// Where the settings were given (`s2s.onBehalfOf.justInTime`, or the builder):
     /// config errors name it.
     pub(crate) origin: String,
@@ -135,7 +142,9 @@ impl std::fmt::Debug for JitTokens {
             .field("roles_kids", &kids(&self.roles_keys))
             .field("path", &self.path)
             .field("opensearch_path", &self.opensearch_path)
-            .finish()
+            .field("revocation_staleness", &self.revocation_staleness)
+            .field("revocation_admins", &self.revocation_admins)
+            .finish_non_exhaustive()
     }
 }
 
@@ -153,6 +162,9 @@ impl JitTokens {
             roles_keys: Vec::new(),
             path: DEFAULT_PATH.to_owned(),
             opensearch_path: false,
+            store: None,
+            revocation_staleness: DEFAULT_REVOCATION_STALENESS,
+            revocation_admins: Vec::new(),
             origin: String::from("jit_tokens"),
         }
     }
@@ -192,6 +204,39 @@ impl JitTokens {
     pub fn opensearch_path(mut self, serve: bool) -> Self {
         self.opensearch_path = serve;
         self
+    }
+
+    /// Where issued tokens and revocations are kept: the plugin key store unless set here,
+    /// and a store in memory when there is neither (revocations then reach this process
+    /// only). Replicas that must refuse each other's revoked tokens share one store
+    /// (PostgreSQL: a revocation reaches the others through `LISTEN`/`NOTIFY` at once, and
+    /// by polling within the staleness otherwise).
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// How stale this replica's copy of the revocations may be (default 5 s): it reads the
+    /// store every half of it, and when its last good read is older, a token is answered
+    /// 503 rather than let in unchecked.
+    pub fn revocation_staleness(mut self, staleness: Duration) -> Self {
+        self.revocation_staleness = staleness;
+        self
+    }
+
+    /// Users (entity refs, `user:default/admin`) who may revoke anyone's token; a user may
+    /// always revoke their own.
+    pub fn revocation_admins<I: IntoIterator<Item = S>, S: Into<String>>(
+        mut self,
+        users: I,
+    ) -> Self {
+        self.revocation_admins = users.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The revocation route: `DELETE <path>/{jti}`.
+    pub(crate) fn revoke_pattern(&self) -> String {
+        format!("{}/{{jti}}", self.path.trim_end_matches('/'))
     }
 
     /// The paths the issue endpoint is served at.
@@ -234,6 +279,24 @@ impl JitTokens {
                 at("defaultDurationSeconds"),
                 ConfigRule::InvalidJitSetting("must not exceed maxDurationSeconds"),
             ));
+        }
+        if self.revocation_staleness < Duration::from_millis(10)
+            || self.revocation_staleness > Duration::from_secs(3600)
+        {
+            return Err(ConfigError::new(
+                at("revocationStalenessSeconds"),
+                ConfigRule::OutOfRange { min: 1, max: 3600 },
+            ));
+        }
+        for (i, admin) in self.revocation_admins.iter().enumerate() {
+            if !admin.starts_with("user:")
+                || crate::external_jwks::entity_ref(admin).ok().as_deref() != Some(admin.as_str())
+            {
+                return Err(ConfigError::new(
+                    format!("{}.revocationAdmins[{i}]", self.origin),
+                    ConfigRule::InvalidJitSetting("a user entity ref: user:<namespace>/<name>"),
+                ));
+            }
         }
         if !self.path.starts_with('/') {
             return Err(ConfigError::new(at("path"), ConfigRule::PathNotAbsolute));

@@ -12,6 +12,7 @@ use crate::error::{RequestError, VerifyError};
 use crate::jwks::KeySet;
 use crate::jwt::{Unverified, check_iat, exp_claim, str_claim};
 use crate::principal::{CredentialKind, Principal, PrincipalType};
+use crate::revocation::Listed;
 use crate::verifier::{Shared, Token, Verification, Verifier, now_or_later};
 
 /// Verifies the tokens this service issued (and, with shared HS512 keys, those other
@@ -91,7 +92,7 @@ impl JitVerifier {
         token: &str,
         u: &Unverified,
         key: &crate::jws::VerifyingKey,
-    ) -> Result<Principal, VerifyError> {
+    ) -> Result<(Principal, String), VerifyError> {
         let claims = crate::jwt::verify(token, u, key, &self.validation)?;
         if !claims.contains_key("iat") {
             return Err(VerifyError::MissingClaim("iat"));
@@ -144,12 +145,34 @@ impl JitVerifier {
                 }
             }
         };
-        Ok(
-            Principal::new(PrincipalType::User, sub, CredentialKind::Obo)
-                .with_actor(format!("jit:{jti}"))
-                .with_expiry(expiry)
-                .with_roles(roles),
-        )
+        let principal = Principal::new(PrincipalType::User, sub, CredentialKind::Obo)
+            .with_actor(format!("jit:{jti}"))
+            .with_expiry(expiry)
+            .with_roles(roles);
+        Ok((principal, jti.to_owned()))
+    }
+
+    /// The denylist's word on `jti`: revoked is 401; a copy of the revocations staler than
+    /// its bound is 503 (fail closed), except before the first read of a process that just
+    /// started, which this request waits for.
+    async fn not_revoked(&self, jti: &str) -> Result<(), RequestError> {
+        let denylist = &self.jit.denylist;
+        denylist.start();
+        let unavailable = || RequestError::RevocationsUnavailable {
+            retry_after_secs: self.jit.config.revocation_staleness.as_secs().max(1),
+        };
+        let mut listed = denylist.check(jti, unix_now());
+        if listed == Listed::Stale && denylist.never_synced() {
+            if let Err(e) = denylist.sync().await {
+                tracing::warn!(target: "s2s_auth::revocation", error = %e, "cannot read the revocations");
+            }
+            listed = denylist.check(jti, unix_now());
+        }
+        match listed {
+            Listed::Clear => Ok(()),
+            Listed::Revoked => Err(VerifyError::Revoked.into()),
+            Listed::Stale => Err(unavailable()),
+        }
     }
 }
 
@@ -161,25 +184,32 @@ impl Verifier for JitVerifier {
         if let Err(e) = self.precheck(&u) {
             return Verification::done(Err(e));
         }
-        // HS512: the key by kid, no I/O. Not remembered in the verified-token cache: a
-        // revocation must be seen by the next request.
-        if u.alg == Algorithm::HS512 {
-            let kid = u.kid.as_deref().unwrap_or_default();
-            let result = match self.jit.hmac.iter().find(|(k, _, _)| k == kid) {
-                Some((_, _, key)) => self.finish(token.raw, &u, key),
-                None => Err(VerifyError::UnknownKey),
-            };
-            return Verification::done(result);
-        }
+        // Not remembered in the verified-token cache: a revocation must be seen by the
+        // next request. Without I/O (an HS512 key, or our own keys in memory, and the
+        // denylist read) it is answered at once.
         let this = self.clone();
         let raw = token.raw.to_owned();
         now_or_later(async move {
-            let set = this.own_keys().await?;
-            let key = match set.find(u.kid.as_deref(), u.alg) {
-                crate::jwks::Lookup::Found(key) => key,
-                _ => return Err(VerifyError::UnknownKey.into()),
+            let (principal, jti) = if u.alg == Algorithm::HS512 {
+                let kid = u.kid.as_deref().unwrap_or_default();
+                match this.jit.hmac.iter().find(|(k, _, _)| k == kid) {
+                    Some((_, _, key)) => this.finish(&raw, &u, key)?,
+                    None => return Err(VerifyError::UnknownKey.into()),
+                }
+            } else {
+                let set = this.own_keys().await?;
+                let key = match set.find(u.kid.as_deref(), u.alg) {
+                    crate::jwks::Lookup::Found(key) => key,
+                    _ => return Err(VerifyError::UnknownKey.into()),
+                };
+                this.finish(&raw, &u, &key.key)?
             };
-            Ok(this.finish(&raw, &u, &key.key)?)
+            this.not_revoked(&jti).await?;
+            Ok(principal)
         })
     }
+}
+
+fn unix_now() -> i64 {
+    i64::try_from(jsonwebtoken::get_current_timestamp()).unwrap_or(i64::MAX)
 }

@@ -150,6 +150,14 @@ impl KeyManager {
         })
     }
 
+    /// The store the keys are kept in (none for static keys).
+    pub(crate) fn store(&self) -> Option<Arc<dyn Store>> {
+        match &self.source {
+            Source::Store(store) => Some(store.clone()),
+            Source::Static { .. } => None,
+        }
+    }
+
     /// The public keys to publish now: from memory, read from the store again when the copy
     /// is older than [`PUBLISHED_REFRESH`]. One request reads for everyone; the others are
     /// answered from the copy meanwhile. When the store fails, the last copy is served (its
