@@ -417,9 +417,13 @@ impl AuthBuilder {
             jwks,
             legacy: Arc::new(legacy),
             plugin,
-            jit: jit
-                .clone()
-                .map(|j| Arc::new(crate::jit::JitVerifier::new(j, self.leeway_secs))),
+            jit: jit.clone().map(|j| {
+                Arc::new(crate::jit::JitVerifier::new(
+                    j,
+                    self.leeway_secs,
+                    discovery.clone(),
+                ))
+            }),
             shared: Arc::new(shared),
         };
         Ok(Auth {

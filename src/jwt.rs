@@ -46,6 +46,13 @@ pub(crate) struct Unverified {
     signing_input_end: usize,
 }
 
+impl Unverified {
+    /// An unverified claim, for choosing where the key comes from; never trusted.
+    pub(crate) fn claim(&self, name: &str) -> Option<&Value> {
+        self.claims.get(name)
+    }
+}
+
 impl std::fmt::Debug for Unverified {
     /// The header fields and the claims that choose a verifier; not the other claims (an
     /// on-behalf-of token's `obo` claim is a credential).

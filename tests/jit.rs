@@ -866,3 +866,41 @@ async fn two_replicas_on_one_postgres_refuse_a_revoked_token() {
     )
     .await;
 }
+
+/// ES256: another service verifies catalog's token for it with catalog's published keys
+/// (found by discovery), when it trusts catalog as an issuer; a service that does not is
+/// refused before any fetch.
+#[tokio::test]
+async fn another_service_verifies_es256_tokens_with_the_issuers_published_keys() {
+    let catalog = setup(es256()).await;
+    let served = serve(catalog.auth.jwks_router()).await;
+    let (token, _) = catalog
+        .issue(r#"{"description":"d","service":"search"}"#)
+        .await;
+    let search = |trusted: &[&str]| {
+        Auth::builder("search")
+            .plugin_tokens(PluginTokens::new(Arc::new(MemoryStore::default())))
+            .discovery(s2s_auth::StaticDiscovery::new([(
+                "catalog",
+                served.base.as_str(),
+            )]))
+            .jit_tokens(es256().trusted_issuers(trusted.iter().copied()))
+            .build()
+            .unwrap()
+    };
+    let trusting = search(&["catalog"]);
+    let router = echo_router().layer(trusting.layer());
+    let reply = send(&router, bearer(Method::GET, "/entities", &token)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.json()["subject"], "user:default/jane");
+
+    let wary = search(&[]);
+    let router = echo_router().layer(wary.layer());
+    let reply = send(&router, bearer(Method::GET, "/entities", &token)).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
+    assert!(
+        reply.www_authenticate().unwrap().contains("unknown"),
+        "{:?}",
+        reply.www_authenticate()
+    );
+}

@@ -122,6 +122,7 @@ fn parse_jit(node: &Node<'_>) -> Result<crate::jit::JitTokens, ConfigError> {
         "openSearchPath",
         "revocationStalenessSeconds",
         "revocationAdmins",
+        "trustedIssuers",
     ])?;
     let mut jit = crate::jit::JitTokens::new(node.required("deploymentId")?.str()?);
     jit.origin = node.display_path();
@@ -160,6 +161,13 @@ fn parse_jit(node: &Node<'_>) -> Result<crate::jit::JitTokens, ConfigError> {
     }
     if let Some(secs) = node.get("revocationStalenessSeconds")? {
         jit = jit.revocation_staleness(Duration::from_secs(secs.whole_number()?));
+    }
+    if let Some(issuers) = node.get("trustedIssuers")? {
+        let mut ids = Vec::new();
+        for id in issuers.list()? {
+            ids.push(id.str()?.to_owned());
+        }
+        jit = jit.trusted_issuers(ids);
     }
     if let Some(admins) = node.get("revocationAdmins")? {
         let mut users = Vec::new();

@@ -124,6 +124,7 @@ pub struct JitTokens {
     pub(crate) store: Option<Arc<dyn Store>>,
     pub(crate) revocation_staleness: Duration,
     pub(crate) revocation_admins: Vec<String>,
+    pub(crate) trusted_issuers: Vec<String>,
     /// Where the settings were given (`s2s.onBehalfOf.justInTime`, or the builder):
     /// config errors name it.
     pub(crate) origin: String,
@@ -165,6 +166,7 @@ impl JitTokens {
             store: None,
             revocation_staleness: DEFAULT_REVOCATION_STALENESS,
             revocation_admins: Vec::new(),
+            trusted_issuers: Vec::new(),
             origin: String::from("jit_tokens"),
         }
     }
@@ -234,6 +236,16 @@ impl JitTokens {
         self
     }
 
+    /// Other services of the deployment whose ES256 tokens for this service (`aud` = this
+    /// service's id) are verified with their published keys, found by discovery
+    /// ([`AuthBuilder::discovery`](crate::AuthBuilder::discovery)) like a plugin token's
+    /// (https, or loopback). Tokens of a service not listed are refused without a fetch.
+    /// (HS512 keys are shared: whoever holds them is trusted.)
+    pub fn trusted_issuers<I: IntoIterator<Item = S>, S: Into<String>>(mut self, ids: I) -> Self {
+        self.trusted_issuers = ids.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// The revocation route: `DELETE <path>/{jti}`.
     pub(crate) fn revoke_pattern(&self) -> String {
         format!("{}/{{jti}}", self.path.trim_end_matches('/'))
@@ -287,6 +299,14 @@ impl JitTokens {
                 at("revocationStalenessSeconds"),
                 ConfigRule::OutOfRange { min: 1, max: 3600 },
             ));
+        }
+        for (i, id) in self.trusted_issuers.iter().enumerate() {
+            if !crate::service_id::is_valid_service_id(id) {
+                return Err(ConfigError::new(
+                    format!("{}.trustedIssuers[{i}]", self.origin),
+                    ConfigRule::InvalidServiceId,
+                ));
+            }
         }
         for (i, admin) in self.revocation_admins.iter().enumerate() {
             if !admin.starts_with("user:")

@@ -11,6 +11,7 @@ use super::{JIT_TYP, SELF_ISSUED};
 use crate::error::{RequestError, VerifyError};
 use crate::jwks::KeySet;
 use crate::jwt::{Unverified, check_iat, exp_claim, str_claim};
+use crate::plugin::ServiceDiscovery;
 use crate::principal::{CredentialKind, Principal, PrincipalType};
 use crate::revocation::Listed;
 use crate::verifier::{Shared, Token, Verification, Verifier, now_or_later};
@@ -23,6 +24,8 @@ pub(crate) struct JitVerifier {
     leeway: u64,
     /// This service's published ES256 keys, parsed, and the JWKs they were parsed from.
     own: RwLock<Option<(Vec<Value>, Arc<KeySet>)>>,
+    /// Where the trusted issuers' published keys are.
+    discovery: Option<Arc<dyn ServiceDiscovery>>,
 }
 
 impl std::fmt::Debug for JitVerifier {
@@ -34,7 +37,11 @@ impl std::fmt::Debug for JitVerifier {
 }
 
 impl JitVerifier {
-    pub(crate) fn new(jit: Arc<Jit>, leeway: u64) -> Self {
+    pub(crate) fn new(
+        jit: Arc<Jit>,
+        leeway: u64,
+        discovery: Option<Arc<dyn ServiceDiscovery>>,
+    ) -> Self {
         let mut validation = Validation::new(jit.algorithm());
         validation.leeway = leeway;
         validation.validate_nbf = true;
@@ -46,6 +53,7 @@ impl JitVerifier {
             validation,
             leeway,
             own: RwLock::new(None),
+            discovery,
         }
     }
 
@@ -61,6 +69,33 @@ impl JitVerifier {
             return Err(VerifyError::KidRequired);
         }
         Ok(())
+    }
+
+    /// Where the key of an ES256 token comes from, by its unverified `azp`: `None` for this
+    /// service's own keys; a trusted issuer's JWKS URL (found by discovery, https or
+    /// loopback) for another's; refused, before any fetch, for any other issuer.
+    fn peer_jwks(&self, u: &Unverified) -> Result<Option<String>, VerifyError> {
+        let azp = u
+            .claim("azp")
+            .and_then(Value::as_str)
+            .ok_or(VerifyError::MissingClaim("azp"))?;
+        if azp == self.jit.service_id {
+            return Ok(None);
+        }
+        if !self.jit.config.trusted_issuers.iter().any(|t| t == azp) {
+            return Err(VerifyError::UnknownCaller);
+        }
+        let base = self
+            .discovery
+            .as_ref()
+            .and_then(|d| d.base_url(azp))
+            .ok_or(VerifyError::UnknownCaller)?;
+        crate::source_url::check(&base, false).map_err(|_| VerifyError::InsecureKeySource)?;
+        Ok(Some(format!(
+            "{}{}",
+            base.trim_end_matches('/'),
+            crate::plugin::JWKS_PATH
+        )))
     }
 
     /// This service's published keys as a key set, parsed again only when they change.
@@ -177,7 +212,7 @@ impl JitVerifier {
 }
 
 impl Verifier for JitVerifier {
-    fn verify(self: &Arc<Self>, token: Token<'_>, _shared: &Arc<Shared>) -> Verification {
+    fn verify(self: &Arc<Self>, token: Token<'_>, shared: &Arc<Shared>) -> Verification {
         let Some(u) = token.jwt else {
             return Verification::done(Err(VerifyError::Malformed("not a JWT")));
         };
@@ -189,6 +224,7 @@ impl Verifier for JitVerifier {
         // denylist read) it is answered at once.
         let this = self.clone();
         let raw = token.raw.to_owned();
+        let shared = shared.clone();
         now_or_later(async move {
             let (principal, jti) = if u.alg == Algorithm::HS512 {
                 let kid = u.kid.as_deref().unwrap_or_default();
@@ -197,12 +233,20 @@ impl Verifier for JitVerifier {
                     None => return Err(VerifyError::UnknownKey.into()),
                 }
             } else {
-                let set = this.own_keys().await?;
-                let key = match set.find(u.kid.as_deref(), u.alg) {
-                    crate::jwks::Lookup::Found(key) => key,
-                    _ => return Err(VerifyError::UnknownKey.into()),
-                };
-                this.finish(&raw, &u, &key.key)?
+                match this.peer_jwks(&u)? {
+                    None => {
+                        let set = this.own_keys().await?;
+                        let key = match set.find(u.kid.as_deref(), u.alg) {
+                            crate::jwks::Lookup::Found(key) => key,
+                            _ => return Err(VerifyError::UnknownKey.into()),
+                        };
+                        this.finish(&raw, &u, &key.key)?
+                    }
+                    Some(url) => {
+                        let key = shared.key(&url, &u).await?;
+                        this.finish(&raw, &u, &key.key)?
+                    }
+                }
             };
             this.not_revoked(&jti).await?;
             Ok(principal)
