@@ -904,3 +904,37 @@ async fn another_service_verifies_es256_tokens_with_the_issuers_published_keys()
         reply.www_authenticate()
     );
 }
+
+/// ES256 rotation: a token signed with the previous plugin key keeps verifying after the
+/// key rotates (the old public key stays published for three key durations). Waits one
+/// key duration (the shortest allowed, 60 s).
+#[tokio::test]
+async fn es256_rotation_keeps_tokens_of_the_previous_key_valid() {
+    let key_duration = std::time::Duration::from_secs(60);
+    let s = setup_with(es256(), |b| {
+        b.plugin_tokens(
+            PluginTokens::new(Arc::new(MemoryStore::default())).key_duration(key_duration),
+        )
+    })
+    .await;
+    let (first, _) = s
+        .issue(r#"{"description":"d","durationSeconds":600}"#)
+        .await;
+    tokio::time::sleep(key_duration + std::time::Duration::from_secs(1)).await;
+    let (second, _) = s.issue(r#"{"description":"d"}"#).await;
+    let kid = |t: &str| {
+        kit::header_and_claims(t).0["kid"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_ne!(
+        kid(&first),
+        kid(&second),
+        "a new key after the key duration"
+    );
+    for token in [&first, &second] {
+        let (reply, event) = s.call(Method::GET, "/entities", token).await;
+        assert_allowed(&reply, &event);
+    }
+}
