@@ -79,7 +79,8 @@ pub enum EventKind {
 /// assert_eq!(reason, "allowed");
 /// assert_eq!(reason.len(), 7);
 /// assert_eq!(AuditText::from(String::from("catalog")).as_str(), "catalog");
-/// assert_eq!(serde_json::to_string(&reason).unwrap(), r#""allowed""#);
+/// assert_eq!(serde_json::to_string(&reason)?, r#""allowed""#);
+/// # Ok::<(), serde_json::Error>(())
 /// ```
 #[derive(Clone)]
 pub struct AuditText(Text);
