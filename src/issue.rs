@@ -285,12 +285,8 @@ impl Auth {
     }
 
     async fn revoke_endpoint(&self, jti: &str, request: Request<Body>) -> Response {
-        let method = request.method().clone();
-        let url = request.uri().path().to_owned();
-        let refuse = |status: StatusCode, name: &str, message: &str| {
-            let body = crate::response::error_body(name, message, Some((&method, &url)), status);
-            (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
-        };
+        let answer = Refusals::of(&request);
+        let refuse = |status, name, message: &str| answer.refuse(status, name, message);
         let Some(principal) = request.extensions().get::<Principal>().cloned() else {
             return refuse(
                 StatusCode::UNAUTHORIZED,
@@ -310,26 +306,14 @@ impl Auth {
             }
             Err(e) => {
                 tracing::warn!(target: "s2s_auth::jit", error = %e, "cannot revoke a just-in-time token");
-                let mut response = refuse(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "ServiceUnavailableError",
-                    "cannot revoke now; retry later",
-                );
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-                response
+                answer.unavailable("cannot revoke now; retry later")
             }
         }
     }
 
     async fn issue_endpoint(&self, request: Request<Body>) -> Response {
-        let method = request.method().clone();
-        let url = request.uri().path().to_owned();
-        let refuse = |status: StatusCode, name: &str, message: &str| {
-            let body = crate::response::error_body(name, message, Some((&method, &url)), status);
-            (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
-        };
+        let answer = Refusals::of(&request);
+        let refuse = |status, name, message: &str| answer.refuse(status, name, message);
         let Some(principal) = request.extensions().get::<Principal>().cloned() else {
             return refuse(
                 StatusCode::UNAUTHORIZED,
@@ -393,16 +377,42 @@ impl Auth {
             }
             Err(e) => {
                 tracing::warn!(target: "s2s_auth::jit", error = %e, "cannot issue a just-in-time token");
-                let mut response = refuse(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "ServiceUnavailableError",
-                    "cannot issue a token now; retry later",
-                );
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-                response
+                answer.unavailable("cannot issue a token now; retry later")
             }
         }
+    }
+}
+
+/// The endpoints' refusals: Backstage's error body for the request's method and path.
+struct Refusals {
+    method: http::Method,
+    url: String,
+}
+
+impl Refusals {
+    fn of(request: &Request<Body>) -> Self {
+        Self {
+            method: request.method().clone(),
+            url: request.uri().path().to_owned(),
+        }
+    }
+
+    fn refuse(&self, status: StatusCode, name: &str, message: &str) -> Response {
+        let body =
+            crate::response::error_body(name, message, Some((&self.method, &self.url)), status);
+        (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+    }
+
+    /// 503 with `Retry-After: 5` (the store or the keys are unreachable; logged by the caller).
+    fn unavailable(&self, message: &str) -> Response {
+        let mut response = self.refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailableError",
+            message,
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        response
     }
 }

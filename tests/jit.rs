@@ -841,22 +841,8 @@ async fn two_replicas_on_one_sqlite_file_refuse_a_revoked_token() {
 
 #[tokio::test]
 async fn two_replicas_on_one_postgres_refuse_a_revoked_token() {
-    let url = match std::env::var("S2S_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!(
-                "S2S_TEST_POSTGRES_URL is not set and CI=true: the PostgreSQL tests must run in CI"
-            )
-        }
-        _ => {
-            use std::io::Write as _;
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "SKIPPED: two_replicas_on_one_postgres_refuse_a_revoked_token: no PostgreSQL; \
-                 set S2S_TEST_POSTGRES_URL (.ci/run starts a server and sets it)"
-            );
-            return;
-        }
+    let Some(url) = postgres_url("two_replicas_on_one_postgres_refuse_a_revoked_token") else {
+        return;
     };
     let store = s2s_auth::store::PostgresStore::connect(&url).await.unwrap();
     // Through LISTEN/NOTIFY the other replica sees it well within one poll.

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::io::Write as _;
+use common::postgres_url;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -238,27 +238,6 @@ async fn replicas_on_one_store_verify_each_others_tokens_before_and_after_rotati
         store,
     )
     .await;
-}
-
-/// The test database's URL, or `None` after a loud `SKIPPED` (a panic under `CI=true`).
-fn postgres_url(test: &str) -> Option<String> {
-    match std::env::var("S2S_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").as_deref() == Ok("true") => panic!(
-            "{test}: S2S_TEST_POSTGRES_URL is not set and CI=true: the PostgreSQL tests must \
-             run in CI (.ci/run starts a private server and sets it)"
-        ),
-        _ => {
-            // Straight to stderr: the harness swallows `eprintln!` of passing tests.
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "SKIPPED: {test}: no PostgreSQL; set \
-                 S2S_TEST_POSTGRES_URL=postgres://user:password@host:port/db to run it \
-                 (.ci/run starts a server and sets it)"
-            );
-            None
-        }
-    }
 }
 
 #[tokio::test]

@@ -542,3 +542,26 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for SharedBuf {
         self.clone()
     }
 }
+
+/// The test database's URL, or `None` after a loud `SKIPPED` (a panic under `CI=true`).
+pub fn postgres_url(test: &str) -> Option<String> {
+    match std::env::var("S2S_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").as_deref() == Ok("true") => panic!(
+            "{test}: S2S_TEST_POSTGRES_URL is not set and CI=true: the PostgreSQL tests must \
+             run in CI (.ci/run starts a private server and sets it)"
+        ),
+        _ => {
+            // Straight to stderr: the harness swallows `eprintln!` of passing tests.
+            let _ = std::io::Write::write_fmt(
+                &mut std::io::stderr().lock(),
+                format_args!(
+                    "SKIPPED: {test}: no PostgreSQL; set \
+                 S2S_TEST_POSTGRES_URL=postgres://user:password@host:port/db to run it \
+                 (.ci/run starts a server and sets it)"
+                ),
+            );
+            None
+        }
+    }
+}
