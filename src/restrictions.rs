@@ -210,6 +210,119 @@ impl AccessRestrictions {
         self.0.iter()
     }
 
+    /// Checks that these restrictions allow nothing `outer` does not: every plugin listed
+    /// in `outer`, and for each, permissions and actions within `outer`'s (a list where
+    /// `outer` has one; `outer` without a list allows any). The error says the first
+    /// entry that goes beyond, e.g. "plugin `search` is not among the account's plugins".
+    ///
+    /// ```
+    /// use s2s_auth::restrictions::{AccessRestriction, AccessRestrictions, Action};
+    ///
+    /// let account = AccessRestrictions::new([AccessRestriction::plugin("catalog")])?;
+    /// let read = AccessRestrictions::new([
+    ///     AccessRestriction::plugin("catalog").actions([Action::Read]),
+    /// ])?;
+    /// assert!(read.within(&account).is_ok());
+    /// assert!(account.within(&read).is_err()); // all actions exceed "read only"
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn within(&self, outer: &AccessRestrictions) -> Result<(), String> {
+        for r in &self.0 {
+            let Some(o) = outer.for_plugin(&r.plugin) else {
+                return Err(format!(
+                    "plugin `{}` is not among the allowed plugins ({})",
+                    r.plugin,
+                    outer.plugin_list()
+                ));
+            };
+            if let Some(allowed) = &o.permissions {
+                match &r.permissions {
+                    None => {
+                        return Err(format!(
+                            "plugin `{}` allows only some permissions; name them",
+                            r.plugin
+                        ));
+                    }
+                    Some(mine) => {
+                        if let Some(p) = mine.iter().find(|p| !allowed.contains(*p)) {
+                            return Err(format!(
+                                "permission `{p}` of plugin `{}` is not allowed",
+                                r.plugin
+                            ));
+                        }
+                    }
+                }
+            }
+            if let Some(allowed) = &o.actions {
+                match &r.actions {
+                    None => {
+                        return Err(format!(
+                            "plugin `{}` allows only some actions; name them",
+                            r.plugin
+                        ));
+                    }
+                    Some(mine) => {
+                        if let Some(a) = mine.iter().find(|a| !allowed.contains(*a)) {
+                            return Err(format!(
+                                "action `{a}` on plugin `{}` is not allowed",
+                                r.plugin
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What both allow: the plugins in both, each with the permissions and actions both
+    /// allow. `None` when that is nothing at all (no plugin in common, or for each common
+    /// plugin no permission or no action in common).
+    ///
+    /// ```
+    /// use s2s_auth::restrictions::{AccessRestriction, AccessRestrictions, Action};
+    ///
+    /// let a = AccessRestrictions::new([
+    ///     AccessRestriction::plugin("catalog"),
+    ///     AccessRestriction::plugin("search"),
+    /// ])?;
+    /// let b = AccessRestrictions::new([
+    ///     AccessRestriction::plugin("catalog").actions([Action::Read]),
+    /// ])?;
+    /// assert_eq!(a.intersect(&b), Some(b.clone()));
+    /// let c = AccessRestrictions::new([AccessRestriction::plugin("todo")])?;
+    /// assert_eq!(a.intersect(&c), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn intersect(&self, other: &AccessRestrictions) -> Option<AccessRestrictions> {
+        fn both<T: Ord + Clone>(
+            a: &Option<BTreeSet<T>>,
+            b: &Option<BTreeSet<T>>,
+        ) -> Option<Option<BTreeSet<T>>> {
+            match (a, b) {
+                (None, None) => Some(None),
+                (Some(x), None) | (None, Some(x)) => Some(Some(x.clone())),
+                (Some(x), Some(y)) => {
+                    let common: BTreeSet<T> = x.intersection(y).cloned().collect();
+                    (!common.is_empty()).then_some(Some(common))
+                }
+            }
+        }
+        let list: Vec<AccessRestriction> = self
+            .0
+            .iter()
+            .filter_map(|r| {
+                let o = other.for_plugin(&r.plugin)?;
+                Some(AccessRestriction {
+                    plugin: r.plugin.clone(),
+                    permissions: both(&r.permissions, &o.permissions)?,
+                    actions: both(&r.actions, &o.actions)?,
+                })
+            })
+            .collect();
+        (!list.is_empty()).then_some(AccessRestrictions(list))
+    }
+
     /// The plugins the credential may call, comma-separated (for messages).
     pub(crate) fn plugin_list(&self) -> String {
         self.0

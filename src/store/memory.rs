@@ -8,8 +8,11 @@ use std::sync::{PoisonError, RwLock};
 use tokio::sync::watch;
 
 use super::{
-    IssuedToken, MAX_REVOCATIONS_LISTED, PublicKeyRecord, Revocation, Store, StoreFuture, bounded,
-    repeated_jti, same_or_conflict, storable_jti, validate, validate_issued, validate_revocation,
+    AccountToken, AccountsSnapshot, IssuedToken, MAX_ACCOUNTS_LISTED, MAX_REVOCATIONS_LISTED,
+    PublicKeyRecord, Revocation, ServiceAccount, Store, StoreError, StoreFuture, account_exists,
+    bounded, bounded_snapshot, no_such_account, repeated_jti, same_or_conflict, storable_jti,
+    token_exists, validate, validate_account, validate_account_token, validate_issued,
+    validate_revocation,
 };
 
 /// A [`Store`] in memory. Keys and revocations are lost when the process ends, and replicas
@@ -45,8 +48,20 @@ pub struct MemoryStore {
     revocations: RwLock<BTreeMap<String, i64>>,
     /// jti → the issued token's record.
     issued: RwLock<HashMap<String, IssuedToken>>,
-    /// Bumped by every revoke, so each holder of this store hears of it at once.
+    /// Service accounts and their tokens, under one lock so a snapshot is consistent.
+    accounts: RwLock<Accounts>,
+    /// Bumped by every revoke and every account or token write, so each holder of this
+    /// store hears of it at once.
     revoked: watch::Sender<u64>,
+}
+
+/// The service-account tables.
+#[derive(Default)]
+struct Accounts {
+    /// name → account.
+    accounts: BTreeMap<String, ServiceAccount>,
+    /// (account, token name) → token; ordered as the snapshot lists them.
+    tokens: BTreeMap<(String, String), AccountToken>,
 }
 
 impl MemoryStore {
@@ -56,6 +71,7 @@ impl MemoryStore {
             keys: RwLock::default(),
             revocations: RwLock::default(),
             issued: RwLock::default(),
+            accounts: RwLock::default(),
             revoked: watch::channel(0).0,
         }
     }
@@ -93,7 +109,30 @@ impl fmt::Debug for MemoryStore {
                     .unwrap_or_else(PoisonError::into_inner)
                     .len(),
             )
+            .field("service_accounts", &self.read_accounts().accounts.len())
             .finish()
+    }
+}
+
+impl MemoryStore {
+    fn read_accounts(&self) -> std::sync::RwLockReadGuard<'_, Accounts> {
+        self.accounts.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs one write on the account tables, then announces it (after the write, as
+    /// PostgreSQL notifies after the commit).
+    fn write_accounts<T>(
+        &self,
+        write: impl FnOnce(&mut Accounts) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let result = {
+            let mut accounts = self.accounts.write().unwrap_or_else(PoisonError::into_inner);
+            write(&mut accounts)
+        };
+        if result.is_ok() {
+            self.revoked.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        result
     }
 }
 
@@ -232,6 +271,127 @@ impl Store for MemoryStore {
             }
             let issued = self.issued.read().unwrap_or_else(PoisonError::into_inner);
             Ok(issued.get(jti).filter(|t| t.expires_at > now).cloned())
+        })
+    }
+
+    fn create_account<'a>(&'a self, account: &'a ServiceAccount) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            validate_account(account)?;
+            self.write_accounts(|t| {
+                if t.accounts.contains_key(&account.name) {
+                    return Err(account_exists(&account.name));
+                }
+                t.accounts.insert(account.name.clone(), account.clone());
+                Ok(())
+            })
+        })
+    }
+
+    fn update_account<'a>(&'a self, account: &'a ServiceAccount) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            validate_account(account)?;
+            self.write_accounts(|t| {
+                let stored = t
+                    .accounts
+                    .get_mut(&account.name)
+                    .ok_or_else(|| no_such_account(&account.name))?;
+                let created_at = stored.created_at;
+                *stored = account.clone();
+                stored.created_at = created_at;
+                Ok(())
+            })
+        })
+    }
+
+    fn delete_account<'a>(&'a self, name: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            self.write_accounts(|t| {
+                let existed = t.accounts.remove(name).is_some();
+                t.tokens.retain(|(account, _), _| account != name);
+                Ok(existed)
+            })
+        })
+    }
+
+    fn account<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<ServiceAccount>> {
+        Box::pin(async move { Ok(self.read_accounts().accounts.get(name).cloned()) })
+    }
+
+    fn create_account_token<'a>(&'a self, token: &'a AccountToken) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            validate_account_token(token)?;
+            self.write_accounts(|t| {
+                if !t.accounts.contains_key(&token.account) {
+                    return Err(no_such_account(&token.account));
+                }
+                let key = (token.account.clone(), token.name.clone());
+                let taken = t.tokens.contains_key(&key)
+                    || t
+                        .tokens
+                        .values()
+                        .any(|other| other.id == token.id || other.digest == token.digest);
+                if taken {
+                    return Err(token_exists(token));
+                }
+                t.tokens.insert(key, token.clone());
+                Ok(())
+            })
+        })
+    }
+
+    fn account_tokens<'a>(&'a self, account: &'a str) -> StoreFuture<'a, Vec<AccountToken>> {
+        Box::pin(async move {
+            Ok(self
+                .read_accounts()
+                .tokens
+                .values()
+                .filter(|t| t.account == account)
+                .cloned()
+                .collect())
+        })
+    }
+
+    fn delete_account_token<'a>(&'a self, account: &'a str, id: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            self.write_accounts(|t| {
+                let before = t.tokens.len();
+                t.tokens
+                    .retain(|(owner, _), token| !(owner == account && token.id == id));
+                Ok(t.tokens.len() != before)
+            })
+        })
+    }
+
+    fn touch_account_tokens<'a>(&'a self, used: &'a [(String, i64)]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            // Not announced: last-used times change no verification.
+            let mut t = self.accounts.write().unwrap_or_else(PoisonError::into_inner);
+            for token in t.tokens.values_mut() {
+                if let Some((_, at)) = used.iter().find(|(id, _)| *id == token.id) {
+                    token.last_used_at = Some(token.last_used_at.map_or(*at, |was| was.max(*at)));
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn accounts_snapshot(&self) -> StoreFuture<'_, AccountsSnapshot> {
+        Box::pin(async move {
+            let t = self.read_accounts();
+            bounded_snapshot(AccountsSnapshot {
+                accounts: t
+                    .accounts
+                    .values()
+                    .take(MAX_ACCOUNTS_LISTED + 1)
+                    .cloned()
+                    .collect(),
+                tokens: t
+                    .tokens
+                    .values()
+                    .take(MAX_ACCOUNTS_LISTED + 1)
+                    .cloned()
+                    .collect(),
+            })
         })
     }
 

@@ -77,11 +77,20 @@ use std::sync::Arc;
 
 use crate::secret::SecretString;
 
+mod accounts;
 mod memory;
 mod pg_signal;
 mod postgres;
 mod sqlite;
 
+pub use accounts::{
+    AccountToken, AccountsSnapshot, MAX_ACCOUNTS_LISTED, MAX_DESCRIPTION_CHARS, ServiceAccount,
+    TokenDigest, is_valid_account_name,
+};
+pub(crate) use accounts::{
+    account_exists, bounded_snapshot, is_valid_token_id, no_such_account, permissions_from_json,
+    permissions_to_json, token_exists, validate_account, validate_account_token,
+};
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -148,6 +157,14 @@ pub enum StoreError {
     /// help.
     #[error("invalid data: {0}")]
     Invalid(String),
+    /// The write would replace something it must not: a service account or account token
+    /// under a name (or id, or digest) already stored. The admin API answers 409.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The write is about a service account (or token) that is not stored. The admin API
+    /// answers 404.
+    #[error("not found: {0}")]
+    NotFound(String),
 }
 
 /// The future a [`Store`] method returns.
@@ -226,7 +243,71 @@ pub trait Store: Send + Sync + 'static {
         no_revocations()
     }
 
-    /// Wakes the caller when another process may have revoked a token (PostgreSQL
+    /// Stores a new service account. [`StoreError::Conflict`] when the name is taken;
+    /// [`StoreError::Invalid`] for a bad name or description. Announced on the
+    /// [signal](Self::revocation_signal), like every account and token write below.
+    fn create_account<'a>(&'a self, account: &'a ServiceAccount) -> StoreFuture<'a, ()> {
+        let _ = account;
+        no_accounts()
+    }
+
+    /// Replaces a stored account's description, permissions, `enabled` and `updated_at`
+    /// (its `created_at` is kept). [`StoreError::NotFound`] when there is none.
+    fn update_account<'a>(&'a self, account: &'a ServiceAccount) -> StoreFuture<'a, ()> {
+        let _ = account;
+        no_accounts()
+    }
+
+    /// Deletes an account and every token of it; `false` when there was none.
+    fn delete_account<'a>(&'a self, name: &'a str) -> StoreFuture<'a, bool> {
+        let _ = name;
+        no_accounts()
+    }
+
+    /// The account named `name`, if stored.
+    fn account<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<ServiceAccount>> {
+        let _ = name;
+        no_accounts()
+    }
+
+    /// Stores a new token of a stored account. [`StoreError::NotFound`] when the account is
+    /// not stored; [`StoreError::Conflict`] when its id, its name within the account or its
+    /// digest is taken.
+    fn create_account_token<'a>(&'a self, token: &'a AccountToken) -> StoreFuture<'a, ()> {
+        let _ = token;
+        no_accounts()
+    }
+
+    /// The tokens of one account, by name (byte order).
+    fn account_tokens<'a>(&'a self, account: &'a str) -> StoreFuture<'a, Vec<AccountToken>> {
+        let _ = account;
+        no_accounts()
+    }
+
+    /// Deletes (revokes) one token of an account; `false` when the account has none by
+    /// that id.
+    fn delete_account_token<'a>(&'a self, account: &'a str, id: &'a str) -> StoreFuture<'a, bool> {
+        let _ = (account, id);
+        no_accounts()
+    }
+
+    /// Records when tokens were last used, in one write: each `(token id, unix seconds)`
+    /// raises that token's `last_used_at` (never lowers it). Unknown ids are skipped. Not
+    /// announced on the signal (it changes no verification).
+    fn touch_account_tokens<'a>(&'a self, used: &'a [(String, i64)]) -> StoreFuture<'a, ()> {
+        let _ = used;
+        no_accounts()
+    }
+
+    /// Every account and token, as one consistent read (accounts by name, tokens by
+    /// account then name). At most [`MAX_ACCOUNTS_LISTED`] of each; more is
+    /// `StoreError::Unavailable("too many service accounts or tokens")`.
+    fn accounts_snapshot(&self) -> StoreFuture<'_, AccountsSnapshot> {
+        no_accounts()
+    }
+
+    /// Wakes the caller when another process may have revoked a token or
+    /// changed a service account or its tokens (PostgreSQL
     /// LISTEN/NOTIFY). None: the store has no such signal; the caller polls.
     ///
     /// The value counts wake-ups and means nothing else: on a change, read
@@ -236,6 +317,13 @@ pub trait Store: Send + Sync + 'static {
     fn revocation_signal(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         None
     }
+}
+
+/// The answer of the default service-account methods.
+fn no_accounts<T: Send + 'static>() -> StoreFuture<'static, T> {
+    Box::pin(std::future::ready(Err(StoreError::Unavailable(
+        "this store keeps no service accounts".into(),
+    ))))
 }
 
 /// The answer of the default revocation methods.
@@ -281,6 +369,42 @@ impl<T: Store + ?Sized> Store for Arc<T> {
 
     fn issued_token<'a>(&'a self, jti: &'a str, now: i64) -> StoreFuture<'a, Option<IssuedToken>> {
         (**self).issued_token(jti, now)
+    }
+
+    fn create_account<'a>(&'a self, account: &'a ServiceAccount) -> StoreFuture<'a, ()> {
+        (**self).create_account(account)
+    }
+
+    fn update_account<'a>(&'a self, account: &'a ServiceAccount) -> StoreFuture<'a, ()> {
+        (**self).update_account(account)
+    }
+
+    fn delete_account<'a>(&'a self, name: &'a str) -> StoreFuture<'a, bool> {
+        (**self).delete_account(name)
+    }
+
+    fn account<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<ServiceAccount>> {
+        (**self).account(name)
+    }
+
+    fn create_account_token<'a>(&'a self, token: &'a AccountToken) -> StoreFuture<'a, ()> {
+        (**self).create_account_token(token)
+    }
+
+    fn account_tokens<'a>(&'a self, account: &'a str) -> StoreFuture<'a, Vec<AccountToken>> {
+        (**self).account_tokens(account)
+    }
+
+    fn delete_account_token<'a>(&'a self, account: &'a str, id: &'a str) -> StoreFuture<'a, bool> {
+        (**self).delete_account_token(account, id)
+    }
+
+    fn touch_account_tokens<'a>(&'a self, used: &'a [(String, i64)]) -> StoreFuture<'a, ()> {
+        (**self).touch_account_tokens(used)
+    }
+
+    fn accounts_snapshot(&self) -> StoreFuture<'_, AccountsSnapshot> {
+        (**self).accounts_snapshot()
     }
 
     fn revocation_signal(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
