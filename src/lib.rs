@@ -138,6 +138,7 @@ mod source_url;
 pub mod static_token;
 pub mod store;
 mod subject;
+mod sync;
 mod token_cache;
 mod verifier;
 mod verify;

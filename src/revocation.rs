@@ -24,33 +24,20 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 
-use crate::store::{Revocation, Store, StoreError};
+use crate::store::{Revocation, Store, StoreError, StoreFuture};
+use crate::sync::{Replica, SyncClock};
 
 /// The staleness bound callers use unless configured otherwise: a revocation made on
 /// another replica is seen here within 5 s (or [`Listed::Stale`] is answered).
 pub(crate) const DEFAULT_STALENESS: Duration = Duration::from_secs(5);
 
-/// The smallest staleness bound [`Denylist::new`] takes; a smaller one is raised to it
-/// (polling every few milliseconds would only load the store).
-pub(crate) const MIN_STALENESS: Duration = Duration::from_millis(10);
-
 /// How often the background task deletes expired rows from the store.
 const PRUNE_EVERY: Duration = Duration::from_secs(300);
-
-/// While reads keep failing, at most one WARN line per this long (the first at once).
-const WARN_EVERY: Duration = Duration::from_secs(30);
-
-/// The shortest time a read may take before the task gives up on it and tries again.
-const MIN_SYNC_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// The last-sync time before the first successful read.
-const NEVER: u64 = u64::MAX;
 
 /// What [`Denylist::check`] says about a `jti`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,19 +55,9 @@ pub(crate) enum Listed {
 /// The revoked `jti`s this replica knows, kept in sync with the store (see the module docs).
 pub(crate) struct Denylist {
     store: Arc<dyn Store>,
-    staleness: Duration,
-    /// `staleness` in milliseconds, as `check` compares it.
-    staleness_ms: u64,
-    /// The fixed instant the millisecond clock below counts from.
-    origin: Instant,
-    /// When the read behind the installed list *started* (ms since `origin`), or [`NEVER`]:
-    /// the list holds every revocation committed before then.
-    synced_at: AtomicU64,
+    /// When the installed list was read, and the task that reads it.
+    clock: SyncClock,
     lists: RwLock<Lists>,
-    /// Whether [`start`](Self::start) has run (it starts one task, once).
-    started: AtomicBool,
-    /// The background task, aborted when the denylist is dropped.
-    task: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 /// What `check` reads, and what `sync` rebuilds it from.
@@ -97,21 +74,15 @@ struct Lists {
 impl Denylist {
     /// `staleness`: the bound within which a revocation made by another replica is seen
     /// (default 5 s, [`DEFAULT_STALENESS`]; the caller passes it; at least
-    /// [`MIN_STALENESS`]). Polls the store every staleness / 2 once [`start`](Self::start)ed.
+    /// [`MIN_STALENESS`](crate::sync::MIN_STALENESS)). Polls the store every staleness / 2 once [`start`](Self::start)ed.
     ///
     /// Until the first successful [`sync`](Self::sync), `check` answers [`Listed::Stale`]
     /// for every token not revoked here.
     pub(crate) fn new(store: Arc<dyn Store>, staleness: Duration) -> Arc<Self> {
-        let staleness = staleness.max(MIN_STALENESS);
         Arc::new(Self {
             store,
-            staleness,
-            staleness_ms: u64::try_from(staleness.as_millis()).unwrap_or(u64::MAX),
-            origin: Instant::now(),
-            synced_at: AtomicU64::new(NEVER),
+            clock: SyncClock::new(staleness),
             lists: RwLock::default(),
-            started: AtomicBool::new(false),
-            task: Mutex::new(None),
         })
     }
 
@@ -159,14 +130,14 @@ impl Denylist {
         // The sync time first: `sync` installs a list before it publishes the time of its
         // read (both under the write lock), so a time read here is never newer than the
         // list read next. The other order could pair an old list with a new time.
-        let synced_at = self.synced_at.load(Ordering::Acquire);
+        let stale = self.clock.is_stale();
         let revoked = {
             let lists = self.lists.read().unwrap_or_else(PoisonError::into_inner);
             lists.listed.get(jti).is_some_and(|&until| until > now)
         };
         if revoked {
             Listed::Revoked
-        } else if is_stale(synced_at, self.elapsed_ms(), self.staleness_ms) {
+        } else if stale {
             Listed::Stale
         } else {
             Listed::Clear
@@ -178,7 +149,7 @@ impl Denylist {
     /// The list then counts as read at the moment this read *started*: a revocation
     /// committed while the read ran may be missing from it.
     pub(crate) async fn sync(&self) -> Result<(), StoreError> {
-        let started = self.elapsed_ms();
+        let started = self.clock.elapsed_ms();
         let now = unix_now();
         let snapshot = self.store.revocations(now).await?;
         let listed: HashMap<String, i64> = snapshot
@@ -201,17 +172,16 @@ impl Denylist {
         now: i64,
     ) -> HashMap<String, i64> {
         let mut lists = self.lists.write().unwrap_or_else(PoisonError::into_inner);
-        let installed = self.synced_at.load(Ordering::Acquire);
-        if installed != NEVER && started < installed {
-            return listed;
-        }
-        lists.local.retain(|_, until| *until > now);
-        for (jti, until) in &lists.local {
-            raise(&mut listed, jti.clone(), *until);
-        }
-        let replaced = std::mem::replace(&mut lists.listed, listed);
-        self.synced_at.store(started, Ordering::Release);
-        replaced
+        let lists = &mut *lists;
+        let mut replaced = HashMap::new();
+        let installed = self.clock.install(started, || {
+            lists.local.retain(|_, until| *until > now);
+            for (jti, until) in &lists.local {
+                raise(&mut listed, jti.clone(), *until);
+            }
+            replaced = std::mem::replace(&mut lists.listed, std::mem::take(&mut listed));
+        });
+        if installed { replaced } else { listed }
     }
 
     /// Starts the background task (tokio): sync at once, then every staleness / 2, and at
@@ -222,42 +192,32 @@ impl Denylist {
     /// A second call does nothing. Without a tokio runtime nothing starts (logged at WARN):
     /// `check` then answers [`Listed::Stale`] for every token not revoked here.
     pub(crate) fn start(self: &Arc<Self>) {
-        if self.started.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            self.started.store(false, Ordering::Release);
-            tracing::warn!(
-                target: "s2s_auth::revocation",
-                "no tokio runtime: revocations are not read, and tokens that can be revoked \
-                 are refused as stale"
-            );
-            return;
-        };
-        let signal = self.store.revocation_signal();
-        let task = runtime.spawn(run(Arc::downgrade(self), signal, self.staleness));
-        *self.task.lock().unwrap_or_else(PoisonError::into_inner) = Some(task.abort_handle());
+        self.clock.start(self);
     }
 
     /// Whether no read of the store has succeeded yet (a process that just started).
     pub(crate) fn never_synced(&self) -> bool {
-        self.synced_at.load(Ordering::Acquire) == NEVER
-    }
-
-    fn elapsed_ms(&self) -> u64 {
-        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
+        self.clock.never_synced()
     }
 }
 
-impl Drop for Denylist {
-    fn drop(&mut self) {
-        // The task holds only a `Weak`, so it would end at its next wake-up anyway; aborting
-        // ends it now, and with it the task's hold on the store's signal (for PostgreSQL, a
-        // listening connection).
-        let task = self.task.get_mut().unwrap_or_else(PoisonError::into_inner);
-        if let Some(task) = task.take() {
-            task.abort();
-        }
+impl Replica for Denylist {
+    const WHAT: &'static str = "revocations";
+
+    fn sync(&self) -> StoreFuture<'_, ()> {
+        Box::pin(Denylist::sync(self))
+    }
+
+    fn chores(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move { self.store.prune_revocations(unix_now()).await.map(drop) })
+    }
+
+    fn chores_every(&self) -> Duration {
+        PRUNE_EVERY
+    }
+
+    fn signal(&self) -> Option<watch::Receiver<u64>> {
+        self.store.revocation_signal()
     }
 }
 
@@ -272,115 +232,9 @@ impl fmt::Debug for Denylist {
         // Never the jtis: a count is all a log line needs.
         f.debug_struct("Denylist")
             .field("entries", &entries)
-            .field("staleness", &self.staleness)
+            .field("staleness", &self.clock.staleness())
             .finish()
     }
-}
-
-/// The background task of [`Denylist::start`].
-async fn run(
-    denylist: Weak<Denylist>,
-    mut signal: Option<watch::Receiver<u64>>,
-    staleness: Duration,
-) {
-    let period = staleness / 2;
-    let sync_timeout = staleness.max(MIN_SYNC_TIMEOUT);
-    let mut next_sync = tokio::time::Instant::now();
-    let mut next_prune = tokio::time::Instant::now() + PRUNE_EVERY;
-    let mut failures = Failures::default();
-    loop {
-        match signal.as_mut() {
-            Some(changed) => match tokio::time::timeout_at(next_sync, changed.changed()).await {
-                // Woken: read now.
-                Ok(Ok(())) => {}
-                // The store's signal is gone for good: poll only.
-                Ok(Err(_)) => {
-                    signal = None;
-                    continue;
-                }
-                // The poll is due.
-                Err(_) => {}
-            },
-            None => tokio::time::sleep_until(next_sync).await,
-        }
-        let Some(this) = denylist.upgrade() else {
-            return;
-        };
-        let started = tokio::time::Instant::now();
-        let result = match tokio::time::timeout(sync_timeout, this.sync()).await {
-            Ok(result) => result,
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "reading the revocations took over {sync_timeout:?}"
-            ))),
-        };
-        failures.record(&result, &this);
-        // From the start of this read, so reads stay `period` apart however long one took.
-        next_sync = started + period;
-        if started >= next_prune {
-            next_prune = started + PRUNE_EVERY;
-            match tokio::time::timeout(sync_timeout, this.store.prune_revocations(unix_now())).await
-            {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::warn!(
-                    target: "s2s_auth::revocation",
-                    error = %e,
-                    "cannot prune expired revocations; retried in {PRUNE_EVERY:?}"
-                ),
-                Err(_) => tracing::warn!(
-                    target: "s2s_auth::revocation",
-                    "pruning expired revocations took over {sync_timeout:?}; retried in {PRUNE_EVERY:?}"
-                ),
-            }
-        }
-    }
-}
-
-/// Failed reads in a row, and when the last WARN about them was logged.
-#[derive(Default)]
-struct Failures {
-    in_a_row: u64,
-    warned: Option<tokio::time::Instant>,
-}
-
-impl Failures {
-    fn record(&mut self, result: &Result<(), StoreError>, denylist: &Denylist) {
-        match result {
-            Ok(()) => {
-                if self.in_a_row > 0 {
-                    tracing::info!(
-                        target: "s2s_auth::revocation",
-                        failed_reads = self.in_a_row,
-                        "revocations read again after failures"
-                    );
-                }
-                *self = Self::default();
-            }
-            Err(e) => {
-                self.in_a_row += 1;
-                let now = tokio::time::Instant::now();
-                if self
-                    .warned
-                    .is_none_or(|at| now.duration_since(at) >= WARN_EVERY)
-                {
-                    self.warned = Some(now);
-                    // Only the store's message: a sync never handles a token.
-                    tracing::warn!(
-                        target: "s2s_auth::revocation",
-                        error = %e,
-                        failed_reads = self.in_a_row,
-                        staleness = ?denylist.staleness,
-                        "cannot read the revocations; tokens that can be revoked are refused \
-                         as stale once the last read is older than the staleness bound"
-                    );
-                }
-            }
-        }
-    }
-}
-
-/// Whether a list read at `synced_at` (ms, or [`NEVER`]) is too old at `now` (ms).
-fn is_stale(synced_at: u64, now: u64, staleness: u64) -> bool {
-    synced_at == NEVER || now.saturating_sub(synced_at) > staleness
 }
 
 /// Lists `jti` until `until`, keeping a later expiry already listed.
@@ -406,17 +260,6 @@ mod tests {
     }
 
     #[test]
-    fn staleness_is_measured_from_the_last_read() {
-        assert!(is_stale(NEVER, 0, 5_000), "never read");
-        assert!(is_stale(NEVER, u64::MAX - 1, 5_000));
-        assert!(!is_stale(1_000, 1_000, 5_000));
-        assert!(!is_stale(1_000, 6_000, 5_000), "exactly the bound is fresh");
-        assert!(is_stale(1_000, 6_001, 5_000));
-        // A read recorded after `now` was taken (a racing sync) is fresh, not an overflow.
-        assert!(!is_stale(2_000, 1_999, 5_000));
-    }
-
-    #[test]
     fn raise_keeps_the_later_expiry() {
         let mut list = HashMap::new();
         raise(&mut list, "j".into(), 20);
@@ -430,14 +273,18 @@ mod tests {
     fn nothing_read_yet_is_stale_and_a_read_makes_it_clear() {
         let d = denylist();
         assert_eq!(d.check("j", 100), Listed::Stale);
-        d.install(d.elapsed_ms(), HashMap::new(), 100);
+        d.install(d.clock.elapsed_ms(), HashMap::new(), 100);
         assert_eq!(d.check("j", 100), Listed::Clear);
     }
 
     #[test]
     fn listed_is_revoked_until_it_expires() {
         let d = denylist();
-        d.install(d.elapsed_ms(), HashMap::from([("j".to_owned(), 200)]), 100);
+        d.install(
+            d.clock.elapsed_ms(),
+            HashMap::from([("j".to_owned(), 200)]),
+            100,
+        );
         assert_eq!(d.check("j", 199), Listed::Revoked);
         assert_eq!(
             d.check("j", 200),
@@ -467,14 +314,14 @@ mod tests {
         });
         // A read that did not see the local revoke yet (it started before it committed).
         d.install(
-            d.elapsed_ms(),
+            d.clock.elapsed_ms(),
             HashMap::from([("remote".to_owned(), 300)]),
             100,
         );
         assert_eq!(d.check("local", 150), Listed::Revoked);
         assert_eq!(d.check("remote", 150), Listed::Revoked);
         // Once expired, the local revoke is dropped at the next read.
-        d.install(d.elapsed_ms(), HashMap::new(), 200);
+        d.install(d.clock.elapsed_ms(), HashMap::new(), 200);
         assert!(!d.lists.read().unwrap().local.contains_key("local"));
         assert_eq!(d.check("local", 150), Listed::Clear);
     }
@@ -485,14 +332,13 @@ mod tests {
         d.install(50, HashMap::from([("newer".to_owned(), 300)]), 100);
         d.install(40, HashMap::new(), 100);
         assert_eq!(d.check("newer", 100), Listed::Revoked);
-        assert_eq!(d.synced_at.load(Ordering::Acquire), 50);
+        assert!(!d.clock.install(45, || {}), "the read of 50 is installed");
     }
 
     #[test]
     fn staleness_has_a_floor() {
         let d = Denylist::new(Arc::new(MemoryStore::new()), Duration::ZERO);
-        assert_eq!(d.staleness, MIN_STALENESS);
-        assert_eq!(d.staleness_ms, 10);
+        assert_eq!(d.clock.staleness(), crate::sync::MIN_STALENESS);
     }
 
     #[test]
@@ -510,7 +356,7 @@ mod tests {
     fn start_without_a_runtime_starts_nothing() {
         let d = denylist();
         d.start();
-        assert!(d.task.lock().unwrap().is_none());
-        assert!(!d.started.load(Ordering::Acquire));
+        assert!(!d.clock.is_running());
+        assert!(d.never_synced());
     }
 }

@@ -28,6 +28,12 @@ use s2s_auth::store::{
 #[path = "../src/revocation.rs"]
 mod revocation;
 
+// The denylist's background task and staleness clock, which it shares with the
+// service-account registry.
+#[allow(dead_code)]
+#[path = "../src/sync.rs"]
+mod sync;
+
 use revocation::{Denylist, Listed};
 
 // ---------------------------------------------------------------------------------------

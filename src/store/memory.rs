@@ -126,7 +126,10 @@ impl MemoryStore {
         write: impl FnOnce(&mut Accounts) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let result = {
-            let mut accounts = self.accounts.write().unwrap_or_else(PoisonError::into_inner);
+            let mut accounts = self
+                .accounts
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
             write(&mut accounts)
         };
         if result.is_ok() {
@@ -326,8 +329,7 @@ impl Store for MemoryStore {
                 }
                 let key = (token.account.clone(), token.name.clone());
                 let taken = t.tokens.contains_key(&key)
-                    || t
-                        .tokens
+                    || t.tokens
                         .values()
                         .any(|other| other.id == token.id || other.digest == token.digest);
                 if taken {
@@ -365,7 +367,10 @@ impl Store for MemoryStore {
     fn touch_account_tokens<'a>(&'a self, used: &'a [(String, i64)]) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             // Not announced: last-used times change no verification.
-            let mut t = self.accounts.write().unwrap_or_else(PoisonError::into_inner);
+            let mut t = self
+                .accounts
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
             for token in t.tokens.values_mut() {
                 if let Some((_, at)) = used.iter().find(|(id, _)| *id == token.id) {
                     token.last_used_at = Some(token.last_used_at.map_or(*at, |was| was.max(*at)));
