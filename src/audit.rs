@@ -63,6 +63,22 @@ pub enum EventKind {
     /// A just-in-time on-behalf-of token was revoked (`subject`: who revoked it, `target`:
     /// the token's `jti`, `expires_at`: until when the revocation is kept).
     TokenRevoked,
+    /// A service account was created (`subject`: the admin; `target`:
+    /// `service-account:<name>`; `message`: its permissions).
+    AccountCreated,
+    /// A service account's description or permissions changed.
+    AccountUpdated,
+    /// A service account was enabled.
+    AccountEnabled,
+    /// A service account was disabled: every token of it is refused.
+    AccountDisabled,
+    /// A service account and its tokens were deleted.
+    AccountDeleted,
+    /// A service-account token was created (`message`: its name and id; `expires_at`;
+    /// the token's fingerprint, never the token).
+    AccountTokenIssued,
+    /// A service-account token was revoked (`message`: its id).
+    AccountTokenRevoked,
 }
 
 /// Text of an [`AuditEvent`] that making the event does not copy: a reason code or a method

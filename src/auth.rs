@@ -115,6 +115,50 @@ impl Auth {
         paths
     }
 
+    /// The service-account operations, when service accounts are configured
+    /// ([`AuthBuilder::service_accounts`](crate::AuthBuilder::service_accounts)); see the
+    /// [`service_account`](crate::service_account) module.
+    ///
+    /// ```
+    /// use s2s_auth::Auth;
+    /// use s2s_auth::service_account::ServiceAccounts;
+    ///
+    /// let auth = Auth::builder("catalog")
+    ///     .service_accounts(ServiceAccounts::new(["user:default/ops-lead"]))
+    ///     .build()?;
+    /// assert!(auth.service_accounts().is_some());
+    /// assert!(Auth::builder("catalog").build()?.service_accounts().is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn service_accounts(&self) -> Option<crate::service_account::AccountAdmin> {
+        self.pipeline.accounts.clone()
+    }
+
+    /// The service-account admin API (see the `service_account` module for its routes),
+    /// empty when service accounts are not configured. Mount it behind
+    /// [`layer`](Self::layer): its routes are registered as sensitive and users-only, and
+    /// each also requires an admin. [`Auth::router`] mounts it by itself.
+    ///
+    /// ```
+    /// use s2s_auth::Auth;
+    /// use s2s_auth::service_account::ServiceAccounts;
+    ///
+    /// let auth = Auth::builder("catalog")
+    ///     .service_accounts(ServiceAccounts::new(["group:default/platform"]))
+    ///     .build()?;
+    /// let app: axum::Router = axum::Router::new()
+    ///     .merge(auth.service_accounts_router())
+    ///     .layer(auth.layer());
+    /// # let _ = app;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn service_accounts_router<S: Clone + Send + Sync + 'static>(&self) -> axum::Router<S> {
+        match &self.pipeline.accounts {
+            Some(admin) => crate::service_account::router(admin),
+            None => axum::Router::new(),
+        }
+    }
+
     fn routes_declared(&self) -> Vec<(&str, Option<&Method>, &RoutePolicy)> {
         let mut out = Vec::new();
         for entry in &self.pipeline.registry.routes {

@@ -44,6 +44,10 @@ pub struct AuthBuilder {
     pub(crate) verified_cache_capacity: u64,
     pub(crate) plugin_tokens: Option<PluginTokens>,
     pub(crate) jit_tokens: Option<crate::jit::JitTokens>,
+    pub(crate) service_accounts: Option<crate::service_account::ServiceAccounts>,
+    /// `s2s.serviceAccounts` with `backend.database` but no database plugin key store:
+    /// the accounts' own store, opened by [`AuthBuilder::build_async`].
+    pub(crate) pending_account_store: Option<crate::store::StoreSpec>,
     discovery: Option<Arc<dyn ServiceDiscovery>>,
     pub(crate) trusted_actors: Vec<String>,
     custom_types: Vec<Arc<dyn ExternalTokenType>>,
@@ -97,6 +101,8 @@ impl AuthBuilder {
             verified_cache_capacity: Self::DEFAULT_VERIFIED_CACHE_CAPACITY,
             plugin_tokens: None,
             jit_tokens: None,
+            service_accounts: None,
+            pending_account_store: None,
             discovery: None,
             trusted_actors: Vec::new(),
             custom_types: Vec::new(),
@@ -221,6 +227,15 @@ impl AuthBuilder {
         self
     }
 
+    /// Lets this service verify service-account tokens (`s2s_sa_…`) and serve the admin API
+    /// that manages them (see the [`service_account`](crate::service_account) module). The
+    /// admin routes ([`Auth::service_accounts_router`]) are registered as sensitive,
+    /// users-only routes.
+    pub fn service_accounts(mut self, accounts: crate::service_account::ServiceAccounts) -> Self {
+        self.service_accounts = Some(accounts);
+        self
+    }
+
     /// Lets this service verify plugin-to-plugin tokens from the services `discovery` knows.
     pub fn discovery(mut self, discovery: impl ServiceDiscovery) -> Self {
         self.discovery = Some(Arc::new(discovery));
@@ -293,7 +308,22 @@ impl AuthBuilder {
                     ConfigRule::StoreUnavailable(e.to_string()),
                 )
             })?;
+            if self.pending_account_store.take().is_some()
+                && let Some(accounts) = self.service_accounts.take()
+            {
+                // One `backend.database`: the accounts share the key store's connection.
+                self.service_accounts = Some(accounts.store(store.clone()));
+            }
             self.plugin_tokens = Some(PluginTokens::with_store(store).key_duration(key_duration));
+        }
+        if let Some(spec) = self.pending_account_store.take() {
+            let store = spec.open().await.map_err(|e| {
+                ConfigError::new(
+                    "backend.database",
+                    ConfigRule::StoreUnavailable(e.to_string()),
+                )
+            })?;
+            self.service_accounts = self.service_accounts.take().map(|a| a.store(store));
         }
         self.build()
     }
@@ -353,6 +383,20 @@ impl AuthBuilder {
                 }
             }
         }
+        if let Some(accounts) = &self.service_accounts {
+            accounts.check()?;
+            for (pattern, methods) in accounts.routes() {
+                if !routes.iter().any(|r| r.pattern == pattern) {
+                    routes.push(RouteSpec {
+                        pattern,
+                        methods,
+                        policy: RoutePolicy::users().sensitive(),
+                        origin: accounts.origin.clone(),
+                        builtin: true,
+                    });
+                }
+            }
+        }
         let registry = PolicyRegistry::new(&routes, self.default_policy)?;
         let key_duration = self
             .plugin_tokens
@@ -371,6 +415,24 @@ impl AuthBuilder {
             )?)),
             None => None,
         };
+        let accounts = self.service_accounts.map(|config| {
+            let store: Arc<dyn crate::store::Store> =
+                match (&config.store, keys.as_ref().and_then(|k| k.store())) {
+                    (Some(store), _) => store.clone(),
+                    (None, Some(store)) => store,
+                    (None, None) => Arc::new(crate::store::MemoryStore::new()),
+                };
+            crate::service_account::AccountAdmin {
+                registry: crate::service_account::Registry::new(
+                    store,
+                    config.staleness,
+                    config.last_used_interval,
+                ),
+                config: Arc::new(config),
+                auditor: auditor.clone(),
+                service_id: Arc::from(self.service_id.as_str()),
+            }
+        });
         let mut jwks = Vec::new();
         for access in self.jwks_access {
             jwks.push(Arc::new(
@@ -424,6 +486,11 @@ impl AuthBuilder {
                     discovery.clone(),
                 ))
             }),
+            accounts: accounts.as_ref().map(|a| {
+                Arc::new(crate::service_account::AccountVerifier {
+                    registry: a.registry.clone(),
+                })
+            }),
             shared: Arc::new(shared),
         };
         Ok(Auth {
@@ -433,6 +500,7 @@ impl AuthBuilder {
                 verifiers: Arc::new(verifiers),
                 keys,
                 jit,
+                accounts,
                 discovery,
                 static_callers: self.static_tokens.into(),
                 specs: routes,
@@ -445,7 +513,7 @@ impl AuthBuilder {
     /// The one validator: every range and every combination, with the same rules whatever
     /// set the value. Paths are the YAML's, so an operator can find the value either way.
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.pending_store.is_some() {
+        if self.pending_store.is_some() || self.pending_account_store.is_some() {
             return Err(ConfigError::new(
                 "backend.database",
                 ConfigRule::StoreNeedsAsync,

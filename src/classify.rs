@@ -7,6 +7,7 @@
 //! | shape | verifier |
 //! |---|---|
 //! | three base64url segments, the first starting `eyJ` (a JSON object) | JWT verifiers (chosen further by the unverified header and `iss`) |
+//! | anything else, starting with `s2s_sa_` | the service-account verifier |
 //! | anything else, starting with a custom type's prefix (`acme_`) | that custom type's verifier |
 //! | anything else | the static-token table |
 //!
@@ -49,6 +50,8 @@ pub(crate) enum Route {
     Custom(usize),
     /// The just-in-time on-behalf-of verifier.
     Jit,
+    /// The service-account verifier (an opaque token with the `s2s_sa_` prefix).
+    ServiceAccount,
 }
 
 /// What is configured, as classification needs to know it.
@@ -65,6 +68,11 @@ impl Known<'_> {
     /// builder makes sure no prefix is a prefix of another, so there is at most one), else
     /// the static-token table.
     pub(crate) fn classify_opaque(&self, token: &str) -> Route {
+        // The prefix is reserved: no custom prefix and no static token may start with it
+        // (the builder refuses them), so it always means a service-account token.
+        if token.starts_with(crate::service_account::TOKEN_PREFIX) {
+            return Route::ServiceAccount;
+        }
         self.custom
             .iter()
             .position(|c| token.starts_with(c.0.verifier.prefix()))

@@ -220,6 +220,9 @@ pub enum VerifyError {
     /// The token was revoked (a just-in-time on-behalf-of token, by its `jti`).
     #[error("token has been revoked")]
     Revoked,
+    /// A service-account token of a disabled account.
+    #[error("service account is disabled")]
+    AccountDisabled,
 }
 
 impl VerifyError {
@@ -262,6 +265,7 @@ impl VerifyError {
             VerifyError::MissingRequiredClaim(_) => "missing_claim",
             VerifyError::Unsupported(_) => "unsupported_token",
             VerifyError::Revoked => "token_revoked",
+            VerifyError::AccountDisabled => "account_disabled",
         }
     }
 }
@@ -374,6 +378,63 @@ pub enum IssueError {
     /// This service cannot act on behalf of the principal; the variant says why.
     #[error("cannot act on behalf of this principal: {0}")]
     CannotDelegate(#[from] DelegationError),
+}
+
+/// Why a service-account operation ([`AccountAdmin`](crate::service_account::AccountAdmin))
+/// was refused; [`status`](Self::status) is what the admin API answers.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AccountError {
+    /// Service accounts are not configured on this `Auth` (404).
+    #[error("service accounts are not configured")]
+    NotConfigured,
+    /// Only a user's own credential may manage service accounts (403).
+    #[error(
+        "Token-authenticated callers cannot create tokens or change credentials (service accounts are managed by users)"
+    )]
+    NotAUser,
+    /// The user is not among the configured admins (403).
+    #[error("only a service-account admin may manage service accounts")]
+    NotAdmin,
+    /// The request is malformed or asks for something not allowed; the text says what (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No such account or token (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The name, id or digest is taken, or the account is disabled (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The store cannot be reached (503); worth a retry.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl AccountError {
+    /// The HTTP status the admin API answers with.
+    pub fn status(&self) -> http::StatusCode {
+        use http::StatusCode;
+        match self {
+            AccountError::NotConfigured | AccountError::NotFound(_) => StatusCode::NOT_FOUND,
+            AccountError::NotAUser | AccountError::NotAdmin => StatusCode::FORBIDDEN,
+            AccountError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AccountError::Conflict(_) => StatusCode::CONFLICT,
+            AccountError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for AccountError {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError as E;
+        match e {
+            E::Invalid(m) => AccountError::BadRequest(m),
+            E::Conflict(m) => AccountError::Conflict(m),
+            E::NotFound(m) => AccountError::NotFound(m),
+            // The message may name the database; it is logged, not answered.
+            E::Unavailable(m) => AccountError::Unavailable(m),
+        }
+    }
 }
 
 /// Why this service cannot act on behalf of a principal (see
@@ -635,6 +696,9 @@ pub enum ConfigRule {
     /// A just-in-time token setting that cannot be used; the text says why.
     #[error("{0}")]
     InvalidJitSetting(&'static str),
+    /// A setting that cannot be used; the text says what would do.
+    #[error("{0}")]
+    InvalidSetting(String),
     /// A key file or key that cannot be used; the text says why.
     #[error("{0}")]
     BadKey(&'static str),

@@ -15,6 +15,7 @@ use crate::error::{DelegationError, IssueError};
 use crate::jit::{JitIssued, JitRequest, MAX_BODY_BYTES};
 use crate::plugin::{KeyManager, issue, now, token_times};
 use crate::principal::{CredentialKind, Principal, PrincipalType};
+use crate::response::Refusals;
 use crate::secret::SecretString;
 
 impl Auth {
@@ -321,29 +322,9 @@ impl Auth {
                 "missing credentials",
             );
         };
-        let too_large = request
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .is_some_and(|n| n > MAX_BODY_BYTES as u64);
-        let too_large_message = format!("request body is larger than {MAX_BODY_BYTES} bytes");
-        if too_large {
-            return refuse(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "InputError",
-                &too_large_message,
-            );
-        }
-        let bytes = match axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES).await {
+        let bytes = match answer.read_body(request, MAX_BODY_BYTES).await {
             Ok(bytes) => bytes,
-            Err(_) => {
-                return refuse(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "InputError",
-                    &too_large_message,
-                );
-            }
+            Err(refused) => return refused,
         };
         let parsed = match crate::jit::parse_body(&bytes) {
             Ok(parsed) => parsed,
@@ -380,39 +361,5 @@ impl Auth {
                 answer.unavailable("cannot issue a token now; retry later")
             }
         }
-    }
-}
-
-/// The endpoints' refusals: Backstage's error body for the request's method and path.
-struct Refusals {
-    method: http::Method,
-    url: String,
-}
-
-impl Refusals {
-    fn of(request: &Request<Body>) -> Self {
-        Self {
-            method: request.method().clone(),
-            url: request.uri().path().to_owned(),
-        }
-    }
-
-    fn refuse(&self, status: StatusCode, name: &str, message: &str) -> Response {
-        let body =
-            crate::response::error_body(name, message, Some((&self.method, &self.url)), status);
-        (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
-    }
-
-    /// 503 with `Retry-After: 5` (the store or the keys are unreachable; logged by the caller).
-    fn unavailable(&self, message: &str) -> Response {
-        let mut response = self.refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailableError",
-            message,
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-        response
     }
 }

@@ -133,6 +133,7 @@ pub mod restrictions;
 mod revocation;
 pub mod router;
 pub mod secret;
+pub mod service_account;
 mod service_id;
 mod source_url;
 pub mod static_token;

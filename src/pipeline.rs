@@ -36,6 +36,8 @@ pub(crate) struct Pipeline {
     pub(crate) keys: Option<Arc<KeyManager>>,
     /// Just-in-time on-behalf-of tokens, when configured.
     pub(crate) jit: Option<Arc<crate::jit::Jit>>,
+    /// Service accounts, when configured.
+    pub(crate) accounts: Option<crate::service_account::AccountAdmin>,
     /// Where other services are (for the outbound client).
     pub(crate) discovery: Option<Arc<dyn ServiceDiscovery>>,
     pub(crate) static_callers: Arc<[StaticToken]>,
@@ -71,6 +73,7 @@ impl Pipeline {
             verifiers: self.verifiers.clone(),
             keys: self.keys.clone(),
             jit: self.jit.clone(),
+            accounts: self.accounts.clone(),
             discovery: self.discovery.clone(),
             static_callers: self.static_callers.clone(),
             registry: PolicyRegistry::new(&specs, default)?,

@@ -91,6 +91,72 @@ impl IntoResponse for MissingPrincipal {
     }
 }
 
+/// The refusals of the endpoints this crate serves itself (just-in-time tokens, the
+/// service-account admin API): Backstage's error body for the request's method and path.
+pub(crate) struct Refusals {
+    method: Method,
+    url: String,
+}
+
+impl Refusals {
+    pub(crate) fn of<B>(request: &http::Request<B>) -> Self {
+        Self {
+            method: request.method().clone(),
+            url: request.uri().path().to_owned(),
+        }
+    }
+
+    pub(crate) fn refuse(
+        &self,
+        status: StatusCode,
+        name: &str,
+        message: &str,
+    ) -> axum::response::Response {
+        let body = error_body(name, message, Some((&self.method, &self.url)), status);
+        (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+    }
+
+    /// 503 with `Retry-After: 5` (the store or the keys are unreachable; logged by the caller).
+    pub(crate) fn unavailable(&self, message: &str) -> axum::response::Response {
+        let mut response = self.refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailableError",
+            message,
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        response
+    }
+
+    /// The request's body, at most `limit` bytes; a larger one (by its `Content-Length`,
+    /// before reading, or as it arrives) is refused with 413.
+    pub(crate) async fn read_body(
+        &self,
+        request: http::Request<axum::body::Body>,
+        limit: usize,
+    ) -> Result<axum::body::Bytes, axum::response::Response> {
+        let too_large = || {
+            self.refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "InputError",
+                &format!("request body is larger than {limit} bytes"),
+            )
+        };
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(too_large());
+        }
+        axum::body::to_bytes(request.into_body(), limit)
+            .await
+            .map_err(|_| too_large())
+    }
+}
+
 /// Backstage's error body: `{"error":{"name","message"},"request":{"method","url"},
 /// "response":{"statusCode"}}`.
 pub(crate) fn error_body(

@@ -200,6 +200,13 @@ impl AccessRestrictions {
         Ok(Self(list))
     }
 
+    /// Restrictions that allow nothing: a service-account token whose permissions no longer
+    /// overlap its account's (the account was narrowed after the token was made). Never
+    /// built from configuration, which refuses an empty list.
+    pub(crate) fn nothing() -> Self {
+        Self(Vec::new())
+    }
+
     /// The entry for one plugin, if the credential may call it at all.
     pub fn for_plugin(&self, plugin: &str) -> Option<&AccessRestriction> {
         self.0.iter().find(|r| r.plugin == plugin)

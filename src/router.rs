@@ -238,6 +238,18 @@ impl<S: Clone + Send + Sync + 'static> AuthRouter<S> {
                 served.extend(paths);
             }
         }
+        if let Some(accounts) = &pipeline.accounts {
+            let paths: Vec<String> = accounts
+                .config
+                .routes()
+                .into_iter()
+                .map(|(p, _)| p)
+                .collect();
+            if paths.iter().all(|p| !served.contains(p)) {
+                router = router.merge(self.auth.service_accounts_router());
+                served.extend(paths);
+            }
+        }
         let mut specs = Vec::with_capacity(pipeline.specs.len() + self.specs.len());
         for spec in &pipeline.specs {
             if spec.builtin {

@@ -129,6 +129,14 @@ fn fingerprint_key() -> &'static [u8; 16] {
     })
 }
 
+/// `N` bytes from the operating system's random source (aws-lc-rs), or `None` when it
+/// fails: a secret is never made from bytes that are not random.
+pub(crate) fn random_bytes<const N: usize>() -> Option<[u8; N]> {
+    let mut bytes = [0u8; N];
+    rand::fill(&mut bytes).ok()?;
+    Some(bytes)
+}
+
 /// SHA-256 of some bytes.
 pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
     let d = digest::digest(&digest::SHA256, bytes);

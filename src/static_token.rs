@@ -198,6 +198,12 @@ impl StaticToken {
                         ConfigRule::TokenMisclassified("a JWT"),
                     ));
                 }
+                if value.starts_with(crate::service_account::TOKEN_PREFIX) {
+                    return Err(ConfigError::new(
+                        path,
+                        ConfigRule::TokenMisclassified("a service-account token"),
+                    ));
+                }
                 Ok(sha256(value.as_bytes()))
             }
             TokenSecret::Sha256Hex(hex) => parse_sha256_hex(hex.expose_secret()).ok_or_else(|| {

@@ -124,6 +124,7 @@ impl SyncClock {
     }
 
     /// Whether the background task was started (and not refused for want of a runtime).
+    #[cfg(test)]
     pub(crate) fn is_running(&self) -> bool {
         self.task
             .lock()
@@ -137,7 +138,8 @@ impl SyncClock {
     /// nothing. Without a tokio runtime nothing starts (logged at WARN): the copy then stays
     /// stale, and what depends on it is refused.
     pub(crate) fn start<R: Replica>(&self, replica: &Arc<R>) {
-        if self.started.swap(true, Ordering::AcqRel) {
+        // A load first: this is called on every request, and a swap would write the line.
+        if self.started.load(Ordering::Acquire) || self.started.swap(true, Ordering::AcqRel) {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {

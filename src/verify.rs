@@ -25,6 +25,7 @@ pub(crate) struct Verifiers {
     pub(crate) legacy: Arc<LegacyVerifier>,
     pub(crate) plugin: Option<Arc<PluginVerifier>>,
     pub(crate) jit: Option<Arc<crate::jit::JitVerifier>>,
+    pub(crate) accounts: Option<Arc<crate::service_account::AccountVerifier>>,
     pub(crate) shared: Arc<Shared>,
 }
 
@@ -94,6 +95,10 @@ impl Verifiers {
             Route::Plugin => match &self.plugin {
                 Some(plugin) => plugin.verify(token, shared),
                 None => Verification::done(Err(VerifyError::Unsupported("plugin-to-plugin"))),
+            },
+            Route::ServiceAccount => match &self.accounts {
+                Some(accounts) => accounts.verify(token, shared),
+                None => Verification::done(Err(VerifyError::Unsupported("service-account"))),
             },
             Route::Jit => match &self.jit {
                 Some(jit) => jit.verify(token, shared),

@@ -109,7 +109,7 @@ fn parse_static_keys(node: &Node<'_>) -> Result<Vec<StaticKey>, ConfigError> {
 /// `backend.database` (Backstage's shape): `client: better-sqlite3 | sqlite3 | pg`,
 /// `connection`: a file name or `:memory:` for SQLite, a URL for PostgreSQL. Absent: a SQLite
 /// file `s2s-auth.sqlite` in the working directory (the embedded default).
-fn parse_database(root: &Node<'_>) -> Result<StoreSpec, ConfigError> {
+pub(super) fn parse_database(root: &Node<'_>) -> Result<StoreSpec, ConfigError> {
     let Some(db) = root.get_in(&["backend", "database"])? else {
         return Ok(StoreSpec::Sqlite(String::from("s2s-auth.sqlite")));
     };

@@ -182,7 +182,18 @@ fn parse_root(root: &Node<'_>) -> Result<AuthBuilder, ConfigError> {
     root.map()?;
     let s2s = root.required("s2s")?;
     let builder = s2s::parse_s2s(&s2s)?;
-    let builder = keys::parse_plugin_tokens(root, &s2s, builder)?;
+    let mut builder = keys::parse_plugin_tokens(root, &s2s, builder)?;
+    if builder.service_accounts.is_some() {
+        // The accounts live in `backend.database`: the key store's own connection when the
+        // plugin keys are kept there too, else a store of their own. Without a database
+        // they are kept in memory (lost on restart: fine for trying a config).
+        if builder.pending_store.is_some() {
+            builder.pending_account_store =
+                builder.pending_store.as_ref().map(|(spec, _)| spec.clone());
+        } else if root.get_in(&["backend", "database"])?.is_some() {
+            builder.pending_account_store = Some(keys::parse_database(root)?);
+        }
+    }
     match root.get_in(&["backend", "auth"])? {
         Some(auth) => external_access::parse_backend_auth(&auth, builder),
         None => Ok(builder),

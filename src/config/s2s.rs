@@ -33,6 +33,7 @@ pub(super) fn parse_s2s(s2s: &Node<'_>) -> Result<AuthBuilder, ConfigError> {
         "trustedActors",
         "pluginTokens",
         "onBehalfOf",
+        "serviceAccounts",
     ])?;
     let service_id = s2s.required("serviceId")?;
     let id = service_id.str()?;
@@ -106,7 +107,40 @@ pub(super) fn parse_s2s(s2s: &Node<'_>) -> Result<AuthBuilder, ConfigError> {
             builder = builder.jit_tokens(parse_jit(&jit)?);
         }
     }
+    if let Some(accounts) = s2s.get("serviceAccounts")? {
+        builder = builder.service_accounts(parse_service_accounts(&accounts)?);
+    }
     Ok(builder)
+}
+
+/// `s2s.serviceAccounts`: service accounts and their admin API (see the `service_account`
+/// module). Ranges are checked by `build`, under the same paths; the store is
+/// `backend.database` (read with the key store).
+fn parse_service_accounts(
+    node: &Node<'_>,
+) -> Result<crate::service_account::ServiceAccounts, ConfigError> {
+    node.only_keys(&[
+        "admins",
+        "path",
+        "stalenessSeconds",
+        "lastUsedIntervalSeconds",
+    ])?;
+    let mut admins = Vec::new();
+    for admin in node.required("admins")?.list()? {
+        admins.push(admin.str()?.to_owned());
+    }
+    let mut accounts = crate::service_account::ServiceAccounts::new(admins);
+    accounts.origin = node.display_path();
+    if let Some(path) = node.get("path")? {
+        accounts = accounts.path(path.str()?);
+    }
+    if let Some(secs) = node.get("stalenessSeconds")? {
+        accounts = accounts.staleness(Duration::from_secs(secs.whole_number()?));
+    }
+    if let Some(secs) = node.get("lastUsedIntervalSeconds")? {
+        accounts = accounts.last_used_interval(Duration::from_secs(secs.whole_number()?));
+    }
+    Ok(accounts)
 }
 
 /// `s2s.onBehalfOf.justInTime`: just-in-time on-behalf-of tokens (see the `jit` module).

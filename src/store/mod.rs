@@ -545,7 +545,7 @@ pub(crate) fn db_error(e: sqlx::Error, redact: impl Fn(String) -> String) -> Sto
 
 /// A key store named by configuration (`backend.database`, `backend.auth.pluginKeyStore`),
 /// opened by `AuthBuilder::build_async`.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum StoreSpec {
     /// [`SqliteStore`] on this file (or `:memory:`).
     Sqlite(String),
