@@ -1,22 +1,26 @@
-//! [`PostgresStore`]: keys and revocations shared by every replica, in the PostgreSQL schema
-//! `s2s_auth`.
+//! [`PostgresStore`]: keys, revocations and service accounts shared by every replica, in
+//! the PostgreSQL schema `s2s_auth`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Connection, PgConnection, PgPool, Row};
 
 use tokio::sync::watch;
 
 use super::pg_signal::{CHANNEL, Signal};
 use super::{
-    IssuedToken, MAX_REVOCATIONS_LISTED, PublicKeyRecord, Revocation, Store, StoreError,
-    StoreFuture, bounded, db_error, parse_jwk, repeated_jti, same_or_conflict, storable_jti,
-    validate, validate_issued, validate_revocation,
+    AccountToken, AccountsSnapshot, IssuedToken, MAX_ACCOUNTS_LISTED, MAX_REVOCATIONS_LISTED,
+    PublicKeyRecord, Revocation, ServiceAccount, Store, StoreError, StoreFuture, TokenDigest,
+    account_exists, bounded, bounded_snapshot, db_error, is_valid_account_name, is_valid_token_id,
+    no_such_account, parse_jwk, permissions_from_json, permissions_to_json, repeated_jti,
+    same_or_conflict, storable_jti, token_exists, validate, validate_account,
+    validate_account_token, validate_issued, validate_revocation,
 };
 
 /// The PostgreSQL schema, embedded at build time from `migrations/postgres`. Migrations a
@@ -52,7 +56,9 @@ const SET_LOCK_TIMEOUT: &str = "SET lock_timeout = '60s'";
 const SET_SEARCH_PATH: &str = "SET search_path TO s2s_auth";
 
 /// A [`Store`] in PostgreSQL: replicas of one service share keys, so the JWKS any of them
-/// serves lists the keys all of them sign with.
+/// serves lists the keys all of them sign with; and revocations and service accounts, so a
+/// token revoked or an account disabled on one replica is refused by all of them. Account
+/// tokens are stored as their SHA-256, never the token itself.
 ///
 /// [`connect`](Self::connect) creates the schema `s2s_auth` when missing (this needs the
 /// `CREATE` privilege on the database; a DBA can instead run
@@ -63,10 +69,12 @@ const SET_SEARCH_PATH: &str = "SET search_path TO s2s_auth";
 /// untrusted networks), with rustls on aws-lc-rs. `Debug` and every error show the user,
 /// host, port and database, never the password.
 ///
-/// A revocation is announced with `NOTIFY s2s_auth_revocations` in the transaction that
-/// stores it; [`revocation_signal`](Store::revocation_signal) listens on that channel
+/// A revocation, and every change to a service account or its tokens, is announced with
+/// `NOTIFY s2s_auth_revocations` in the transaction that stores it (payload: the `jti`, or
+/// `account:<name>`); [`revocation_signal`](Store::revocation_signal) listens on that channel
 /// (one extra connection per store while anyone holds a receiver), so other replicas
-/// re-read the revocations at once instead of at their next poll.
+/// re-read at once instead of at their next poll. Recording when tokens were last used
+/// ([`touch_account_tokens`](Store::touch_account_tokens)) is not announced.
 ///
 /// ```no_run
 /// use std::sync::Arc;
@@ -299,6 +307,50 @@ fn map(e: sqlx::Error) -> StoreError {
     db_error(e, |m| m)
 }
 
+/// How [`Store::accounts_snapshot`] reads: both tables from one snapshot of the database.
+const BEGIN_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+
+/// Wakes the other replicas about a change to the account `name` or its tokens. Sent inside
+/// the writing transaction: PostgreSQL delivers it at commit, so no replica is woken to read
+/// a change it cannot see yet, and a write that is rolled back wakes none.
+async fn announce_account(tx: &mut PgConnection, name: &str) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(format!("account:{name}"))
+        .execute(tx)
+        .await
+        .map_err(map)?;
+    Ok(())
+}
+
+fn account_from_row(row: &PgRow) -> Result<ServiceAccount, StoreError> {
+    Ok(ServiceAccount {
+        name: row.try_get("name").map_err(map)?,
+        description: row.try_get("description").map_err(map)?,
+        permissions: permissions_from_json(row.try_get("permissions").map_err(map)?)?,
+        enabled: row.try_get("enabled").map_err(map)?,
+        created_at: row.try_get("created_at").map_err(map)?,
+        updated_at: row.try_get("updated_at").map_err(map)?,
+    })
+}
+
+fn token_from_row(row: &PgRow) -> Result<AccountToken, StoreError> {
+    let digest: &str = row.try_get("digest_sha256").map_err(map)?;
+    let permissions: Option<&str> = row.try_get("permissions").map_err(map)?;
+    Ok(AccountToken {
+        id: row.try_get("id").map_err(map)?,
+        account: row.try_get("account").map_err(map)?,
+        name: row.try_get("name").map_err(map)?,
+        digest: TokenDigest::from_hex(digest).ok_or_else(|| {
+            StoreError::Invalid("a stored token digest is not 64 hex digits".into())
+        })?,
+        permissions: permissions.map(permissions_from_json).transpose()?,
+        expires_at: row.try_get("expires_at").map_err(map)?,
+        created_at: row.try_get("created_at").map_err(map)?,
+        last_used_at: row.try_get("last_used_at").map_err(map)?,
+    })
+}
+
 impl Store for PostgresStore {
     fn put_public_key<'a>(&'a self, key: &'a PublicKeyRecord) -> StoreFuture<'a, ()> {
         Box::pin(async move {
@@ -501,6 +553,270 @@ impl Store for PostgresStore {
                 })
             })
             .transpose()
+        })
+    }
+
+    fn create_account<'a>(&'a self, account: &'a ServiceAccount) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            validate_account(account)?;
+            let mut tx = self.pool.begin().await.map_err(map)?;
+            // The insert itself finds a taken name, so two concurrent creates cannot both
+            // succeed.
+            let inserted = sqlx::query(
+                "INSERT INTO s2s_auth.service_accounts \
+                 (name, description, permissions, enabled, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(&account.name)
+            .bind(&account.description)
+            .bind(permissions_to_json(&account.permissions))
+            .bind(account.enabled)
+            .bind(account.created_at)
+            .bind(account.updated_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(map)?
+            .rows_affected();
+            if inserted != 1 {
+                return Err(account_exists(&account.name));
+            }
+            announce_account(&mut tx, &account.name).await?;
+            tx.commit().await.map_err(map)?;
+            Ok(())
+        })
+    }
+
+    fn update_account<'a>(&'a self, account: &'a ServiceAccount) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            validate_account(account)?;
+            let mut tx = self.pool.begin().await.map_err(map)?;
+            // `created_at` is not set: it stays as the account was created.
+            let updated = sqlx::query(
+                "UPDATE s2s_auth.service_accounts \
+                 SET description = $2, permissions = $3, enabled = $4, updated_at = $5 \
+                 WHERE name = $1",
+            )
+            .bind(&account.name)
+            .bind(&account.description)
+            .bind(permissions_to_json(&account.permissions))
+            .bind(account.enabled)
+            .bind(account.updated_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(map)?
+            .rows_affected();
+            if updated != 1 {
+                return Err(no_such_account(&account.name));
+            }
+            announce_account(&mut tx, &account.name).await?;
+            tx.commit().await.map_err(map)?;
+            Ok(())
+        })
+    }
+
+    fn delete_account<'a>(&'a self, name: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            // Nothing can be stored under a name that is not valid, so no query (here and
+            // in the lookups below): PostgreSQL would refuse one holding a NUL as invalid,
+            // where the other stores answer that there is none.
+            if !is_valid_account_name(name) {
+                return Ok(false);
+            }
+            let mut tx = self.pool.begin().await.map_err(map)?;
+            // The schema's `ON DELETE CASCADE` deletes the tokens in the same statement.
+            let deleted = sqlx::query("DELETE FROM s2s_auth.service_accounts WHERE name = $1")
+                .bind(name)
+                .execute(&mut *tx)
+                .await
+                .map_err(map)?
+                .rows_affected();
+            if deleted == 1 {
+                announce_account(&mut tx, name).await?;
+            }
+            tx.commit().await.map_err(map)?;
+            Ok(deleted == 1)
+        })
+    }
+
+    fn account<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<ServiceAccount>> {
+        Box::pin(async move {
+            if !is_valid_account_name(name) {
+                return Ok(None);
+            }
+            let row = sqlx::query(
+                "SELECT name, description, permissions, enabled, created_at, updated_at \
+                 FROM s2s_auth.service_accounts WHERE name = $1",
+            )
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map)?;
+            row.as_ref().map(account_from_row).transpose()
+        })
+    }
+
+    fn create_account_token<'a>(&'a self, token: &'a AccountToken) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            validate_account_token(token)?;
+            let mut tx = self.pool.begin().await.map_err(map)?;
+            // Locked (as the foreign key check would), so the account cannot be deleted
+            // between this check and the insert.
+            let account = sqlx::query(
+                "SELECT 1 FROM s2s_auth.service_accounts WHERE name = $1 FOR KEY SHARE",
+            )
+            .bind(&token.account)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map)?;
+            if account.is_none() {
+                return Err(no_such_account(&token.account));
+            }
+            // No conflict target: a taken id, digest or name within the account all make
+            // it insert nothing.
+            let inserted = sqlx::query(
+                "INSERT INTO s2s_auth.account_tokens (id, account, name, digest_sha256, \
+                 permissions, expires_at, created_at, last_used_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            )
+            .bind(&token.id)
+            .bind(&token.account)
+            .bind(&token.name)
+            .bind(token.digest.to_hex())
+            .bind(token.permissions.as_ref().map(permissions_to_json))
+            .bind(token.expires_at)
+            .bind(token.created_at)
+            .bind(token.last_used_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(map)?
+            .rows_affected();
+            if inserted != 1 {
+                return Err(token_exists(token));
+            }
+            announce_account(&mut tx, &token.account).await?;
+            tx.commit().await.map_err(map)?;
+            Ok(())
+        })
+    }
+
+    fn account_tokens<'a>(&'a self, account: &'a str) -> StoreFuture<'a, Vec<AccountToken>> {
+        Box::pin(async move {
+            if !is_valid_account_name(account) {
+                return Ok(Vec::new());
+            }
+            let rows = sqlx::query(
+                "SELECT id, account, name, digest_sha256, permissions, expires_at, created_at, \
+                 last_used_at FROM s2s_auth.account_tokens WHERE account = $1 \
+                 ORDER BY name COLLATE \"C\"",
+            )
+            .bind(account)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map)?;
+            rows.iter().map(token_from_row).collect()
+        })
+    }
+
+    fn delete_account_token<'a>(&'a self, account: &'a str, id: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            if !is_valid_account_name(account) || !is_valid_token_id(id) {
+                return Ok(false);
+            }
+            let mut tx = self.pool.begin().await.map_err(map)?;
+            let deleted =
+                sqlx::query("DELETE FROM s2s_auth.account_tokens WHERE account = $1 AND id = $2")
+                    .bind(account)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map)?
+                    .rows_affected();
+            if deleted == 1 {
+                announce_account(&mut tx, account).await?;
+            }
+            tx.commit().await.map_err(map)?;
+            Ok(deleted == 1)
+        })
+    }
+
+    fn touch_account_tokens<'a>(&'a self, used: &'a [(String, i64)]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            // The latest time per id: one statement cannot update a row twice.
+            let mut latest: BTreeMap<&str, i64> = BTreeMap::new();
+            for (id, at) in used.iter().filter(|(id, _)| is_valid_token_id(id)) {
+                latest
+                    .entry(id.as_str())
+                    .and_modify(|t| *t = (*t).max(*at))
+                    .or_insert(*at);
+            }
+            if latest.is_empty() {
+                return Ok(());
+            }
+            let (ids, ats): (Vec<&str>, Vec<i64>) = latest.into_iter().unzip();
+            // One transaction for the batch. Not announced: it changes no verification.
+            let mut tx = self.pool.begin().await.map_err(map)?;
+            // Rows locked in id order first: replicas writing overlapping batches at once
+            // then wait for each other instead of deadlocking.
+            sqlx::query(
+                "SELECT 1 FROM s2s_auth.account_tokens WHERE id = ANY($1) \
+                 ORDER BY id COLLATE \"C\" FOR NO KEY UPDATE",
+            )
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await
+            .map_err(map)?;
+            // Raised, never lowered: batches from several replicas may land out of order.
+            sqlx::query(
+                "UPDATE s2s_auth.account_tokens AS t SET last_used_at = u.at \
+                 FROM unnest($1::text[], $2::bigint[]) AS u (id, at) \
+                 WHERE t.id = u.id AND (t.last_used_at IS NULL OR t.last_used_at < u.at)",
+            )
+            .bind(&ids)
+            .bind(&ats)
+            .execute(&mut *tx)
+            .await
+            .map_err(map)?;
+            tx.commit().await.map_err(map)?;
+            Ok(())
+        })
+    }
+
+    fn accounts_snapshot(&self) -> StoreFuture<'_, AccountsSnapshot> {
+        Box::pin(async move {
+            // Both reads from one snapshot: a token is never listed without its account,
+            // nor an account without a change committed between the two reads. One row
+            // over the bound, to tell "exactly" from "more". COLLATE "C": byte order, as in
+            // the other stores.
+            let limit = MAX_ACCOUNTS_LISTED as i64 + 1;
+            let mut tx = self.pool.begin_with(BEGIN_SNAPSHOT).await.map_err(map)?;
+            let accounts = sqlx::query(
+                "SELECT name, description, permissions, enabled, created_at, updated_at \
+                 FROM s2s_auth.service_accounts ORDER BY name COLLATE \"C\" LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map)?;
+            let tokens = sqlx::query(
+                "SELECT id, account, name, digest_sha256, permissions, expires_at, created_at, \
+                 last_used_at FROM s2s_auth.account_tokens \
+                 ORDER BY account COLLATE \"C\", name COLLATE \"C\" LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map)?;
+            tx.commit().await.map_err(map)?;
+            bounded_snapshot(AccountsSnapshot {
+                accounts: accounts
+                    .iter()
+                    .map(account_from_row)
+                    .collect::<Result<_, _>>()?,
+                tokens: tokens
+                    .iter()
+                    .map(token_from_row)
+                    .collect::<Result<_, _>>()?,
+            })
         })
     }
 
