@@ -15,7 +15,9 @@ use axum::body::Body;
 use http::{Method, StatusCode, header};
 use s2s_auth::audit::{EventKind, MemoryAuditSink};
 use s2s_auth::restrictions::{AccessRestriction, AccessRestrictions, Action};
-use s2s_auth::service_account::{DEFAULT_PATH, NewAccount, NewToken, ServiceAccounts, TOKEN_PATTERN};
+use s2s_auth::service_account::{
+    DEFAULT_PATH, NewAccount, NewToken, ServiceAccounts, TOKEN_PATTERN,
+};
 use s2s_auth::store::{
     AccountToken, AccountsSnapshot, IssuedToken, MemoryStore, PostgresStore, PublicKeyRecord,
     Revocation, ServiceAccount, Store, StoreError, StoreFuture, TokenDigest,
@@ -118,20 +120,23 @@ impl Store for Counting {
 /// `catalog` with users from an identity provider, a static CI token, and service
 /// accounts managed by jane.
 struct Setup {
-    idp: kit::Idp,
+    idp: Arc<kit::Idp>,
     auth: Auth,
     router: Router,
     audit: Arc<MemoryAuditSink>,
     store: Arc<Counting>,
 }
 
-async fn setup_on(inner: Arc<dyn Store>, accounts: impl FnOnce(ServiceAccounts) -> ServiceAccounts) -> Setup {
-    let idp = kit::Idp::start("idp-key").await;
+async fn setup_on(
+    inner: Arc<dyn Store>,
+    accounts: impl FnOnce(ServiceAccounts) -> ServiceAccounts,
+) -> Setup {
+    let idp = Arc::new(kit::Idp::start("idp-key").await);
     setup_with_idp(idp, inner, accounts)
 }
 
 fn setup_with_idp(
-    idp: kit::Idp,
+    idp: Arc<kit::Idp>,
     inner: Arc<dyn Store>,
     accounts: impl FnOnce(ServiceAccounts) -> ServiceAccounts,
 ) -> Setup {
@@ -143,7 +148,11 @@ fn setup_with_idp(
         .service_accounts(accounts(
             ServiceAccounts::new(["user:default/jane"]).store(store.clone()),
         ))
-        .route("/admin/tokens", [], s2s_auth::RoutePolicy::authenticated().sensitive())
+        .route(
+            "/admin/tokens",
+            [],
+            s2s_auth::RoutePolicy::authenticated().sensitive(),
+        )
         .audit_sink(audit.clone())
         .build()
         .expect("builds");
@@ -200,22 +209,37 @@ impl Setup {
 
     async fn create_token(&self, account: &str, body: Value) -> (String, Value) {
         let reply = self
-            .api(Method::POST, &format!("{DEFAULT_PATH}/{account}/tokens"), &self.jane(), Some(body))
+            .api(
+                Method::POST,
+                &format!("{DEFAULT_PATH}/{account}/tokens"),
+                &self.jane(),
+                Some(body),
+            )
             .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
-        assert_eq!(reply.headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
+        assert_eq!(
+            reply.headers.get(header::CACHE_CONTROL).unwrap(),
+            "no-store"
+        );
         let json = reply.json();
         (json["token"].as_str().unwrap().to_owned(), json)
     }
 
     /// A request with a token, and its request audit event.
-    async fn call(&self, method: Method, path: &str, token: &str) -> (Reply, s2s_auth::audit::AuditEvent) {
-        self.audit.clear();
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+    ) -> (Reply, s2s_auth::audit::AuditEvent) {
+        // Only this request's events; earlier ones (the admin changes) stay in the sink.
+        let before = self.audit.events().len();
         let reply = send(&self.router, bearer(method, path, token)).await;
         let mut events: Vec<_> = self
             .audit
             .events()
             .into_iter()
+            .skip(before)
             .filter(|e| e.event == EventKind::Request)
             .collect();
         assert_eq!(events.len(), 1, "{events:#?}");
@@ -233,9 +257,15 @@ async fn an_account_token_reads_the_catalog_and_nothing_more() {
     assert_eq!(account["enabled"], true);
     assert_eq!(account["permissions"], read_catalog());
 
-    let (token, info) = s.create_token("ci-deployer", json!({ "name": "first" })).await;
+    let (token, info) = s
+        .create_token("ci-deployer", json!({ "name": "first" }))
+        .await;
     assert!(token.starts_with("s2s_sa_"));
-    assert_eq!(token.len(), 50, "the prefix and 43 characters: {TOKEN_PATTERN}");
+    assert_eq!(
+        token.len(),
+        50,
+        "the prefix and 43 characters: {TOKEN_PATTERN}"
+    );
     assert!(info["id"].as_str().unwrap().starts_with("sat_"));
     assert_eq!(info["expiresAt"], Value::Null);
 
@@ -246,7 +276,10 @@ async fn an_account_token_reads_the_catalog_and_nothing_more() {
     assert_eq!(principal["credential"], "service-account");
     assert_eq!(principal["actor"], Value::Null);
     // Audited as the account acting for itself: no actor, its own credential kind.
-    assert_eq!(event.subject.as_deref(), Some("service-account:ci-deployer"));
+    assert_eq!(
+        event.subject.as_deref(),
+        Some("service-account:ci-deployer")
+    );
     assert_eq!(event.credential, Some(CredentialKind::ServiceAccount));
     assert_eq!(event.actor, None);
 
@@ -255,7 +288,7 @@ async fn an_account_token_reads_the_catalog_and_nothing_more() {
     assert_forbidden(
         &reply,
         &event,
-        "credential is restricted to other actions than create",
+        "credential is restricted to other actions than `create`",
         "restricted_action",
     );
     // Sensitive routes take a user's own credential only.
@@ -268,45 +301,89 @@ async fn an_account_token_reads_the_catalog_and_nothing_more() {
 async fn rotation_with_two_tokens_then_revoke_one_then_disable_and_enable() {
     let s = setup().await;
     s.create_account("ci-deployer", read_catalog()).await;
-    let (first, first_info) = s.create_token("ci-deployer", json!({ "name": "first" })).await;
-    let (second, _) = s.create_token("ci-deployer", json!({ "name": "second" })).await;
+    let (first, first_info) = s
+        .create_token("ci-deployer", json!({ "name": "first" }))
+        .await;
+    let (second, _) = s
+        .create_token("ci-deployer", json!({ "name": "second" }))
+        .await;
     for token in [&first, &second] {
         let (reply, _) = s.call(Method::GET, "/entities", token).await;
-        assert_eq!(reply.status, StatusCode::OK, "both valid during the rotation");
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "both valid during the rotation"
+        );
     }
     // Listing never shows a secret.
     let listed = s
-        .api(Method::GET, &format!("{DEFAULT_PATH}/ci-deployer/tokens"), &s.jane(), None)
+        .api(
+            Method::GET,
+            &format!("{DEFAULT_PATH}/ci-deployer/tokens"),
+            &s.jane(),
+            None,
+        )
         .await;
     assert_eq!(listed.status, StatusCode::OK);
     assert!(!listed.body.contains(&first) && !listed.body.contains(&second));
-    let names: Vec<_> = listed.json().as_array().unwrap().iter().map(|t| t["name"].clone()).collect();
+    let names: Vec<_> = listed
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].clone())
+        .collect();
     assert_eq!(names, [json!("first"), json!("second")]);
 
     // Revoke the first: refused at once, the second still works.
     let id = first_info["id"].as_str().unwrap();
     let reply = s
-        .api(Method::DELETE, &format!("{DEFAULT_PATH}/ci-deployer/tokens/{id}"), &s.jane(), None)
+        .api(
+            Method::DELETE,
+            &format!("{DEFAULT_PATH}/ci-deployer/tokens/{id}"),
+            &s.jane(),
+            None,
+        )
         .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
     let (reply, event) = s.call(Method::GET, "/entities", &first).await;
-    assert_invalid_token(&reply, &event, "token is not recognised", "token_unrecognised");
+    assert_invalid_token(
+        &reply,
+        &event,
+        "token is not recognised",
+        "token_unrecognised",
+    );
     let (reply, _) = s.call(Method::GET, "/entities", &second).await;
     assert_eq!(reply.status, StatusCode::OK);
     // Revoking it again: 404.
     let reply = s
-        .api(Method::DELETE, &format!("{DEFAULT_PATH}/ci-deployer/tokens/{id}"), &s.jane(), None)
+        .api(
+            Method::DELETE,
+            &format!("{DEFAULT_PATH}/ci-deployer/tokens/{id}"),
+            &s.jane(),
+            None,
+        )
         .await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.body);
 
     // Disable: every token refused. Enable: they work again.
     let reply = s
-        .api(Method::POST, &format!("{DEFAULT_PATH}/ci-deployer/disable"), &s.jane(), None)
+        .api(
+            Method::POST,
+            &format!("{DEFAULT_PATH}/ci-deployer/disable"),
+            &s.jane(),
+            None,
+        )
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(reply.json()["enabled"], false);
     let (reply, event) = s.call(Method::GET, "/entities", &second).await;
-    assert_invalid_token(&reply, &event, "service account is disabled", "account_disabled");
+    assert_invalid_token(
+        &reply,
+        &event,
+        "service account is disabled",
+        "account_disabled",
+    );
     // A disabled account gets no new tokens.
     let reply = s
         .api(
@@ -317,10 +394,22 @@ async fn rotation_with_two_tokens_then_revoke_one_then_disable_and_enable() {
         )
         .await;
     assert_eq!(reply.status, StatusCode::CONFLICT, "{}", reply.body);
-    let listed = s.api(Method::GET, &format!("{DEFAULT_PATH}?enabled=false"), &s.jane(), None).await;
+    let listed = s
+        .api(
+            Method::GET,
+            &format!("{DEFAULT_PATH}?enabled=false"),
+            &s.jane(),
+            None,
+        )
+        .await;
     assert_eq!(listed.json().as_array().unwrap().len(), 1);
     let reply = s
-        .api(Method::POST, &format!("{DEFAULT_PATH}/ci-deployer/enable"), &s.jane(), None)
+        .api(
+            Method::POST,
+            &format!("{DEFAULT_PATH}/ci-deployer/enable"),
+            &s.jane(),
+            None,
+        )
         .await;
     assert_eq!(reply.status, StatusCode::OK);
     let (reply, _) = s.call(Method::GET, "/entities", &second).await;
@@ -328,12 +417,24 @@ async fn rotation_with_two_tokens_then_revoke_one_then_disable_and_enable() {
 
     // Delete: every token refused; the name is free again.
     let reply = s
-        .api(Method::DELETE, &format!("{DEFAULT_PATH}/ci-deployer"), &s.jane(), None)
+        .api(
+            Method::DELETE,
+            &format!("{DEFAULT_PATH}/ci-deployer"),
+            &s.jane(),
+            None,
+        )
         .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
     let (reply, _) = s.call(Method::GET, "/entities", &second).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
-    let reply = s.api(Method::GET, &format!("{DEFAULT_PATH}/ci-deployer"), &s.jane(), None).await;
+    let reply = s
+        .api(
+            Method::GET,
+            &format!("{DEFAULT_PATH}/ci-deployer"),
+            &s.jane(),
+            None,
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
 
     // Every change is audited, naming jane.
@@ -351,11 +452,15 @@ async fn rotation_with_two_tokens_then_revoke_one_then_disable_and_enable() {
     assert_eq!(
         kinds,
         [
+            EventKind::AccountCreated,
+            EventKind::AccountTokenIssued,
+            EventKind::AccountTokenIssued,
+            EventKind::AccountTokenRevoked,
             EventKind::AccountDisabled,
             EventKind::AccountEnabled,
             EventKind::AccountDeleted
         ],
-        "since the last audit.clear()"
+        "refusals (the second revoke, the token for a disabled account) change nothing and are not lifecycle events"
     );
 }
 
@@ -374,12 +479,28 @@ async fn the_admin_api_refuses_bad_input_with_exact_statuses() {
         assert!(!reply.body.contains("hunter2"));
     }
     // Bad names.
-    for name in ["CI", "ci:deployer", "ci/deployer", "", "-ci", &"a".repeat(64)] {
+    for name in [
+        "CI",
+        "ci:deployer",
+        "ci/deployer",
+        "",
+        "-ci",
+        &"a".repeat(64),
+    ] {
         let reply = post(json!({ "name": name, "permissions": read_catalog() })).await;
-        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{name:?}: {}", reply.body);
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{name:?}: {}",
+            reply.body
+        );
     }
     // Permissions missing, empty, or malformed.
-    for permissions in [Value::Null, json!([]), json!([{ "plugin": "catalog", "permissionAttribute": { "action": ["write"] } }])] {
+    for permissions in [
+        Value::Null,
+        json!([]),
+        json!([{ "plugin": "catalog", "permissionAttribute": { "action": ["write"] } }]),
+    ] {
         let mut body = json!({ "name": "ci" });
         if !permissions.is_null() {
             body["permissions"] = permissions;
@@ -390,27 +511,66 @@ async fn the_admin_api_refuses_bad_input_with_exact_statuses() {
     // Unknown field; not an object; too large.
     let reply = post(json!({ "name": "ci", "permissions": read_catalog(), "role": "admin" })).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    assert!(reply.body.contains("unknown field `role`"), "{}", reply.body);
+    assert!(
+        reply.body.contains("unknown field `role`"),
+        "{}",
+        reply.body
+    );
     let reply = post(json!(["ci"])).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    let reply = post(json!({ "name": "ci", "permissions": read_catalog(), "description": "x".repeat(20_000) })).await;
+    let reply = post(
+        json!({ "name": "ci", "permissions": read_catalog(), "description": "x".repeat(20_000) }),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
     // A duplicate: 409.
-    assert_eq!(s.create_account("ci", read_catalog()).await.status, StatusCode::CREATED);
-    assert_eq!(s.create_account("ci", read_catalog()).await.status, StatusCode::CONFLICT);
+    assert_eq!(
+        s.create_account("ci", read_catalog()).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        s.create_account("ci", read_catalog()).await.status,
+        StatusCode::CONFLICT
+    );
     // PATCH: no renaming, no enabling, no password.
     let path = format!("{DEFAULT_PATH}/ci");
-    for body in [json!({ "name": "other" }), json!({ "enabled": false }), json!({ "password": "x" }), json!({})] {
+    for body in [
+        json!({ "name": "other" }),
+        json!({ "enabled": false }),
+        json!({ "password": "x" }),
+        json!({}),
+    ] {
         let reply = s.api(Method::PATCH, &path, &jane, Some(body.clone())).await;
-        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}: {}", reply.body);
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{body}: {}",
+            reply.body
+        );
     }
-    let reply = s.api(Method::PATCH, &path, &jane, Some(json!({ "description": "new" }))).await;
+    let reply = s
+        .api(
+            Method::PATCH,
+            &path,
+            &jane,
+            Some(json!({ "description": "new" })),
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.json()["description"], "new");
     // Unknown account: 404; a bad filter: 400.
-    let reply = s.api(Method::GET, &format!("{DEFAULT_PATH}/nobody"), &jane, None).await;
+    let reply = s
+        .api(Method::GET, &format!("{DEFAULT_PATH}/nobody"), &jane, None)
+        .await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
-    let reply = s.api(Method::GET, &format!("{DEFAULT_PATH}?enabled=maybe"), &jane, None).await;
+    let reply = s
+        .api(
+            Method::GET,
+            &format!("{DEFAULT_PATH}?enabled=maybe"),
+            &jane,
+            None,
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     // Tokens: permissions beyond the account's, a bad expiry, a duplicate name.
     let tokens = format!("{DEFAULT_PATH}/ci/tokens");
@@ -421,14 +581,28 @@ async fn the_admin_api_refuses_bad_input_with_exact_statuses() {
         json!({ "name": "t", "expiresInSeconds": "soon" }),
         json!({ "name": "T" }),
     ] {
-        let reply = s.api(Method::POST, &tokens, &jane, Some(body.clone())).await;
-        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}: {}", reply.body);
+        let reply = s
+            .api(Method::POST, &tokens, &jane, Some(body.clone()))
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{body}: {}",
+            reply.body
+        );
     }
     s.create_token("ci", json!({ "name": "t" })).await;
-    let reply = s.api(Method::POST, &tokens, &jane, Some(json!({ "name": "t" }))).await;
+    let reply = s
+        .api(Method::POST, &tokens, &jane, Some(json!({ "name": "t" })))
+        .await;
     assert_eq!(reply.status, StatusCode::CONFLICT);
     let reply = s
-        .api(Method::POST, &format!("{DEFAULT_PATH}/nobody/tokens"), &jane, Some(json!({ "name": "t" })))
+        .api(
+            Method::POST,
+            &format!("{DEFAULT_PATH}/nobody/tokens"),
+            &jane,
+            Some(json!({ "name": "t" })),
+        )
         .await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
 }
@@ -442,22 +616,44 @@ async fn only_admins_with_their_own_credential_reach_the_admin_api() {
     for token in [sa_token.as_str(), CI_TOKEN] {
         let (reply, event) = s.call(Method::GET, DEFAULT_PATH, token).await;
         assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
-        assert_eq!(event.reason, "sensitive_route");
+        assert_eq!(
+            event.reason, "credential_kind_not_allowed",
+            "the admin API takes users only"
+        );
         let reply = s
-            .api(Method::POST, &format!("{DEFAULT_PATH}/ci/tokens"), token, Some(json!({ "name": "x" })))
+            .api(
+                Method::POST,
+                &format!("{DEFAULT_PATH}/ci/tokens"),
+                token,
+                Some(json!({ "name": "x" })),
+            )
             .await;
         assert_eq!(reply.status, StatusCode::FORBIDDEN);
     }
     // A user who is not an admin: refused by the handler.
     let reply = s.api(Method::GET, DEFAULT_PATH, &s.user("bob"), None).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
-    assert!(reply.body.contains("only a service-account admin"), "{}", reply.body);
+    assert!(
+        reply.body.contains("only a service-account admin"),
+        "{}",
+        reply.body
+    );
     // No credential: 401.
-    let reply = send(&s.router, request(Method::GET, DEFAULT_PATH).body(Body::empty()).unwrap()).await;
+    let reply = send(
+        &s.router,
+        request(Method::GET, DEFAULT_PATH)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     // The Rust API applies the same rule.
     let admin = s.auth.service_accounts().unwrap();
-    let service = Principal::new(PrincipalType::Service, "external:ci-bot", CredentialKind::Static);
+    let service = Principal::new(
+        PrincipalType::Service,
+        "external:ci-bot",
+        CredentialKind::Static,
+    );
     assert_eq!(
         admin.accounts(&service, None).await.unwrap_err().status(),
         StatusCode::FORBIDDEN
@@ -484,10 +680,19 @@ async fn token_permissions_narrow_the_account_and_both_are_enforced() {
     assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
     assert_eq!(event.reason, "restricted_action");
     let (reply, _) = s.call(Method::POST, "/entities", &wide).await;
-    assert_eq!(reply.status, StatusCode::OK, "the account's own permissions");
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "the account's own permissions"
+    );
     // Narrow the account to search only: neither token may call the catalog now.
     let reply = s
-        .api(Method::PATCH, &format!("{DEFAULT_PATH}/etl"), &s.jane(), Some(json!({ "permissions": [{ "plugin": "search" }] })))
+        .api(
+            Method::PATCH,
+            &format!("{DEFAULT_PATH}/etl"),
+            &s.jane(),
+            Some(json!({ "permissions": [{ "plugin": "search" }] })),
+        )
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     for token in [&narrow, &wide] {
@@ -515,11 +720,21 @@ async fn malformed_unknown_and_expired_tokens_are_refused() {
         &format!("s2s_sa_{}", "A".repeat(4000)),
     ] {
         let (reply, event) = s.call(Method::GET, "/entities", bad).await;
-        assert_invalid_token(&reply, &event, "token is not recognised", "token_unrecognised");
+        assert_invalid_token(
+            &reply,
+            &event,
+            "token is not recognised",
+            "token_unrecognised",
+        );
     }
     // An expired token (written to the store as another replica would).
     let expired = format!("s2s_sa_{}", "E".repeat(43));
-    let digest = TokenDigest(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, expired.as_bytes()).as_ref().try_into().unwrap());
+    let digest = TokenDigest(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, expired.as_bytes())
+            .as_ref()
+            .try_into()
+            .unwrap(),
+    );
     s.store
         .create_account_token(&AccountToken {
             id: "sat_00000000000000000000000e".into(),
@@ -545,7 +760,9 @@ async fn malformed_unknown_and_expired_tokens_are_refused() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // A token with an expiry from the API says when.
-    let (_, info) = s.create_token("ci", json!({ "name": "short", "expiresInSeconds": 60 })).await;
+    let (_, info) = s
+        .create_token("ci", json!({ "name": "short", "expiresInSeconds": 60 }))
+        .await;
     assert!(info["expiresAt"].is_string());
 }
 
@@ -564,12 +781,24 @@ async fn verification_reads_no_store_and_last_use_is_written_in_one_batch() {
     // No store access per request (the background read may have run once or twice).
     let more = s.store.reads.load(Ordering::SeqCst) - reads;
     assert!(more <= 3, "{more} store reads during 1,000 requests");
-    assert_eq!(s.store.touches.load(Ordering::SeqCst), 0, "not one write per request");
+    assert_eq!(
+        s.store.touches.load(Ordering::SeqCst),
+        0,
+        "not one write per request"
+    );
     let admin = s.auth.service_accounts().unwrap();
     admin.write_last_used().await.unwrap();
-    assert_eq!(s.store.touches.load(Ordering::SeqCst), 1, "one write for the whole batch");
+    assert_eq!(
+        s.store.touches.load(Ordering::SeqCst),
+        1,
+        "one write for the whole batch"
+    );
     admin.write_last_used().await.unwrap();
-    assert_eq!(s.store.touches.load(Ordering::SeqCst), 1, "nothing new: no write");
+    assert_eq!(
+        s.store.touches.load(Ordering::SeqCst),
+        1,
+        "nothing new: no write"
+    );
     let stored = s.store.account_tokens("ci").await.unwrap();
     let used = stored[0].last_used_at.expect("last use written");
     assert!((used - kit::now() as i64).abs() <= 2);
@@ -577,7 +806,10 @@ async fn verification_reads_no_store_and_last_use_is_written_in_one_batch() {
 
 #[tokio::test]
 async fn last_use_is_written_by_the_background_task() {
-    let s = setup_on(Arc::new(MemoryStore::new()), |a| a.last_used_interval(Duration::from_millis(200))).await;
+    let s = setup_on(Arc::new(MemoryStore::new()), |a| {
+        a.last_used_interval(Duration::from_millis(200))
+    })
+    .await;
     s.create_account("ci", read_catalog()).await;
     let (token, _) = s.create_token("ci", json!({ "name": "t" })).await;
     for _ in 0..100 {
@@ -585,16 +817,28 @@ async fn last_use_is_written_by_the_background_task() {
         assert_eq!(reply.status, StatusCode::OK);
     }
     let deadline = Instant::now() + Duration::from_secs(10);
-    while s.store.account_tokens("ci").await.unwrap()[0].last_used_at.is_none() {
-        assert!(Instant::now() < deadline, "the task never wrote the last use");
+    while s.store.account_tokens("ci").await.unwrap()[0]
+        .last_used_at
+        .is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the task never wrote the last use"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(s.store.touches.load(Ordering::SeqCst) <= 60, "batches, not a write per request");
+    assert!(
+        s.store.touches.load(Ordering::SeqCst) <= 60,
+        "batches, not a write per request"
+    );
 }
 
 #[tokio::test]
 async fn a_store_that_stops_answering_fails_closed_after_the_staleness_bound() {
-    let s = setup_on(Arc::new(MemoryStore::new()), |a| a.staleness(Duration::from_millis(300))).await;
+    let s = setup_on(Arc::new(MemoryStore::new()), |a| {
+        a.staleness(Duration::from_millis(300))
+    })
+    .await;
     s.create_account("ci", read_catalog()).await;
     let (token, _) = s.create_token("ci", json!({ "name": "t" })).await;
     let (reply, _) = s.call(Method::GET, "/entities", &token).await;
@@ -641,15 +885,27 @@ async fn disable_on_one_replica_is_refused_on_the_other(one: Setup, two: Setup, 
         if reply.status == StatusCode::OK {
             break;
         }
-        assert!(Instant::now() < deadline, "the token never reached the other replica");
+        assert!(
+            Instant::now() < deadline,
+            "the token never reached the other replica"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let reply = one
-        .api(Method::POST, &format!("{DEFAULT_PATH}/replicated/disable"), &one.jane(), None)
+        .api(
+            Method::POST,
+            &format!("{DEFAULT_PATH}/replicated/disable"),
+            &one.jane(),
+            None,
+        )
         .await;
     assert_eq!(reply.status, StatusCode::OK);
     let (reply, _) = one.call(Method::GET, "/entities", &token).await;
-    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "refused at once where it was disabled");
+    assert_eq!(
+        reply.status,
+        StatusCode::UNAUTHORIZED,
+        "refused at once where it was disabled"
+    );
     let disabled_at = Instant::now();
     loop {
         let (reply, event) = two.call(Method::GET, "/entities", &token).await;
@@ -657,11 +913,19 @@ async fn disable_on_one_replica_is_refused_on_the_other(one: Setup, two: Setup, 
             assert_eq!(event.reason, "account_disabled");
             break;
         }
-        assert!(disabled_at.elapsed() < bound, "still allowed on the other replica after {bound:?}");
+        assert!(
+            disabled_at.elapsed() < bound,
+            "still allowed on the other replica after {bound:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let reply = one
-        .api(Method::DELETE, &format!("{DEFAULT_PATH}/replicated"), &one.jane(), None)
+        .api(
+            Method::DELETE,
+            &format!("{DEFAULT_PATH}/replicated"),
+            &one.jane(),
+            None,
+        )
         .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
 }
@@ -669,7 +933,7 @@ async fn disable_on_one_replica_is_refused_on_the_other(one: Setup, two: Setup, 
 #[tokio::test]
 async fn replicas_sharing_a_memory_store() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let idp = kit::Idp::start("idp-key").await;
+    let idp = Arc::new(kit::Idp::start("idp-key").await);
     let one = setup_with_idp(idp, store.clone(), |a| a);
     let two = setup_with_idp(one.idp.clone(), store, |a| a);
     disable_on_one_replica_is_refused_on_the_other(one, two, Duration::from_secs(5)).await;
@@ -677,12 +941,14 @@ async fn replicas_sharing_a_memory_store() {
 
 #[tokio::test]
 async fn replicas_sharing_postgres_refuse_a_disabled_account_within_the_bound() {
-    let Some(url) = postgres_url("replicas_sharing_postgres_refuse_a_disabled_account_within_the_bound") else {
+    let Some(url) =
+        postgres_url("replicas_sharing_postgres_refuse_a_disabled_account_within_the_bound")
+    else {
         return;
     };
     let a: Arc<dyn Store> = Arc::new(PostgresStore::connect(&url).await.expect("connects"));
     let b: Arc<dyn Store> = Arc::new(PostgresStore::connect(&url).await.expect("connects"));
-    let idp = kit::Idp::start("idp-key").await;
+    let idp = Arc::new(kit::Idp::start("idp-key").await);
     // A staleness of 2 s: polling alone would see the disable within 1 s; NOTIFY at once.
     let one = setup_with_idp(idp, a, |x| x.staleness(Duration::from_secs(2)));
     let two = setup_with_idp(one.idp.clone(), b, |x| x.staleness(Duration::from_secs(2)));
@@ -692,15 +958,28 @@ async fn replicas_sharing_postgres_refuse_a_disabled_account_within_the_bound() 
 #[tokio::test]
 async fn the_rust_api_rotates_and_audits() {
     let s = setup().await;
-    let admin_principal = Principal::new(PrincipalType::User, "user:default/jane", CredentialKind::User);
+    let admin_principal = Principal::new(
+        PrincipalType::User,
+        "user:default/jane",
+        CredentialKind::User,
+    );
     let admin = s.auth.service_accounts().unwrap();
-    let permissions = AccessRestrictions::new([AccessRestriction::plugin("catalog").actions([Action::Read])]).unwrap();
+    let permissions =
+        AccessRestrictions::new([AccessRestriction::plugin("catalog").actions([Action::Read])])
+            .unwrap();
     admin
-        .create_account(&admin_principal, NewAccount::new("ci-deployer", permissions.clone()).description("CI"))
+        .create_account(
+            &admin_principal,
+            NewAccount::new("ci-deployer", permissions.clone()).description("CI"),
+        )
         .await
         .unwrap();
     let issued = admin
-        .create_token(&admin_principal, "ci-deployer", NewToken::new("first").expires_in(Duration::from_secs(3600)))
+        .create_token(
+            &admin_principal,
+            "ci-deployer",
+            NewToken::new("first").expires_in(Duration::from_secs(3600)),
+        )
         .await
         .unwrap();
     // The secret never shows in Debug.
@@ -714,19 +993,33 @@ async fn the_rust_api_rotates_and_audits() {
     assert_eq!(event.token_fingerprint, Some(issued.token.fingerprint()));
     assert!(event.message.contains(&issued.info.id));
     let serialized = serde_json::to_string(&s.audit.events()).unwrap();
-    assert!(!serialized.contains(issued.token.expose_secret()), "no secret in any audit event");
+    assert!(
+        !serialized.contains(issued.token.expose_secret()),
+        "no secret in any audit event"
+    );
     // Too wide a token: refused.
     let wider = AccessRestrictions::new([AccessRestriction::plugin("catalog")]).unwrap();
     let e = admin
-        .create_token(&admin_principal, "ci-deployer", NewToken::new("wide").permissions(wider))
+        .create_token(
+            &admin_principal,
+            "ci-deployer",
+            NewToken::new("wide").permissions(wider),
+        )
         .await
         .unwrap_err();
     assert_eq!(e.status(), StatusCode::BAD_REQUEST);
     assert!(e.to_string().contains("exceed the account's"), "{e}");
     // A group admin.
-    let s2 = setup_on(Arc::new(MemoryStore::new()), |_| ServiceAccounts::new(["group:default/platform"])).await;
-    let member = Principal::new(PrincipalType::User, "user:default/kim", CredentialKind::User)
-        .with_ownership_entity_refs(vec!["group:default/platform".into()]);
+    let s2 = setup_on(Arc::new(MemoryStore::new()), |_| {
+        ServiceAccounts::new(["group:default/platform"])
+    })
+    .await;
+    let member = Principal::new(
+        PrincipalType::User,
+        "user:default/kim",
+        CredentialKind::User,
+    )
+    .with_ownership_entity_refs(vec!["group:default/platform".into()]);
     let admin2 = s2.auth.service_accounts().unwrap();
     assert!(admin2.accounts(&member, None).await.unwrap().is_empty());
 }

@@ -253,6 +253,7 @@ impl AccountAdmin {
             // store still holds on this replica (and the error says so).
             self.registry.disabled_here(name);
             self.registry.store.update_account(&account).await?;
+            self.registry.disabled_here(name);
         }
         self.registry.refresh().await;
         let kind = if enabled {
@@ -274,6 +275,7 @@ impl AccountAdmin {
                 "no service account named `{name}`"
             )));
         }
+        self.registry.disabled_here(name);
         self.registry.refresh().await;
         self.audit(by, EventKind::AccountDeleted, name, |_| {});
         Ok(())
@@ -379,6 +381,7 @@ impl AccountAdmin {
         {
             return Err(not_found());
         }
+        self.registry.revoked_here(id);
         self.registry.refresh().await;
         self.audit(by, EventKind::AccountTokenRevoked, account, |e| {
             e.message = format!("token {id}");

@@ -12,7 +12,7 @@
 //! token; the task writes the changed ones in one batch every `last_used_interval`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -32,6 +32,9 @@ pub(crate) struct Registry {
     clock: SyncClock,
     state: RwLock<State>,
     last_used_interval: Duration,
+    /// Orders local changes against reads of the store: a change stamped before a read
+    /// began (after its write committed) is in that read.
+    sequence: AtomicU64,
 }
 
 /// What a verification reads.
@@ -40,8 +43,8 @@ struct State {
     /// The first 16 bytes of a token's digest → the token (the full digest is compared in
     /// constant time).
     tokens: HashMap<[u8; 16], Arc<Entry>>,
-    /// Accounts disabled or deleted through this replica (ms stamp of the change), refused
-    /// until a read that started after the change is installed.
+    /// Accounts disabled or deleted through this replica (the change's sequence number),
+    /// refused until a read that began after the change is installed.
     disabled_here: HashMap<String, u64>,
     /// Tokens revoked through this replica, by id, likewise.
     revoked_here: HashMap<String, u64>,
@@ -89,6 +92,7 @@ impl Registry {
             clock: SyncClock::new(staleness),
             state: RwLock::default(),
             last_used_interval,
+            sequence: AtomicU64::new(0),
         })
     }
 
@@ -143,23 +147,26 @@ impl Registry {
     /// Reads the store and installs what it holds.
     pub(crate) async fn sync(&self) -> Result<(), StoreError> {
         let started = self.clock.elapsed_ms();
+        let begun = self.sequence.fetch_add(1, Ordering::AcqRel);
         let snapshot = self.store.accounts_snapshot().await?;
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         let state = &mut *state;
         let tokens = build(snapshot, &state.tokens);
         self.clock.install(started, || {
             state.tokens = tokens;
-            // Changes made here before this read started are in it now.
-            state.disabled_here.retain(|_, at| *at >= started);
-            state.revoked_here.retain(|_, at| *at >= started);
+            // Changes stamped here before this read began are in it now.
+            state.disabled_here.retain(|_, at| *at > begun);
+            state.revoked_here.retain(|_, at| *at > begun);
         });
         Ok(())
     }
 
     /// Refuses the tokens of `account` here at once (disabled or deleted through this
-    /// replica), until a read that started after now is installed.
+    /// replica), until a read that began after now is installed. Called before the store
+    /// is written (refused here even if the write fails) and again after it (so a read that
+    /// began in between, which may not see the write, does not lift it).
     pub(crate) fn disabled_here(&self, account: &str) {
-        let at = self.clock.elapsed_ms();
+        let at = self.sequence.fetch_add(1, Ordering::AcqRel);
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         state.disabled_here.insert(account.to_owned(), at);
     }
@@ -170,9 +177,10 @@ impl Registry {
         state.disabled_here.remove(account);
     }
 
-    /// Refuses one token here at once (revoked through this replica).
+    /// Refuses one token here at once (revoked through this replica); called before and
+    /// after the store is written, like [`disabled_here`](Self::disabled_here).
     pub(crate) fn revoked_here(&self, id: &str) {
-        let at = self.clock.elapsed_ms();
+        let at = self.sequence.fetch_add(1, Ordering::AcqRel);
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         state.revoked_here.insert(id.to_owned(), at);
     }
@@ -440,6 +448,7 @@ mod tests {
             Duration::from_secs(60),
         );
         let started = registry.clock.elapsed_ms();
+        let begun = registry.sequence.fetch_add(1, Ordering::AcqRel);
         let before = store.accounts_snapshot().await.unwrap();
         registry.disabled_here("ci");
         // A read that started before the disable, installed after it.
@@ -449,7 +458,7 @@ mod tests {
             let tokens = build(before, &state.tokens);
             registry.clock.install(started, || {
                 state.tokens = tokens;
-                state.disabled_here.retain(|_, at| *at >= started);
+                state.disabled_here.retain(|_, at| *at > begun);
             });
         }
         assert_eq!(

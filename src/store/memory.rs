@@ -119,23 +119,25 @@ impl MemoryStore {
         self.accounts.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs one write on the account tables, then announces it (after the write, as
-    /// PostgreSQL notifies after the commit).
+    /// Runs one write on the account tables, then announces it when it changed something
+    /// (after the write, as PostgreSQL notifies after the commit; a delete of nothing is
+    /// not announced, as in PostgreSQL). `write` answers its result and whether it changed
+    /// anything.
     fn write_accounts<T>(
         &self,
-        write: impl FnOnce(&mut Accounts) -> Result<T, StoreError>,
+        write: impl FnOnce(&mut Accounts) -> Result<(T, bool), StoreError>,
     ) -> Result<T, StoreError> {
-        let result = {
+        let (result, changed) = {
             let mut accounts = self
                 .accounts
                 .write()
                 .unwrap_or_else(PoisonError::into_inner);
-            write(&mut accounts)
+            write(&mut accounts)?
         };
-        if result.is_ok() {
+        if changed {
             self.revoked.send_modify(|n| *n = n.wrapping_add(1));
         }
-        result
+        Ok(result)
     }
 }
 
@@ -285,7 +287,7 @@ impl Store for MemoryStore {
                     return Err(account_exists(&account.name));
                 }
                 t.accounts.insert(account.name.clone(), account.clone());
-                Ok(())
+                Ok(((), true))
             })
         })
     }
@@ -301,7 +303,7 @@ impl Store for MemoryStore {
                 let created_at = stored.created_at;
                 *stored = account.clone();
                 stored.created_at = created_at;
-                Ok(())
+                Ok(((), true))
             })
         })
     }
@@ -311,7 +313,7 @@ impl Store for MemoryStore {
             self.write_accounts(|t| {
                 let existed = t.accounts.remove(name).is_some();
                 t.tokens.retain(|(account, _), _| account != name);
-                Ok(existed)
+                Ok((existed, existed))
             })
         })
     }
@@ -336,7 +338,7 @@ impl Store for MemoryStore {
                     return Err(token_exists(token));
                 }
                 t.tokens.insert(key, token.clone());
-                Ok(())
+                Ok(((), true))
             })
         })
     }
@@ -359,7 +361,8 @@ impl Store for MemoryStore {
                 let before = t.tokens.len();
                 t.tokens
                     .retain(|(owner, _), token| !(owner == account && token.id == id));
-                Ok(t.tokens.len() != before)
+                let removed = t.tokens.len() != before;
+                Ok((removed, removed))
             })
         })
     }
@@ -371,8 +374,9 @@ impl Store for MemoryStore {
                 .accounts
                 .write()
                 .unwrap_or_else(PoisonError::into_inner);
+            // Each pair raises its token's time; an id listed twice ends at the later one.
             for token in t.tokens.values_mut() {
-                if let Some((_, at)) = used.iter().find(|(id, _)| *id == token.id) {
+                for (_, at) in used.iter().filter(|(id, _)| *id == token.id) {
                     token.last_used_at = Some(token.last_used_at.map_or(*at, |was| was.max(*at)));
                 }
             }
