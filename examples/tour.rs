@@ -13,7 +13,11 @@
 //! it shows the hardening: subjects that would collide with another credential's or inject
 //! a log line are refused, a token from an unmeant client (`azp`) too, no token a machine
 //! holds (static, legacy, plugin) reaches a sensitive route, and a JWKS URL over plain http
-//! stops start-up.
+//! stops start-up. Then jane, a user, works through the two credentials OpenSearch added:
+//! a just-in-time token acting as her (issued, used, refused where it may not go, revoked),
+//! and a service account (`ci-deployer`, read-only on the catalog): its token, a rotation
+//! with both tokens valid, the account switched off (both refused) and on, the old token
+//! revoked.
 //!
 //! Three services run: `catalog` (the one toured), `scaffolder` (which calls catalog as
 //! itself and on behalf of its users) and `search`. An identity provider runs in the same
@@ -197,6 +201,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Just-in-time on-behalf-of tokens for its users (HS512 here; ES256 with plugin keys
         // by default): POST /.s2s/auth/v1/obo/token, mounted by the router wrapper.
         .jit_tokens(s2s_auth::jit::JitTokens::new("tour").hmac_key("tour-1", JIT_KEY))
+        // Service accounts (OpenSearch's model, without passwords): jane manages them through
+        // the admin API at /.s2s/auth/v1/service-accounts, mounted by the router wrapper.
+        .service_accounts(s2s_auth::service_account::ServiceAccounts::new([
+            "user:default/jane",
+        ]))
         // An old Backstage backend still sending legacy HS256 tokens.
         .legacy_secret(LegacySecret::new(LEGACY_SECRET, "old-backend"))
         // Backstage users, whose tokens carry the proof (`uip`) that lets a service act for
@@ -446,6 +455,157 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         401,
     )
     .await?;
+    // Service accounts: jane creates `ci-deployer`, allowed to read the catalog and nothing
+    // else, gives it a token, rotates to a second one (both valid in between), switches the
+    // account off (both refused at once) and on again, then revokes the first token.
+    let accounts = s2s_auth::service_account::DEFAULT_PATH;
+    let account = format!("{accounts}/ci-deployer");
+    let account_tokens = format!("{account}/tokens");
+    let read_catalog = r#"{"name":"ci-deployer","description":"deploys from CI","permissions":[{"plugin":"catalog","permissionAttribute":{"action":["read"]}}]}"#;
+    tour.step(
+        "jane creates the service account ci-deployer: read the catalog, nothing more",
+        Method::POST,
+        accounts,
+        user,
+        Some(read_catalog),
+        201,
+    )
+    .await?;
+    tour.step(
+        "An account with a password: service accounts never have one",
+        Method::POST,
+        accounts,
+        user,
+        Some(r#"{"name":"legacy-bot","password":"hunter2","permissions":[{"plugin":"catalog"}]}"#),
+        400,
+    )
+    .await?;
+    let issued = |body: &str| -> (String, String) {
+        let json: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        let field = |k: &str| json[k].as_str().unwrap_or_default().to_owned();
+        (field("token"), field("id"))
+    };
+    let (first_token, first_id) = issued(
+        &tour
+            .step(
+                "jane gives it a token (shown once; the store keeps its SHA-256)",
+                Method::POST,
+                &account_tokens,
+                user,
+                Some(r#"{"name":"first"}"#),
+                201,
+            )
+            .await?,
+    );
+    let first = Some(("ci-deployer's first token", first_token.as_str()));
+    tour.step(
+        "ci-deployer reads the catalog (service-account:ci-deployer, acting for itself)",
+        Method::GET,
+        "/entities",
+        first,
+        None,
+        200,
+    )
+    .await?;
+    tour.step(
+        "ci-deployer tries to write: outside its permissions",
+        Method::POST,
+        "/entities",
+        first,
+        None,
+        403,
+    )
+    .await?;
+    tour.step(
+        "ci-deployer's token on the admin API (sensitive, users only)",
+        Method::GET,
+        accounts,
+        first,
+        None,
+        403,
+    )
+    .await?;
+    let (second_token, _) = issued(
+        &tour
+            .step(
+                "Rotation: jane adds a second token",
+                Method::POST,
+                &account_tokens,
+                user,
+                Some(r#"{"name":"second","expiresInSeconds":2592000}"#),
+                201,
+            )
+            .await?,
+    );
+    let second = Some(("ci-deployer's second token", second_token.as_str()));
+    for (title, token) in [
+        ("During the rotation the first token still works", first),
+        ("and so does the second", second),
+    ] {
+        tour.step(title, Method::GET, "/entities", token, None, 200)
+            .await?;
+    }
+    tour.step(
+        "jane disables the account",
+        Method::POST,
+        &format!("{account}/disable"),
+        user,
+        None,
+        200,
+    )
+    .await?;
+    for (title, token) in [
+        ("The first token is refused at once", first),
+        ("and so is the second", second),
+    ] {
+        tour.step(title, Method::GET, "/entities", token, None, 401)
+            .await?;
+    }
+    tour.step(
+        "jane enables it again",
+        Method::POST,
+        &format!("{account}/enable"),
+        user,
+        None,
+        200,
+    )
+    .await?;
+    tour.step(
+        "jane revokes the first token, ending the rotation",
+        Method::DELETE,
+        &format!("{account_tokens}/{first_id}"),
+        user,
+        None,
+        204,
+    )
+    .await?;
+    tour.step(
+        "The revoked token is refused",
+        Method::GET,
+        "/entities",
+        first,
+        None,
+        401,
+    )
+    .await?;
+    tour.step(
+        "The second token works",
+        Method::GET,
+        "/entities",
+        second,
+        None,
+        200,
+    )
+    .await?;
+    tour.step(
+        "jane lists the tokens: names, ids, last use; never a secret",
+        Method::GET,
+        &account_tokens,
+        user,
+        None,
+        200,
+    )
+    .await?;
     let mut surprises = std::mem::take(&mut tour.surprises);
 
     // Key sources must be https: a JWKS URL over plain http off loopback stops start-up
@@ -583,8 +743,12 @@ impl Tour {
 /// A response body as shown: an issued token replaced by `<token>`.
 fn without_tokens(body: &str) -> String {
     match serde_json::from_str::<serde_json::Value>(body) {
-        Ok(mut json) if json.get("authenticationToken").is_some() => {
-            json["authenticationToken"] = "<token>".into();
+        Ok(mut json) => {
+            for field in ["authenticationToken", "token"] {
+                if json.get(field).is_some() {
+                    json[field] = "<token>".into();
+                }
+            }
             json.to_string()
         }
         _ => body.to_owned(),

@@ -181,6 +181,28 @@ impl AccessTable {
                 .with_restrictions(r.clone());
             columns.push((format!("{origin} (legacy)"), Some(p)));
         }
+        // Service accounts: the kind, unrestricted (what the routes' policies say of it), then
+        // each enabled account of this replica's copy with its permissions.
+        if let Some(accounts) = &inner.accounts {
+            columns.push((
+                CredentialKind::ServiceAccount.as_str().to_owned(),
+                Some(Principal::new(
+                    PrincipalType::Service,
+                    "service-account:*",
+                    CredentialKind::ServiceAccount,
+                )),
+            ));
+            for (name, permissions) in accounts.registry.enabled_accounts() {
+                let subject = format!("service-account:{name}");
+                let p = Principal::new(
+                    PrincipalType::Service,
+                    subject.clone(),
+                    CredentialKind::ServiceAccount,
+                )
+                .with_restrictions(permissions);
+                columns.push((subject, Some(p)));
+            }
+        }
         for token in inner.static_callers.iter() {
             let principal = token.principal();
             let mut name = principal.subject().to_owned();

@@ -389,6 +389,15 @@ impl AccountAdmin {
         Ok(())
     }
 
+    /// Reads the store now, so this replica's copy (and the
+    /// [access table](crate::Auth::access_table)'s per-account columns) holds what it holds.
+    /// The copy is otherwise read in the background; this needs no admin (it changes
+    /// nothing).
+    pub async fn reload(&self) -> Result<(), AccountError> {
+        self.registry.start();
+        Ok(self.registry.sync().await?)
+    }
+
     /// Writes the last-used times noted here since the last write, now (the background
     /// task does it every `last_used_interval`; call this before a planned shutdown).
     pub async fn write_last_used(&self) -> Result<(), AccountError> {

@@ -48,6 +48,8 @@ struct State {
     disabled_here: HashMap<String, u64>,
     /// Tokens revoked through this replica, by id, likewise.
     revoked_here: HashMap<String, u64>,
+    /// The enabled accounts and their permissions, by name (for the access table).
+    enabled: Vec<(String, AccessRestrictions)>,
 }
 
 /// One token of the copy.
@@ -151,9 +153,16 @@ impl Registry {
         let snapshot = self.store.accounts_snapshot().await?;
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         let state = &mut *state;
+        let enabled: Vec<(String, AccessRestrictions)> = snapshot
+            .accounts
+            .iter()
+            .filter(|a| a.enabled)
+            .map(|a| (a.name.clone(), a.permissions.clone()))
+            .collect();
         let tokens = build(snapshot, &state.tokens);
         self.clock.install(started, || {
             state.tokens = tokens;
+            state.enabled = enabled;
             // Changes stamped here before this read began are in it now.
             state.disabled_here.retain(|_, at| *at > begun);
             state.revoked_here.retain(|_, at| *at > begun);
@@ -237,6 +246,18 @@ impl Registry {
             usage.written.fetch_max(at, Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// The enabled accounts of the copy and their permissions, by name (disabled and
+    /// deleted here excluded).
+    pub(crate) fn enabled_accounts(&self) -> Vec<(String, AccessRestrictions)> {
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        state
+            .enabled
+            .iter()
+            .filter(|(name, _)| !state.disabled_here.contains_key(name))
+            .cloned()
+            .collect()
     }
 
     /// How many tokens the copy holds.
