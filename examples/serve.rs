@@ -7,8 +7,12 @@
 //! curl -i -H 'Authorization: Bearer ci-token-123456' http://127.0.0.1:7007/entities
 //! ```
 //!
-//! Serves every route of the config's `s2s.routes`, and this service's published JWKS at
-//! `/.backstage/auth/v1/jwks.json` when it issues plugin tokens; each route answers 200 with
+//! Serves every route of the config's `s2s.routes`, and what the crate serves itself when the
+//! config enables it: this service's published JWKS at `/.backstage/auth/v1/jwks.json` (plugin
+//! tokens), the just-in-time token endpoints under `/.s2s/auth/v1/obo/token`
+//! (`s2s.onBehalfOf.justInTime`), and the service-account admin API under
+//! `/.s2s/auth/v1/service-accounts` (`s2s.serviceAccounts`, kept in `backend.database`);
+//! each configured route answers 200 with
 //! the JSON of the principal it saw (`subject`, `principalType`, `credential`, `actor`, `restrictions`,
 //! `expiresAt`, `readOnly`). Refusals come from the layer, exactly as in production. At
 //! start it prints the access table; every decision is written to stderr as a JSON line.
@@ -76,6 +80,13 @@ async fn main() -> ExitCode {
         }
     };
 
+    // The access table shows a column per enabled service account: read them first.
+    if let Some(accounts) = auth.service_accounts()
+        && let Err(error) = accounts.reload().await
+    {
+        eprintln!("cannot read the service accounts: {error}");
+        return ExitCode::FAILURE;
+    }
     let table = auth.access_table();
     println!("{}", table.to_markdown());
     if args.table_only {
@@ -90,7 +101,9 @@ async fn main() -> ExitCode {
     // router wrapper checks that every policy names a served path, and mounts what the crate
     // serves itself: the published JWKS (`/.backstage/auth/v1/jwks.json`) when the config
     // issues or verifies plugin tokens, the just-in-time issue endpoint
-    // (`/.s2s/auth/v1/obo/token`) when `s2s.onBehalfOf.justInTime` is set.
+    // (`/.s2s/auth/v1/obo/token`) when `s2s.onBehalfOf.justInTime` is set, the
+    // service-account admin API (`/.s2s/auth/v1/service-accounts`) when
+    // `s2s.serviceAccounts` is.
     let builtin = auth.builtin_paths();
     let patterns: BTreeSet<String> = auth
         .routes()

@@ -1023,3 +1023,144 @@ async fn the_rust_api_rotates_and_audits() {
     let admin2 = s2.auth.service_accounts().unwrap();
     assert!(admin2.accounts(&member, None).await.unwrap().is_empty());
 }
+
+/// The YAML shape (as `examples/serve.rs` serves a config): `s2s.serviceAccounts` with
+/// `backend.database`, opened by `build_async`, the admin API mounted by the router wrapper.
+#[tokio::test]
+async fn yaml_config_keeps_accounts_in_backend_database_and_mounts_the_admin_api() {
+    let idp = kit::Idp::start("idp-key").await;
+    let yaml = |accounts: &str, database: bool| {
+        format!(
+            "s2s:\n  serviceId: catalog\n  users:\n    - type: oidc\n      issuer: {}\n      audience: catalog\n{accounts}{}",
+            idp.issuer,
+            if database {
+                "backend:\n  database:\n    client: better-sqlite3\n    connection: ':memory:'\n"
+            } else {
+                ""
+            }
+        )
+    };
+    let good = "  serviceAccounts:\n    admins: [user:default/jane]\n    stalenessSeconds: 2\n";
+    // A database needs build_async.
+    let e = s2s_auth::AuthBuilder::from_yaml_str(&yaml(good, true))
+        .unwrap()
+        .build()
+        .unwrap_err();
+    assert_eq!(e.path(), Some("backend.database"));
+    let auth = s2s_auth::AuthBuilder::from_yaml_str(&yaml(good, true))
+        .unwrap()
+        .build_async()
+        .await
+        .unwrap();
+    assert!(auth.builtin_paths().contains(&DEFAULT_PATH));
+    let app: Router = auth
+        .router()
+        .fallback(|| async { "ok" })
+        .into_router()
+        .unwrap();
+    let now = kit::now();
+    let jane = idp.key.sign(&json!({
+        "iss": idp.issuer, "sub": "jane", "aud": SERVICE, "iat": now, "exp": now + 3600,
+    }));
+    let post = |path: String, body: Value| {
+        request(Method::POST, &path)
+            .header(header::AUTHORIZATION, format!("Bearer {jane}"))
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let reply = send(
+        &app,
+        post(
+            DEFAULT_PATH.into(),
+            json!({ "name": "ci", "permissions": read_catalog() }),
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let reply = send(
+        &app,
+        post(format!("{DEFAULT_PATH}/ci/tokens"), json!({ "name": "t" })),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let token = reply.json()["token"].as_str().unwrap().to_owned();
+    let reply = send(&app, bearer(Method::GET, "/anything", &token)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    // The access table has the account's column.
+    let table = auth.access_table().to_markdown();
+    assert!(
+        table.contains("| service-account | service-account:ci |"),
+        "{table}"
+    );
+
+    // Config errors name their path.
+    for (accounts, path) in [
+        ("  serviceAccounts: {}\n", "s2s.serviceAccounts.admins"),
+        (
+            "  serviceAccounts:\n    admins: []\n",
+            "s2s.serviceAccounts.admins",
+        ),
+        (
+            "  serviceAccounts:\n    admins: [jane]\n",
+            "s2s.serviceAccounts.admins[0]",
+        ),
+        (
+            "  serviceAccounts:\n    admins: [user:default/jane]\n    stalenessSeconds: 0\n",
+            "s2s.serviceAccounts.stalenessSeconds",
+        ),
+        (
+            "  serviceAccounts:\n    admins: [user:default/jane]\n    path: admin\n",
+            "s2s.serviceAccounts.path",
+        ),
+        (
+            "  serviceAccounts:\n    admins: [user:default/jane]\n    passwords: true\n",
+            "s2s.serviceAccounts.passwords",
+        ),
+    ] {
+        let e = match s2s_auth::AuthBuilder::from_yaml_str(&yaml(accounts, false)) {
+            Ok(b) => b.build().unwrap_err(),
+            Err(e) => e,
+        };
+        assert_eq!(e.path(), Some(path), "{accounts}: {e}");
+    }
+    // A static token shaped like a service-account token could never reach its verifier.
+    let e = Auth::builder(SERVICE)
+        .static_token(StaticToken::new("x", format!("s2s_sa_{}", "A".repeat(43))))
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("service-account token"), "{e}");
+    // Without service accounts, such a token is refused as unsupported, not looked up.
+    let plain =
+        Harness::new(Auth::builder(SERVICE).static_token(StaticToken::new("ci-bot", CI_TOKEN)));
+    let (reply, event) = plain.call(Method::GET, "/entities", Some(&token)).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(event.reason, "unsupported_token");
+}
+
+#[tokio::test]
+async fn the_access_table_has_a_column_per_enabled_account() {
+    let s = setup().await;
+    s.create_account("reader", read_catalog()).await;
+    s.create_account("other", json!([{ "plugin": "search" }]))
+        .await;
+    let table = s.auth.access_table().to_json();
+    let get_row = table["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["route"] == "<unlisted>" && r["method"] == "* (read)")
+        .unwrap()
+        .clone();
+    assert_eq!(get_row["cells"]["service-account:reader"]["status"], 200);
+    assert_eq!(get_row["cells"]["service-account:other"]["status"], 403);
+    assert_eq!(get_row["cells"]["service-account"]["status"], 200);
+    s.api(
+        Method::POST,
+        &format!("{DEFAULT_PATH}/other/disable"),
+        &s.jane(),
+        None,
+    )
+    .await;
+    let table = s.auth.access_table().to_markdown();
+    assert!(!table.contains("service-account:other"), "{table}");
+}
