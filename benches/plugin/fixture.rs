@@ -207,8 +207,21 @@ impl Fixtures {
                 .await
                 .expect("the published JWKS");
             let jwks: JwkSet = serde_json::from_slice(&jwks.body).expect("a JWK set");
-            let [jwk] = jwks.keys.as_slice() else {
-                panic!("one published key, got {}", jwks.keys.len())
+            // The key that signed the token (the key manager may already publish the next
+            // one, ahead of its use, so that peers have it before it signs).
+            let kid = jsonwebtoken::decode_header(&token)
+                .expect("a JWT header")
+                .kid
+                .expect("plugin tokens carry a kid");
+            let Some(jwk) = jwks
+                .keys
+                .iter()
+                .find(|k| k.common.key_id.as_deref() == Some(kid.as_str()))
+            else {
+                panic!(
+                    "the signing key is not among the {} published",
+                    jwks.keys.len()
+                )
             };
             // Jane calls scaffolder, which acts for her; and a user token whose proof
             // another key signed, which scaffolder cannot tell (it does not check `uip`).

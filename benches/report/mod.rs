@@ -15,10 +15,11 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 /// The sections, in the order they appear in the file, and how to regenerate each.
-const SECTIONS: [(&str, &str); 3] = [
+const SECTIONS: [(&str, &str); 4] = [
     ("layer", "cargo bench --bench layer"),
     ("jwt", "cargo bench --features jwks-client-rs --bench jwt"),
     ("plugin", "cargo bench --bench plugin"),
+    ("service_accounts", "cargo bench --bench service_accounts"),
 ];
 
 /// The runtime every bench runs its requests on: tokio, current thread, timers on.

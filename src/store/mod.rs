@@ -1,8 +1,9 @@
 //! The store: where state shared by every replica lives (DESIGN.md sections 4 and 7): each
 //! service's published public keys, so that every replica serves the same JWKS and a token
-//! signed by any replica verifies; and the revocations of just-in-time on-behalf-of tokens
+//! signed by any replica verifies; the revocations of just-in-time on-behalf-of tokens
 //! (by `jti`), with a record of each such token issued, so that a token revoked on one
-//! replica is refused by all of them.
+//! replica is refused by all of them; and service accounts with the digests of their tokens
+//! (never the tokens), so that an account disabled on one replica is refused by all.
 //!
 //! One [`Store`] trait, three backends:
 //!
@@ -21,11 +22,15 @@
 //! | [`record_issued`](Store::record_issued), [`issued_token`](Store::issued_token) | which user a just-in-time token acts for, and until when (never the token itself) |
 //! | [`revoke`](Store::revoke), [`revocations`](Store::revocations) | revoked `jti`s, until the token would have expired anyway |
 //! | [`prune_revocations`](Store::prune_revocations) | forgets expired revocations and issued-token records |
-//! | [`revocation_signal`](Store::revocation_signal) | wakes a caller when another process may have revoked a token |
+//! | [`create_account`](Store::create_account), [`update_account`](Store::update_account), [`delete_account`](Store::delete_account), [`account`](Store::account) | service accounts ([`ServiceAccount`]) |
+//! | [`create_account_token`](Store::create_account_token), [`account_tokens`](Store::account_tokens), [`delete_account_token`](Store::delete_account_token) | their tokens ([`AccountToken`]: a SHA-256 digest, never the token) |
+//! | [`touch_account_tokens`](Store::touch_account_tokens) | last-used times, a batch per write |
+//! | [`accounts_snapshot`](Store::accounts_snapshot) | every account and token, read consistently (what each replica verifies against) |
+//! | [`revocation_signal`](Store::revocation_signal) | wakes a caller when another process may have revoked a token or changed an account |
 //!
-//! The revocation methods have default implementations that answer
+//! The revocation and account methods have default implementations that answer
 //! [`StoreError::Unavailable`] (and `None` for the signal), so a store written before them
-//! still compiles; such a store cannot back token revocation.
+//! still compiles; such a store cannot back token revocation or service accounts.
 //!
 //! ```
 //! use s2s_auth::store::{IssuedToken, PublicKeyRecord, Revocation, SqliteStore, Store};
@@ -170,8 +175,8 @@ pub enum StoreError {
 /// The future a [`Store`] method returns.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
-/// Where published public keys and token revocations live (see the [module docs](self)).
-/// Later versions add service accounts and token digests.
+/// Where published public keys, token revocations and service accounts live (see the
+/// [module docs](self)).
 ///
 /// Implementations are shared between tasks (`Arc<dyn Store>`) and, for a shared backend,
 /// between processes: every write is atomic, so concurrent puts of the same key, concurrent
@@ -311,7 +316,8 @@ pub trait Store: Send + Sync + 'static {
     /// LISTEN/NOTIFY). None: the store has no such signal; the caller polls.
     ///
     /// The value counts wake-ups and means nothing else: on a change, read
-    /// [`revocations`](Self::revocations) again. A store may also bump it when it may have
+    /// [`revocations`](Self::revocations) and [`accounts_snapshot`](Self::accounts_snapshot)
+    /// again. A store may also bump it when it may have
     /// missed a revocation (PostgreSQL: after a reconnect). Needs a tokio runtime where the
     /// store runs a task for it; without one it is `None`.
     fn revocation_signal(&self) -> Option<tokio::sync::watch::Receiver<u64>> {

@@ -18,7 +18,9 @@ use tokio::sync::watch;
 
 use super::postgres::Redactor;
 
-/// The channel a revocation is announced on; its payload is the revoked `jti`.
+/// The channel revocations and service-account changes are announced on. The payload (the
+/// revoked `jti`, or `account:<name>`) is informative only: a listener reads everything
+/// again on any wake-up, so a `jti` that looks like `account:x` misleads nobody.
 pub(super) const CHANNEL: &str = "s2s_auth_revocations";
 
 /// The longest wait between two attempts to (re)connect the listener.
