@@ -1164,3 +1164,38 @@ async fn the_access_table_has_a_column_per_enabled_account() {
     let table = s.auth.access_table().to_markdown();
     assert!(!table.contains("service-account:other"), "{table}");
 }
+
+/// A replica that just started has not read the accounts yet: its first requests wait for
+/// that one read (shared) instead of being answered 503.
+#[tokio::test]
+async fn a_replica_that_just_started_answers_its_first_request_after_one_read() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let first = setup_on(store.clone(), |a| a).await;
+    first.create_account("ci", read_catalog()).await;
+    let (token, _) = first.create_token("ci", json!({ "name": "t" })).await;
+    let restarted = setup_with_idp(first.idp.clone(), store, |a| a);
+    let (reply, event) = restarted.call(Method::GET, "/entities", &token).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(event.subject.as_deref(), Some("service-account:ci"));
+    // Concurrent first requests of another fresh replica share its first read.
+    let fresh = setup_with_idp(first.idp.clone(), first.store.inner.clone(), |a| a);
+    let reads = fresh.store.reads.load(Ordering::SeqCst);
+    let replies = futures_join(&fresh, &token, 20).await;
+    assert!(replies.iter().all(|s| *s == StatusCode::OK), "{replies:?}");
+    let more = fresh.store.reads.load(Ordering::SeqCst) - reads;
+    assert!(more <= 2, "{more} reads for 20 concurrent first requests");
+}
+
+async fn futures_join(s: &Setup, token: &str, n: usize) -> Vec<StatusCode> {
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let router = s.router.clone();
+        let req = bearer(Method::GET, "/entities", token);
+        tasks.push(tokio::spawn(async move { send(&router, req).await.status }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}

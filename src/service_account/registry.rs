@@ -35,6 +35,9 @@ pub(crate) struct Registry {
     /// Orders local changes against reads of the store: a change stamped before a read
     /// began (after its write committed) is in that read.
     sequence: AtomicU64,
+    /// The first read, shared by the requests that arrive before it is done (they wait for
+    /// it rather than being answered 503 by a process that just started).
+    first_read: tokio::sync::OnceCell<()>,
 }
 
 /// What a verification reads.
@@ -95,6 +98,7 @@ impl Registry {
             state: RwLock::default(),
             last_used_interval,
             sequence: AtomicU64::new(0),
+            first_read: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -102,6 +106,23 @@ impl Registry {
     /// answered as stale).
     pub(crate) fn start(self: &Arc<Self>) {
         self.clock.start(self);
+    }
+
+    /// Waits for this replica's first read of the store (one read, shared by every caller
+    /// waiting; a failed one is tried again by the next caller).
+    pub(crate) async fn first_read(&self) -> Result<(), StoreError> {
+        if !self.clock.never_synced() {
+            return Ok(());
+        }
+        self.first_read
+            .get_or_try_init(|| self.sync())
+            .await
+            .map(|_| ())
+    }
+
+    /// Whether the store has been read at all.
+    pub(crate) fn never_read(&self) -> bool {
+        self.clock.never_synced()
     }
 
     /// The staleness bound, for `Retry-After`.
@@ -374,13 +395,30 @@ impl Verifier for AccountVerifier {
         }
         self.registry.start();
         let now = token.now.unix_timestamp();
-        Verification::Done(match self.registry.check(&token.digest, now) {
-            Checked::Valid(principal) => Ok(principal),
-            Checked::Refused(e) => Err(e.into()),
-            Checked::Stale => Err(RequestError::RevocationsUnavailable {
-                retry_after_secs: self.registry.staleness().as_secs().max(1),
-            }),
-        })
+        if self.registry.never_read() {
+            // A process that just started: wait for its first read of the store (shared by
+            // every request arriving meanwhile) instead of answering 503.
+            let registry = self.registry.clone();
+            let digest = token.digest;
+            return crate::verifier::now_or_later(async move {
+                if let Err(e) = registry.first_read().await {
+                    tracing::warn!(target: "s2s_auth::service_account", error = %e, "cannot read the service accounts");
+                }
+                answer(&registry, registry.check(&digest, now))
+            });
+        }
+        Verification::Done(answer(&self.registry, self.registry.check(&token.digest, now)))
+    }
+}
+
+/// The request's outcome for what the copy says of its token.
+fn answer(registry: &Registry, checked: Checked) -> Result<Principal, RequestError> {
+    match checked {
+        Checked::Valid(principal) => Ok(principal),
+        Checked::Refused(e) => Err(e.into()),
+        Checked::Stale => Err(RequestError::RevocationsUnavailable {
+            retry_after_secs: registry.staleness().as_secs().max(1),
+        }),
     }
 }
 
