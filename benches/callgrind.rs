@@ -14,6 +14,7 @@
 //! ```
 //!
 //! Kinds: `noauth` (the same handler, no layer), `static` (one static token among 10,000),
+//! `service-account` (one service-account token among 10,000, of 1,000 accounts),
 //! `jwt-es256`, `jwt-rs256` (a JWKS-verified token, verified once and then answered from
 //! the verified-token cache), `jwt-es256-fresh`, `jwt-rs256-fresh` (cache off: every
 //! request verifies the signature), and `floor-es256`, `floor-rs256`: the crypto floor, a
@@ -62,6 +63,9 @@ fn app(kind: &str) -> (Router, String) {
             String::from("s2s-bench-token-00007-9f3c1a7e52d04b68"),
         );
     }
+    if kind == "service-account" {
+        return service_accounts(plain);
+    }
     let key = if kind.contains("rs256") {
         SigningKey::rsa("bench-rsa", 0)
     } else {
@@ -87,6 +91,66 @@ fn app(kind: &str) -> (Router, String) {
     }
     let auth = builder.build().expect("builds");
     (plain.layer(auth.layer()), token)
+}
+
+/// Service accounts on a memory store: 1,000 accounts of 10 tokens; the sent token is one.
+fn service_accounts(plain: Router) -> (Router, String) {
+    use s2s_auth::restrictions::{AccessRestriction, AccessRestrictions};
+    use s2s_auth::service_account::ServiceAccounts;
+    use s2s_auth::store::{AccountToken, MemoryStore, ServiceAccount, Store, TokenDigest};
+    let token = |i: usize| format!("s2s_sa_{i:05}{}", "x".repeat(38));
+    let store = Arc::new(MemoryStore::new());
+    let permissions =
+        AccessRestrictions::new([AccessRestriction::plugin("catalog")]).expect("valid");
+    for a in 0..1_000 {
+        let name = format!("account-{a:04}");
+        ready(store.create_account(&ServiceAccount {
+            name: name.clone(),
+            description: String::new(),
+            permissions: permissions.clone(),
+            enabled: true,
+            created_at: 1,
+            updated_at: 1,
+        }));
+        for t in 0..10 {
+            let i = a * 10 + t;
+            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token(i).as_bytes());
+            ready(store.create_account_token(&AccountToken {
+                id: format!("sat_{i:024x}"),
+                account: name.clone(),
+                name: format!("t{t}"),
+                digest: TokenDigest(digest.as_ref().try_into().expect("32 bytes")),
+                permissions: None,
+                expires_at: None,
+                created_at: 1,
+                last_used_at: None,
+            }));
+        }
+    }
+    let auth = Auth::builder("catalog")
+        .service_accounts(
+            ServiceAccounts::new(["user:default/ops"])
+                .store(store)
+                .staleness(std::time::Duration::from_secs(3600)),
+        )
+        .build()
+        .expect("builds");
+    let admin = auth.service_accounts().expect("configured");
+    ready(Box::pin(async move {
+        admin.reload().await.map_err(|e| e.to_string())
+    }));
+    (plain.layer(auth.layer()), token(4_567))
+}
+
+/// The result of a future the memory store answers at once (no I/O inside).
+fn ready<T, E: std::fmt::Debug>(
+    mut f: std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, E>> + Send + '_>>,
+) -> T {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(r) => r.expect("the memory store accepts it"),
+        std::task::Poll::Pending => panic!("the memory store answers at once"),
+    }
 }
 
 /// The crypto floor: `decode_header`, the key by `kid`, `jsonwebtoken::decode`, the claims
@@ -186,6 +250,7 @@ fn main() {
             for kind in [
                 "noauth",
                 "static",
+                "service-account",
                 "jwt-es256",
                 "jwt-rs256",
                 "jwt-es256-fresh",

@@ -80,6 +80,9 @@ pub enum Classified {
     Custom(usize),
     /// A JWT sent to the just-in-time on-behalf-of verifier (never, in the fixture).
     Jit,
+    /// An opaque token with the `s2s_sa_` prefix: the service-account verifier (the prefix
+    /// is reserved, whether or not service accounts are configured).
+    ServiceAccount,
     /// A JWT refused before any verifier, with the reason.
     Refused(String),
 }
@@ -160,6 +163,7 @@ pub fn classify(token: &str) -> Classified {
         Route::Plugin => Classified::Plugin,
         Route::Custom(i) => Classified::Custom(i),
         Route::Jit => Classified::Jit,
+        Route::ServiceAccount => Classified::ServiceAccount,
     }
 }
 

@@ -61,6 +61,8 @@
 //! | plugin-to-plugin and on-behalf-of tokens: keys, verifying | [`plugin`] |
 //! | custom external token types | [`custom`] |
 //! | on-behalf-of wire format: limited user tokens, the `act` form | [`obo`] |
+//! | just-in-time on-behalf-of tokens: issuing, verifying, revoking | [`jit`] |
+//! | service accounts: their tokens, each replica's copy, the admin API | [`service_account`] |
 //! | route policies, and the strictest policy for unlisted methods | [`policy`] |
 //! | every error, and its one mapping to HTTP | [`error`], `response` |
 //! | the verified caller and its extractor | [`principal`] |
@@ -85,6 +87,7 @@
 //! | access restrictions and actions | [`restrictions`] |
 //! | audit events and sinks | [`audit`] |
 //! | secrets that never print | [`secret`] |
+//! | keeping a replica's copy of the store fresh (revocations, accounts) | `sync` |
 
 #![forbid(unsafe_code)]
 #![deny(unreachable_pub)]

@@ -39,6 +39,9 @@ fuzz_target!(|data: &[u8]| {
         Classified::Static => assert!(!jwt, "a JWT-shaped token sent to the static table"),
         Classified::Custom(i) => panic!("custom route {i} with no custom type configured"),
         Classified::Jit => panic!("just-in-time route with no just-in-time tokens configured"),
+        Classified::ServiceAccount => {
+            assert!(!jwt && token.starts_with("s2s_sa_"), "{token:?} sent to service accounts")
+        }
         Classified::Jwks(i) => {
             assert!(jwt);
             assert!(

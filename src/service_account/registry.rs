@@ -407,7 +407,10 @@ impl Verifier for AccountVerifier {
                 answer(&registry, registry.check(&digest, now))
             });
         }
-        Verification::Done(answer(&self.registry, self.registry.check(&token.digest, now)))
+        Verification::Done(answer(
+            &self.registry,
+            self.registry.check(&token.digest, now),
+        ))
     }
 }
 
