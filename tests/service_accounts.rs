@@ -299,8 +299,33 @@ async fn an_account_token_reads_the_catalog_and_nothing_more() {
 
 #[tokio::test]
 async fn rotation_with_two_tokens_then_revoke_one_then_disable_and_enable() {
-    let s = setup().await;
-    s.create_account("ci-deployer", read_catalog()).await;
+    rotation_flow(setup().await).await;
+}
+
+#[tokio::test]
+async fn the_rotation_flow_on_sqlite() {
+    let store = s2s_auth::store::SqliteStore::open(":memory:")
+        .await
+        .expect("opens");
+    rotation_flow(setup_on(Arc::new(store), |a| a).await).await;
+}
+
+#[tokio::test]
+async fn the_rotation_flow_on_postgres() {
+    let Some(url) = postgres_url("the_rotation_flow_on_postgres") else {
+        return;
+    };
+    let store = PostgresStore::connect(&url).await.expect("connects");
+    // A database that outlived an earlier, failed run may still hold the account.
+    let _ = store.delete_account("ci-deployer").await;
+    rotation_flow(setup_on(Arc::new(store), |a| a).await).await;
+}
+
+/// Create, two tokens (both valid), revoke one, disable (all refused), enable, delete; the
+/// audit trail of it all.
+async fn rotation_flow(s: Setup) {
+    let reply = s.create_account("ci-deployer", read_catalog()).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
     let (first, first_info) = s
         .create_token("ci-deployer", json!({ "name": "first" }))
         .await;
