@@ -200,6 +200,80 @@ impl AccessRestrictions {
         Ok(Self(list))
     }
 
+    /// Reads restrictions in Backstage's JSON shape (`[{"plugin", "permission"?,
+    /// "permissionAttribute"?: {"action"}}]`, a permission or action a string or a list),
+    /// strictly: unknown fields and unknown actions are refused. The error starts with the
+    /// path of the bad value under `path` (`permissions[0].permissionAttribute.action`).
+    /// Used where JSON arrives at run time (the service-account admin API, the stores).
+    pub(crate) fn from_json(value: &serde_json::Value, path: &str) -> Result<Self, String> {
+        use serde_json::Value;
+        let strings = |v: &Value, at: &str| -> Result<Vec<String>, String> {
+            match v {
+                Value::String(s) => Ok(vec![s.clone()]),
+                Value::Array(items) => items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| {
+                        item.as_str()
+                            .map(str::to_owned)
+                            .ok_or_else(|| format!("{at}[{i}]: expected a string"))
+                    })
+                    .collect(),
+                _ => Err(format!("{at}: expected a string or a list of strings")),
+            }
+        };
+        let items = value
+            .as_array()
+            .ok_or_else(|| format!("{path}: expected a list"))?;
+        let mut list = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let at = format!("{path}[{i}]");
+            let map = item
+                .as_object()
+                .ok_or_else(|| format!("{at}: expected a mapping"))?;
+            if let Some(key) = map
+                .keys()
+                .find(|k| !["plugin", "permission", "permissionAttribute"].contains(&k.as_str()))
+            {
+                return Err(format!(
+                    "{at}: unknown key `{key}` (expected plugin, permission, permissionAttribute)"
+                ));
+            }
+            let plugin = map
+                .get("plugin")
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("{at}.plugin: required, a string"))?;
+            let mut r = AccessRestriction::plugin(plugin);
+            if let Some(p) = map.get("permission") {
+                r = r.permissions(strings(p, &format!("{at}.permission"))?);
+            }
+            if let Some(attr) = map.get("permissionAttribute") {
+                let attr_at = format!("{at}.permissionAttribute");
+                let attr = attr
+                    .as_object()
+                    .ok_or_else(|| format!("{attr_at}: expected a mapping"))?;
+                if let Some(key) = attr.keys().find(|k| k.as_str() != "action") {
+                    return Err(format!("{attr_at}: unknown key `{key}` (expected action)"));
+                }
+                let action_at = format!("{attr_at}.action");
+                let names = strings(
+                    attr.get("action")
+                        .ok_or_else(|| format!("{action_at}: required"))?,
+                    &action_at,
+                )?;
+                let mut actions = Vec::with_capacity(names.len());
+                for name in names {
+                    actions.push(Action::parse(&name).ok_or_else(|| {
+                        format!("{action_at}: unknown action `{name}` (expected create, read, update or delete)")
+                    })?);
+                }
+                r = r.actions(actions);
+            }
+            list.push(r);
+        }
+        Self::new(list).map_err(|e| format!("{path}: {e}"))
+    }
+
     /// Restrictions that allow nothing: a service-account token whose permissions no longer
     /// overlap its account's (the account was narrowed after the token was made). Never
     /// built from configuration, which refuses an empty list.

@@ -236,7 +236,7 @@ pub(super) fn parse_algorithms(node: &Node<'_>) -> Result<Vec<Algorithm>, Config
         .collect()
 }
 
-pub(super) fn parse_restrictions(list: &Node<'_>) -> Result<AccessRestrictions, ConfigError> {
+fn parse_restrictions(list: &Node<'_>) -> Result<AccessRestrictions, ConfigError> {
     let items = list.list()?;
     let mut restrictions = Vec::new();
     for item in &items {

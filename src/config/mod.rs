@@ -200,18 +200,6 @@ fn parse_root(root: &Node<'_>) -> Result<AuthBuilder, ConfigError> {
     }
 }
 
-/// Reads permissions in the `accessRestrictions` shape from JSON (the service-account admin
-/// API and the stores), with the config's own rules and messages; errors name `path`.
-pub(crate) fn restrictions_from_json(
-    value: &Value,
-    path: &str,
-) -> Result<crate::restrictions::AccessRestrictions, ConfigError> {
-    external_access::parse_restrictions(&Node {
-        value,
-        path: path.to_owned(),
-    })
-}
-
 /// The largest config file read (1 MiB): a real one is a few KiB; a path to a device or a
 /// runaway file must not take the process's memory.
 pub(crate) const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;

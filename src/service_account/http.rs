@@ -400,8 +400,7 @@ fn missing(key: &str) -> AccountError {
 }
 
 fn permissions(value: &Value, path: &str) -> Result<AccessRestrictions, AccountError> {
-    crate::config::restrictions_from_json(value, path)
-        .map_err(|e| AccountError::BadRequest(e.to_string()))
+    AccessRestrictions::from_json(value, path).map_err(AccountError::BadRequest)
 }
 
 #[cfg(test)]

@@ -203,7 +203,7 @@ pub(crate) fn permissions_to_json(permissions: &AccessRestrictions) -> String {
 pub(crate) fn permissions_from_json(text: &str) -> Result<AccessRestrictions, StoreError> {
     let value: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| StoreError::Invalid(format!("stored permissions are not JSON: {e}")))?;
-    crate::config::restrictions_from_json(&value, "permissions")
+    AccessRestrictions::from_json(&value, "permissions")
         .map_err(|e| StoreError::Invalid(format!("stored permissions: {e}")))
 }
 
