@@ -110,6 +110,7 @@
 //! assert!(!err.to_string().contains("short"));
 //! ```
 
+mod check;
 mod external_access;
 mod keys;
 mod node;
@@ -123,6 +124,7 @@ use crate::auth::Auth;
 use crate::builder::AuthBuilder;
 use crate::error::{ConfigError, ConfigRule};
 
+pub use check::{CheckReport, ConfigWarning, check_yaml_file, check_yaml_str_with_env};
 pub use external_access::LEGACY_KEYS_SUBJECT;
 use node::{Node, substitute_env};
 
