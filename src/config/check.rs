@@ -539,7 +539,7 @@ backend:
 
     #[test]
     fn several_errors_in_one_entry_are_all_reported_and_no_invented_required() {
-        let report = check(&format!(
+        let report = check(
             "
 s2s:
   serviceId: catalog
@@ -547,9 +547,9 @@ backend:
   auth:
     externalAccess:
       - type: static
-        options: {{ tokenSha256: nothex, subject: 'a b', expiresAt: tomorrow }}
-"
-        ));
+        options: { tokenSha256: nothex, subject: 'a b', expiresAt: tomorrow }
+",
+        );
         let paths = error_paths(&report);
         assert!(paths.len() >= 2, "{report:?}");
         assert!(
