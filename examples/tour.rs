@@ -645,11 +645,46 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .map_or_else(|| "-".to_owned(), |t| t.to_string()),
         );
     }
+    // The end: the same table for a whole deployment's config, as the operator's command
+    // line prints it (and docs/guide.md holds it, checked by tests/guide.rs).
+    println!(
+        "The endpoint table of the example config, as `s2s-auth table --config examples/auth.yaml` prints it"
+    );
+    println!("(with CI_TOKEN, DEPLOY_TOKEN, SYNC_TOKEN and LEGACY_SECRET set as in .ci/run):\n");
+    match config_table().await {
+        Ok(table) => println!("{table}"),
+        Err(e) => surprises.push(format!("examples/auth.yaml: {e}")),
+    }
+
     // The tour doubles as a smoke test in CI: a step with an unexpected status fails it.
     if !surprises.is_empty() {
         return Err(surprises.join("; ").into());
     }
     Ok(())
+}
+
+/// The access table of `examples/auth.yaml`, with the example values `.ci/run` sets for its
+/// `${...}` variables: what `s2s-auth table --config examples/auth.yaml` prints.
+async fn config_table() -> Result<String, Box<dyn std::error::Error>> {
+    const ENV: [(&str, &str); 4] = [
+        ("CI_TOKEN", "ci-token-123456"),
+        ("DEPLOY_TOKEN", "deploy-token-123456"),
+        ("SYNC_TOKEN", "sync-token-123456"),
+        ("LEGACY_SECRET", "dG91ci1sZWdhY3ktc2VjcmV0LTMyLWJ5dGVzLWxvbmc="),
+    ];
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/auth.yaml");
+    let yaml = std::fs::read_to_string(path)?;
+    let auth = s2s_auth::AuthBuilder::from_yaml_str_with_env(&yaml, |name| {
+        ENV.iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| (*v).to_owned())
+    })?
+    .build_async()
+    .await?;
+    if let Some(accounts) = auth.service_accounts() {
+        accounts.reload().await?;
+    }
+    Ok(auth.access_table().to_markdown())
 }
 
 /// Runs the tour's steps: each request, its status, challenge, body and audit event.
