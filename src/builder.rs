@@ -81,6 +81,17 @@ impl AuthBuilder {
     /// The default clock leeway for `exp`, `nbf` and `iat`, in seconds.
     pub const DEFAULT_LEEWAY_SECS: u64 = 30;
 
+    /// The largest clock leeway `s2s.leewaySeconds` accepts, in seconds (5 minutes). A tool
+    /// that must outlast any token a deployment may still accept (a revocation kept until
+    /// the token is refused anyway) adds it.
+    ///
+    /// ```
+    /// use s2s_auth::AuthBuilder;
+    ///
+    /// assert!(AuthBuilder::MAX_LEEWAY_SECS >= AuthBuilder::DEFAULT_LEEWAY_SECS);
+    /// ```
+    pub const MAX_LEEWAY_SECS: u64 = 300;
+
     /// The default number of verified JWTs remembered: 50,000, at most about 40 MiB for
     /// typical ES256 tokens (see [`AuthBuilder::verified_cache_capacity`]).
     pub const DEFAULT_VERIFIED_CACHE_CAPACITY: u64 = 50_000;
@@ -701,7 +712,7 @@ fn in_range(path: &str, value: u64, (min, max): (u64, u64)) -> Result<(), Config
 }
 
 /// `s2s.leewaySeconds`: up to 5 minutes. More lets expired tokens live that much longer.
-pub(crate) const LEEWAY_RANGE: (u64, u64) = (0, 300);
+pub(crate) const LEEWAY_RANGE: (u64, u64) = (0, AuthBuilder::MAX_LEEWAY_SECS);
 /// `s2s.verifiedCacheCapacity`: 0 (off) up to 10 million entries.
 pub(crate) const VERIFIED_CACHE_RANGE: (u64, u64) = (0, 10_000_000);
 /// The JWKS refresh intervals: at most 1 day.

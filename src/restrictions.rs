@@ -204,8 +204,25 @@ impl AccessRestrictions {
     /// "permissionAttribute"?: {"action"}}]`, a permission or action a string or a list),
     /// strictly: unknown fields and unknown actions are refused. The error starts with the
     /// path of the bad value under `path` (`permissions[0].permissionAttribute.action`).
-    /// Used where JSON arrives at run time (the service-account admin API, the stores).
-    pub(crate) fn from_json(value: &serde_json::Value, path: &str) -> Result<Self, String> {
+    /// Used where JSON arrives at run time (the service-account admin API, the stores, the
+    /// `s2s-auth accounts` command line).
+    ///
+    /// ```
+    /// use s2s_auth::restrictions::{AccessRestrictions, Action};
+    ///
+    /// let json = serde_json::json!([
+    ///     { "plugin": "catalog", "permissionAttribute": { "action": "read" } }
+    /// ]);
+    /// let read = AccessRestrictions::from_json(&json, "permissions")?;
+    /// let catalog = read.for_plugin("catalog").expect("listed");
+    /// assert!(catalog.allowed_actions().is_some_and(|a| a.contains(&Action::Read)));
+    ///
+    /// let typo = serde_json::json!([{ "plugin": "catalog", "permision": "x" }]);
+    /// let e = AccessRestrictions::from_json(&typo, "permissions").unwrap_err();
+    /// assert!(e.starts_with("permissions[0]: unknown key `permision`"), "{e}");
+    /// # Ok::<(), String>(())
+    /// ```
+    pub fn from_json(value: &serde_json::Value, path: &str) -> Result<Self, String> {
         use serde_json::Value;
         let strings = |v: &Value, at: &str| -> Result<Vec<String>, String> {
             match v {

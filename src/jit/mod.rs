@@ -102,6 +102,23 @@ pub const DEFAULT_DURATION: Duration = Duration::from_secs(300);
 pub const DEFAULT_MAX_DURATION: Duration = Duration::from_secs(600);
 /// The highest cap that can be configured.
 pub const MAX_DURATION_CAP: Duration = Duration::from_secs(3600);
+
+/// Whether `jti` has the shape of a just-in-time token's id: 1 to 255 bytes, no whitespace,
+/// control character or `:`. The verifier refuses a token whose `jti` has another shape
+/// (so such a `jti` can never need revoking); a revoking tool checks it the same way.
+///
+/// ```
+/// use s2s_auth::jit::is_valid_jti;
+///
+/// assert!(is_valid_jti("0b6f7c1e-3d2a-4e59-9c1f-5a8e2d7b4c30"));
+/// assert!(!is_valid_jti(""));
+/// assert!(!is_valid_jti("two words"));
+/// assert!(!is_valid_jti("jit:0b6f7c1e"));
+/// assert!(!is_valid_jti(&"a".repeat(256)));
+/// ```
+pub fn is_valid_jti(jti: &str) -> bool {
+    jti.len() <= 255 && crate::subject::is_segment(jti)
+}
 /// How stale a replica's copy of the revocations may be unless configured otherwise.
 pub const DEFAULT_REVOCATION_STALENESS: Duration = crate::revocation::DEFAULT_STALENESS;
 /// The shortest HS512 key, in decoded bytes (512 bits).

@@ -150,7 +150,7 @@ impl JitVerifier {
             return Err(VerifyError::WrongAudience);
         }
         let jti = str_claim(claims, "jti")?;
-        if jti.len() > 255 || !crate::subject::is_segment(jti) {
+        if !super::is_valid_jti(jti) {
             return Err(VerifyError::Malformed("jti is not a clean id"));
         }
         let sub = str_claim(claims, "sub")?;

@@ -153,6 +153,53 @@ impl std::fmt::Debug for AccountAdmin {
 }
 
 impl AccountAdmin {
+    /// The operations with the store's own authority, for an operator's tool (the
+    /// `s2s-auth accounts` command line, a bootstrap step): whoever can write the store
+    /// could change the accounts anyway, so no service's admin list is consulted. The one
+    /// admin is `operator` (e.g. `cli:alice`); act as it with
+    /// `Principal::new(PrincipalType::User, operator, CredentialKind::User)`, and each
+    /// change is an audit event naming it, sent to `sinks` (service id `s2s-auth-cli`).
+    ///
+    /// Changes reach the services sharing the store as the admin API's do: through the
+    /// same store writes (PostgreSQL announces them with `NOTIFY`; other replicas read
+    /// them within their staleness bound).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use s2s_auth::audit::MemoryAuditSink;
+    /// use s2s_auth::restrictions::{AccessRestriction, AccessRestrictions};
+    /// use s2s_auth::service_account::{AccountAdmin, NewAccount};
+    /// use s2s_auth::store::MemoryStore;
+    /// use s2s_auth::{CredentialKind, Principal, PrincipalType};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let audit = Arc::new(MemoryAuditSink::default());
+    /// let admin = AccountAdmin::operator(Arc::new(MemoryStore::new()), "cli:alice", vec![audit.clone()]);
+    /// let alice = Principal::new(PrincipalType::User, "cli:alice", CredentialKind::User);
+    /// let permissions = AccessRestrictions::new([AccessRestriction::plugin("catalog")])?;
+    /// admin.create_account(&alice, NewAccount::new("ci-deployer", permissions)).await?;
+    /// assert_eq!(audit.last().and_then(|e| e.subject).as_deref(), Some("cli:alice"));
+    /// // Nobody else acts through it.
+    /// let bob = Principal::new(PrincipalType::User, "user:default/bob", CredentialKind::User);
+    /// assert!(admin.accounts(&bob, None).await.is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn operator(
+        store: Arc<dyn crate::store::Store>,
+        operator: impl Into<String>,
+        sinks: Vec<Arc<dyn crate::audit::AuditSink>>,
+    ) -> Self {
+        let config = ServiceAccounts::new([operator.into()]);
+        Self {
+            registry: Registry::new(store, config.staleness, config.last_used_interval),
+            config: Arc::new(config),
+            auditor: Arc::new(Auditor::new(sinks)),
+            service_id: Arc::from("s2s-auth-cli"),
+        }
+    }
+
     /// Creates an account.
     pub async fn create_account(
         &self,

@@ -25,6 +25,7 @@ mod inspect;
 mod keys;
 mod obo;
 mod proxy;
+mod store_url;
 mod table;
 mod token;
 
