@@ -670,7 +670,10 @@ async fn config_table() -> Result<String, Box<dyn std::error::Error>> {
         ("CI_TOKEN", "ci-token-123456"),
         ("DEPLOY_TOKEN", "deploy-token-123456"),
         ("SYNC_TOKEN", "sync-token-123456"),
-        ("LEGACY_SECRET", "dG91ci1sZWdhY3ktc2VjcmV0LTMyLWJ5dGVzLWxvbmc="),
+        (
+            "LEGACY_SECRET",
+            "dG91ci1sZWdhY3ktc2VjcmV0LTMyLWJ5dGVzLWxvbmc=",
+        ),
     ];
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/auth.yaml");
     let yaml = std::fs::read_to_string(path)?;

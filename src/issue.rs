@@ -11,6 +11,7 @@ use http::{HeaderValue, Request, StatusCode, header};
 
 use crate::audit::{AuditText, EventKind};
 use crate::auth::Auth;
+use crate::builder::AuthBuilder;
 use crate::error::{DelegationError, IssueError};
 use crate::jit::{JitIssued, JitRequest, MAX_BODY_BYTES};
 use crate::plugin::{KeyManager, issue, now, token_times};
@@ -253,10 +254,14 @@ impl Auth {
         if by.credential() != CredentialKind::User || by.actor().is_some() {
             return Err(DelegationError::NotAUser.into());
         }
+        // A verifier takes a token until `exp` plus its leeway, and replicas may be
+        // configured with different leeways: a token stays revocable, and its revocation
+        // is kept, until `exp` plus the largest leeway any replica can have.
+        let grace = i64::try_from(AuthBuilder::MAX_LEEWAY_SECS).unwrap_or(i64::MAX);
         let now = i64::try_from(now()).unwrap_or(i64::MAX);
         let issued = jit
             .store
-            .issued_token(jti, now)
+            .issued_token(jti, now.saturating_sub(grace))
             .await?
             .ok_or(IssueError::UnknownToken)?;
         let admin = jit
@@ -268,7 +273,9 @@ impl Auth {
             return Err(IssueError::NotYours);
         }
         jit.denylist.start();
-        jit.denylist.revoke(jti, issued.expires_at).await?;
+        jit.denylist
+            .revoke(jti, issued.expires_at.saturating_add(grace))
+            .await?;
         self.pipeline.auditor.record_lifecycle(
             EventKind::TokenRevoked,
             self.service_id(),

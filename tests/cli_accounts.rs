@@ -35,10 +35,13 @@ impl TempDb {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        Self(std::env::temp_dir().join(format!(
+        let db = Self(std::env::temp_dir().join(format!(
             "s2s-cli-{test}-{}-{nanos}.sqlite",
             std::process::id()
-        )))
+        )));
+        // The CLI opens existing files only (a typo must not create a new, empty store).
+        std::fs::write(&db.0, b"").expect("create the empty database file");
+        db
     }
 
     fn path(&self) -> String {
@@ -614,4 +617,16 @@ fn every_subcommand_has_examples_in_its_help() {
             run.stdout
         );
     }
+}
+
+/// A path that names no file is refused (exit 1) and not created: a typo must not look like
+/// an empty store, with the change written where no service reads.
+#[test]
+fn a_missing_sqlite_file_is_refused_and_not_created() {
+    let db = TempDb::new("missing");
+    std::fs::remove_file(&db.0).unwrap();
+    let run = cli(Some(&db.url()), &["accounts", "list"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("no SQLite database at"), "{run:?}");
+    assert!(!db.0.exists(), "the CLI created {}", db.path());
 }

@@ -17,7 +17,10 @@ const ENV: [(&str, &str); 4] = [
     ("CI_TOKEN", "ci-token-123456"),
     ("DEPLOY_TOKEN", "deploy-token-123456"),
     ("SYNC_TOKEN", "sync-token-123456"),
-    ("LEGACY_SECRET", "dG91ci1sZWdhY3ktc2VjcmV0LTMyLWJ5dGVzLWxvbmc="),
+    (
+        "LEGACY_SECRET",
+        "dG91ci1sZWdhY3ktc2VjcmV0LTMyLWJ5dGVzLWxvbmc=",
+    ),
 ];
 
 fn path(relative: &str) -> std::path::PathBuf {
@@ -44,9 +47,13 @@ async fn generated() -> String {
 
 /// The block between the markers in the guide (without the marker lines).
 fn committed(guide: &str) -> (usize, usize) {
-    let start = guide.find(START).expect("the table's start marker in docs/guide.md");
+    let start = guide
+        .find(START)
+        .expect("the table's start marker in docs/guide.md");
     let body = start + guide[start..].find('\n').expect("a line after the marker") + 1;
-    let end = guide.find(END).expect("the table's end marker in docs/guide.md");
+    let end = guide
+        .find(END)
+        .expect("the table's end marker in docs/guide.md");
     assert!(body <= end, "markers out of order");
     (body, end)
 }

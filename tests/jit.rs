@@ -924,3 +924,25 @@ async fn es256_rotation_keeps_tokens_of_the_previous_key_valid() {
         assert_allowed(&reply, &event);
     }
 }
+
+/// A verifier takes a token until `exp` plus its leeway (up to 300 s on any replica): the
+/// revocation must last that long too, or a revoked token would pass again in that window.
+#[tokio::test]
+async fn a_revocation_outlives_the_token_by_the_largest_leeway() {
+    let store: Arc<dyn s2s_auth::store::Store> = Arc::new(MemoryStore::default());
+    let s = setup(hs512().store(store.clone())).await;
+    let (token, _) = s
+        .issue(r#"{"description":"d","durationSeconds":120}"#)
+        .await;
+    let jti = jti_of(&token);
+    let exp = kit::header_and_claims(&token).1["exp"].as_i64().unwrap();
+    let reply = s.delete(&s.jane(), &jti).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    let grace = i64::try_from(s2s_auth::AuthBuilder::MAX_LEEWAY_SECS).unwrap();
+    let kept = store.revocations(exp + grace - 1).await.unwrap();
+    let revocation = kept
+        .iter()
+        .find(|r| r.jti == jti)
+        .expect("still revoked just before exp + the largest leeway");
+    assert_eq!(revocation.expires_at, exp + grace);
+}

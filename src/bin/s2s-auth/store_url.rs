@@ -76,6 +76,17 @@ impl StoreUrl {
     /// Opens the store and runs its migrations, as a service does. Failing to reach it is
     /// a runtime error (exit 1); the message never holds the password.
     pub(crate) async fn open(&self) -> Result<Arc<dyn Store>, Fail> {
+        // SQLite creates a missing file: a typo in the path would look like an empty store
+        // (no accounts, nothing revoked) and the change would land where no service reads.
+        if let StoreUrl::Sqlite(path) = self
+            && path != ":memory:"
+            && !std::path::Path::new(path).exists()
+        {
+            return Err(Fail::Runtime(format!(
+                "no SQLite database at {path}: check the path (the service creates the file when \
+                 it first starts; `touch {path}` makes an empty one this command will set up)"
+            )));
+        }
         let opening = async {
             Ok::<Arc<dyn Store>, StoreError>(match self {
                 StoreUrl::Sqlite(path) => Arc::new(SqliteStore::open(path).await?),
