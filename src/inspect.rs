@@ -341,7 +341,9 @@ impl Auth {
                 ));
                 checks.push(match &v.issuers {
                     Some(list) => format!("iss one of: {}", list.join(", ")),
-                    None => String::from("iss not checked (dangerouslyAllowMissingIssuerOrAudience)"),
+                    None => {
+                        String::from("iss not checked (dangerouslyAllowMissingIssuerOrAudience)")
+                    }
                 });
                 checks.push(match &v.audiences {
                     Some(list) => format!("aud one of: {}", list.join(", ")),
@@ -350,7 +352,9 @@ impl Auth {
                 checks.push(String::from(
                     "typ: no Backstage type (a Backstage user provider: vnd.backstage.user)",
                 ));
-                checks.push(String::from("the entry's requiredClaims, if any; sub (required)"));
+                checks.push(String::from(
+                    "the entry's requiredClaims, if any; sub (required)",
+                ));
                 (
                     verifier(format!("{kind} {} ({issuer})", v.origin), why),
                     with_alg_kid(u, checks),
@@ -409,10 +413,14 @@ impl Auth {
                 with_alg_kid(
                     u,
                     vec![
-                        String::from("signature: HS512 (hmacKeys, by kid) or this service's ES256 keys, or a trusted issuer's"),
+                        String::from(
+                            "signature: HS512 (hmacKeys, by kid) or this service's ES256 keys, or a trusted issuer's",
+                        ),
                         String::from("iss = the deployment id"),
                         format!("aud = {} or self-issued (azp = this service)", p.service_id),
-                        format!("exp (required), nbf and iat, with {leeway} s leeway; a lifetime within the cap"),
+                        format!(
+                            "exp (required), nbf and iat, with {leeway} s leeway; a lifetime within the cap"
+                        ),
                         String::from("revocation: the jti is not revoked"),
                     ],
                 ),
@@ -522,13 +530,14 @@ fn shape_rule(u: &Unverified) -> (Verdict, Vec<String>) {
     let typ = u.typ.as_deref();
     let (verdict, checks): (Verdict, Vec<String>) = match typ {
         Some(crate::plugin::PLUGIN_TYP) => (
-            verifier(
-                "the plugin-token verifier",
-                "typ is vnd.backstage.plugin",
-            ),
+            verifier("the plugin-token verifier", "typ is vnd.backstage.plugin"),
             vec![
-                String::from("sub must be a service id; its keys from discovery (s2s.discovery) at <base>/.backstage/auth/v1/jwks.json"),
-                String::from("signature ES256; aud = this service; iat, exp (required) with leeway; lifetime at most the key duration"),
+                String::from(
+                    "sub must be a service id; its keys from discovery (s2s.discovery) at <base>/.backstage/auth/v1/jwks.json",
+                ),
+                String::from(
+                    "signature ES256; aud = this service; iat, exp (required) with leeway; lifetime at most the key duration",
+                ),
             ],
         ),
         Some(crate::jit::JIT_TYP) => (
@@ -537,8 +546,12 @@ fn shape_rule(u: &Unverified) -> (Verdict, Vec<String>) {
                 "typ is vnd.s2s-auth.obo",
             ),
             vec![
-                String::from("signature HS512 (by kid) or ES256; iss = the deployment id; aud = this service or self-issued"),
-                String::from("exp (required), nbf, iat with leeway; revocation: the jti is not revoked"),
+                String::from(
+                    "signature HS512 (by kid) or ES256; iss = the deployment id; aud = this service or self-issued",
+                ),
+                String::from(
+                    "exp (required), nbf, iat with leeway; revocation: the jti is not revoked",
+                ),
             ],
         ),
         Some(crate::obo::LIMITED_USER_TYP) => {
@@ -559,21 +572,29 @@ fn shape_rule(u: &Unverified) -> (Verdict, Vec<String>) {
                         ),
                     },
                     vec![
-                        String::from("signature: keys from the entry's url or the issuer's discovery"),
-                        String::from("exp (required), nbf, iat with leeway; iss; aud; the entry's requiredClaims"),
+                        String::from(
+                            "signature: keys from the entry's url or the issuer's discovery",
+                        ),
+                        String::from(
+                            "exp (required), nbf, iat with leeway; iss; aud; the entry's requiredClaims",
+                        ),
                     ],
                 )
             }
             None if u.alg == jsonwebtoken::Algorithm::HS256 => (
                 verifier("the legacy secrets", "an HS256 JWT without `iss`"),
-                vec![String::from("signature HS256 with each legacy secret; exp and sub required")],
+                vec![String::from(
+                    "signature HS256 with each legacy secret; exp and sub required",
+                )],
             ),
             None => (
                 verifier(
                     "the one jwks entry that gave up the issuer check, else refused",
                     "a JWT without `iss` that is not HS256",
                 ),
-                vec![String::from("signature: the entry's keys; exp (required) with leeway; aud if configured")],
+                vec![String::from(
+                    "signature: the entry's keys; exp (required) with leeway; aud if configured",
+                )],
             ),
         },
     };
