@@ -121,6 +121,14 @@ pub enum InspectError {
     /// base64url, not a JSON object, `alg: none`, a key in the header, ...).
     #[error("a JWT the layer refuses before any verifier: {0}")]
     Unreadable(VerifyError),
+    /// The token starts like a JWT (`eyJ`, with dots) but is not three base64url segments:
+    /// most likely a JWT damaged in transit (cut, wrapped, quoted). The layer would look it up
+    /// as an opaque static token, and almost certainly not find it.
+    #[error(
+        "starts like a JWT but is not three base64url segments (cut, wrapped or quoted?); \
+         the layer would look it up as a static token"
+    )]
+    BrokenJwt,
 }
 
 /// Inspects a token by shape alone, as the classifier's rules (see the `classify` module)
@@ -443,6 +451,9 @@ fn check_input(token: &str) -> Result<(), InspectError> {
     if !token.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
         return Err(InspectError::NotVisibleAscii);
     }
+    if token.starts_with("eyJ") && token.contains('.') && !crate::classify::looks_like_jwt(token) {
+        return Err(InspectError::BrokenJwt);
+    }
     Ok(())
 }
 
@@ -649,6 +660,10 @@ mod tests {
         ));
         assert_eq!(inspect("a b").unwrap_err(), InspectError::NotVisibleAscii);
         assert_eq!(inspect("tokén").unwrap_err(), InspectError::NotVisibleAscii);
+        assert_eq!(
+            inspect("eyJhbGciOiJSUzI1NiJ9.!!!.c2ln").unwrap_err(),
+            InspectError::BrokenJwt
+        );
         // base64url, but not JSON.
         assert!(matches!(
             inspect("eyJub3QganNvbg.e30.c2ln").unwrap_err(),
