@@ -91,8 +91,9 @@ impl Known<'_> {
         Ok((route, u))
     }
 
-    /// Chooses the one verifier for a JWT, from its unverified header and claims.
-    fn route(&self, u: &Unverified) -> Result<Route, VerifyError> {
+    /// Chooses the one verifier for a JWT, from its unverified header and claims (also
+    /// used by `inspect`, to name the verifier without verifying).
+    pub(crate) fn route(&self, u: &Unverified) -> Result<Route, VerifyError> {
         match u.typ.as_deref() {
             Some(PLUGIN_TYP) if self.plugin => return Ok(Route::Plugin),
             Some(PLUGIN_TYP) => return Err(VerifyError::Unsupported("plugin-to-plugin")),

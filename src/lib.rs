@@ -84,6 +84,7 @@
 //! | keys and accounts shared by replicas | [`store`] |
 //! | the JWKS cache and its fetchers | [`jwks`] |
 //! | reading a JWT's unverified header and claims | `jwt` |
+//! | what the layer would do with a token, unverified (`s2s-auth inspect`) | [`inspect`] |
 //! | access restrictions and actions | [`restrictions`] |
 //! | audit events and sinks | [`audit`] |
 //! | secrets that never print | [`secret`] |
@@ -111,6 +112,7 @@ pub mod custom;
 pub mod error;
 pub mod external_jwks;
 mod extract;
+pub mod inspect;
 // Entry points for the fuzz targets in `fuzz/`: not API (hidden, behind a feature that is off
 // by default, free to change in any release). See FUZZING.md.
 #[cfg(feature = "fuzzing")]

@@ -1,11 +1,55 @@
-//! `s2s-auth check`: NOT BUILT YET (skeleton).
+//! `s2s-auth check`: every error of a config with its path, its warnings, and a summary.
+//! The report goes to stdout (it is the result, even when it lists errors); the exit code
+//! says whether the config builds.
+
+use std::path::PathBuf;
 
 use crate::Fail;
 
 /// Arguments of `s2s-auth check`.
 #[derive(Debug, clap::Args)]
-pub(crate) struct Args {}
+#[command(after_help = "\
+Examples:
+  s2s-auth check --config auth.yaml
+  s2s-auth check --config auth.yaml || exit 1        # in CI, before deploying
 
-pub(crate) async fn run(_args: Args) -> Result<(), Fail> {
-    Err(Fail::Runtime(String::from("`check` is not built yet")))
+The report is printed on stdout: one `error: <path>: <rule>` line per error, one
+`warning: <path>: <message>` line per warning, then a summary. Nothing is opened or fetched
+(no store, no JWKS). Exit codes: 0 the config builds (warnings alone do not fail it), 2 it
+has errors.")]
+pub(crate) struct Args {
+    /// The YAML configuration to check (`${VAR}` values are taken from the environment).
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+}
+
+pub(crate) async fn run(args: Args) -> Result<(), Fail> {
+    let file = args.config.display().to_string();
+    let report = s2s_auth::config::check_yaml_file(&args.config);
+    for error in &report.errors {
+        // Errors about the whole file (syntax, unreadable) have no value path: name the file.
+        println!("error: {}: {}", error.path().unwrap_or(&file), error.rule());
+    }
+    for warning in &report.warnings {
+        println!("warning: {}: {}", warning.path, warning.message);
+    }
+    let (errors, warnings) = (report.errors.len(), report.warnings.len());
+    let summary = format!(
+        "{file}: {errors} error{}, {warnings} warning{}",
+        plural(errors),
+        plural(warnings)
+    );
+    println!("{summary}");
+    if report.is_ok() {
+        Ok(())
+    } else {
+        Err(Fail::Usage(format!(
+            "{file} does not build: {errors} error{}",
+            plural(errors)
+        )))
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
