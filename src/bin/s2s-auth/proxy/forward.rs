@@ -7,8 +7,9 @@
 //!    header it names, `Keep-Alive`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`, every
 //!    `Proxy-*`, and `Expect` (this proxy already answered it). The body's framing is
 //!    rebuilt by the client: `Content-Length` when the client sent one, chunked otherwise.
-//! 2. Every `X-Auth-*` header is dropped, whatever its case or name: those names are the
-//!    proxy's, and an upstream that trusts `X-Auth-Subject` must only ever see the proxy's.
+//! 2. Every `X-Auth-*` header is dropped, whatever its case or name (and `X_Auth_*`, which
+//!    CGI-style servers read as the same name): those names are the proxy's, and an
+//!    upstream that trusts `X-Auth-Subject` must only ever see the proxy's.
 //! 3. `Authorization` is dropped unless `proxy.passAuthorization: true`.
 //! 4. `Host` becomes the upstream's; the client's goes to `X-Forwarded-Host`. The peer's
 //!    address is appended to `X-Forwarded-For` (the last entry is the one this proxy saw;
@@ -186,11 +187,20 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     remove_prefixed(headers, "proxy-");
 }
 
-/// Removes every header whose (lower-case) name starts with `prefix`.
+/// Removes every header whose (lower-case) name starts with `prefix`, reading `_` as `-`:
+/// CGI-style servers (WSGI, Rack, PHP) turn `X_Auth_Subject` and `X-Auth-Subject` into the
+/// same `HTTP_X_AUTH_SUBJECT`, so an underscore spelling would otherwise pass as ours.
 fn remove_prefixed(headers: &mut HeaderMap, prefix: &str) {
     let names: Vec<HeaderName> = headers
         .keys()
-        .filter(|name| name.as_str().starts_with(prefix))
+        .filter(|name| {
+            let name = name.as_str().as_bytes();
+            name.len() >= prefix.len()
+                && name
+                    .iter()
+                    .zip(prefix.as_bytes())
+                    .all(|(&n, &p)| n == p || (n == b'_' && p == b'-'))
+        })
         .cloned()
         .collect();
     for name in names {
@@ -357,10 +367,15 @@ mod tests {
             ("X-Auth-Subject", "user:default/admin"),
             ("x-auth-anything", "1"),
             ("X-AUTH-KIND", "user"),
+            ("X_Auth_Subject", "user:default/admin"),
+            ("x-auth_actor", "plugin:x"),
             ("authorization", "Bearer t"),
         ]);
         strip_request_headers(&mut h, false);
         assert!(h.is_empty(), "{h:?}");
+        let mut h = headers(&[("x-authority", "kept"), ("x_auth", "kept")]);
+        strip_request_headers(&mut h, false);
+        assert_eq!(h.len(), 2, "{h:?}");
         let mut h = headers(&[("authorization", "Bearer t")]);
         strip_request_headers(&mut h, true);
         assert_eq!(h["authorization"], "Bearer t");
