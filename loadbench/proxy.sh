@@ -287,13 +287,15 @@ if [[ $WRITE == 1 ]]; then
       echo
       echo "## proxy"
       echo
-      echo "\\`s2s-auth proxy\\` (the sidecar) under wrk on loopback, beside its upstream called directly:"
-      echo "\\`bash loadbench/proxy.sh\\` builds both in release, starts the upstream (\\`loadbench serve"
-      echo "--mode noauth\\`: \\`GET /items\\`, body \\`ok\\`) and the proxy, checks that the proxy lets the two"
-      echo "credentials through and refuses none or a wrong one (401), then measures the three modes in"
-      echo "interleaved rounds. The ratio compares the sidecar and its service sharing the service's"
-      echo "core with the service alone on it: what putting the sidecar in front costs a deployment."
-      echo
+      cat <<'INTRO'
+`s2s-auth proxy` (the sidecar) under wrk on loopback, beside its upstream called directly:
+`bash loadbench/proxy.sh` builds both in release, starts the upstream (`loadbench serve
+--mode noauth`: `GET /items`, body `ok`) and the proxy, checks that the proxy lets both
+credentials through and refuses none or a wrong one (401), then measures the three modes in
+interleaved rounds. The ratio compares the sidecar and its service sharing the service's
+core with the service alone on it: what putting the sidecar in front costs a deployment.
+
+INTRO
       cat "$OUT/report.md"
     } >>"$bench"
   fi
