@@ -709,3 +709,35 @@ fn table_store_unreachable_exits_1() {
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     assert!(!stderr(&out).contains(":pw@"), "no password in the message");
 }
+
+#[test]
+fn check_refuses_a_misspelt_proxy_setting_as_the_sidecar_would() {
+    let dir = TempDir::new("check-proxy");
+    let config = dir.write(
+        "auth.yaml",
+        "proxy:\n  passAuthorisation: true\ns2s:\n  serviceId: catalog\n",
+    );
+    let out = run(&["check", "--config", &config], b"");
+    assert_eq!(code(&out), 2, "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("error: proxy.passAuthorisation: unknown key"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains("1 error"), "{}", stdout(&out));
+    // The shipped sidecar config passes.
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/proxy.yaml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_s2s-auth"))
+        .args(["check", "--config"])
+        .arg(&shipped)
+        .env("CI_TOKEN", "ci-token-123456")
+        .env("DEPLOY_TOKEN", "deploy-token-123456")
+        .output()
+        .expect("run s2s-auth");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

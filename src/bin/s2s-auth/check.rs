@@ -15,7 +15,7 @@ Examples:
 
 The report is printed on stdout: one `error: <path>: <rule>` line per error, one
 `warning: <path>: <message>` line per warning, then a summary. Nothing is opened or fetched
-(no store, no JWKS). Exit codes: 0 the config builds (warnings alone do not fail it), 2 it
+(no store, no JWKS). The sidecar's `proxy:` section is checked too. Exit codes: 0 the config builds (warnings alone do not fail it), 2 it
 has errors.")]
 pub(crate) struct Args {
     /// The YAML configuration to check (`${VAR}` values are taken from the environment).
@@ -30,17 +30,28 @@ pub(crate) async fn run(args: Args) -> Result<(), Fail> {
         // Errors about the whole file (syntax, unreadable) have no value path: name the file.
         println!("error: {}: {}", error.path().unwrap_or(&file), error.rule());
     }
+    // The sidecar's own section, `proxy:`, which the library leaves alone: checked here so
+    // `check` passes exactly the configs `s2s-auth proxy` starts with. (Unread or not YAML:
+    // the library's errors above say so already.)
+    let proxy_error = std::fs::read_to_string(&args.config)
+        .ok()
+        .filter(|_| report.errors.iter().all(|e| e.path().is_some()))
+        .and_then(|yaml| crate::proxy::settings_from_yaml(&yaml).err());
+    if let Some(message) = &proxy_error {
+        println!("error: {message}");
+    }
     for warning in &report.warnings {
         println!("warning: {}: {}", warning.path, warning.message);
     }
-    let (errors, warnings) = (report.errors.len(), report.warnings.len());
+    let errors = report.errors.len() + usize::from(proxy_error.is_some());
+    let warnings = report.warnings.len();
     let summary = format!(
         "{file}: {errors} error{}, {warnings} warning{}",
         plural(errors),
         plural(warnings)
     );
     println!("{summary}");
-    if report.is_ok() {
+    if errors == 0 {
         Ok(())
     } else {
         Err(Fail::Usage(format!(
