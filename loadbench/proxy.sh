@@ -141,7 +141,8 @@ workers=$(taskset -c "$SERVER_CORES" nproc)
 : >"$OUT/proxy.log"
 # Audit events (a JSON line per request) go to a file, as they would in a deployment;
 # it is cut to its first lines after the run.
-TOKIO_WORKER_THREADS=$workers taskset -c "$SERVER_CORES" "$PROXY" proxy --config "$DATA/proxy.yaml" \
+# --threads 1 (the servers get one core): a current-thread runtime, like the upstream's.
+taskset -c "$SERVER_CORES" "$PROXY" proxy --threads "$workers" --config "$DATA/proxy.yaml" \
   --listen "127.0.0.1:$PROXY_PORT" --upstream "http://127.0.0.1:$PORT" >"$OUT/proxy.log" 2>"$OUT/proxy.audit.jsonl" &
 PROXY_PID=$!
 wait_for "$PROXY_PID" "$OUT/proxy.log" '^listening on ' "the proxy"
@@ -264,7 +265,7 @@ wrk_version=$(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2 || true)
   echo "- **Date (UTC):** $(date -u '+%Y-%m-%d %H:%M'); **commit:** \`$commit\`"
   echo "- **Machine:** ${cpu_model:-unknown CPU}, $(nproc) cores; load average $load_at_start at start, $load_at_end at end (other jobs share the machine)"
   echo "- **wrk:** ${wrk_version:-wrk}, \`-t$THREADS -c$CONNECTIONS -d${DURATION}s --latency\` with \`loadbench/tokens.lua\`, after a ${WARMUP} s warm-up run per mode and round; $ROUNDS interleaved rounds, medians"
-  echo "- **Pinning:** the upstream (\`loadbench serve --mode noauth\`, one thread) and the proxy ($workers tokio worker(s)) share core(s) $SERVER_CORES; wrk on core $WRK_CORE (\`taskset\`). Both servers run for the whole measurement"
+  echo "- **Pinning:** the upstream (\`loadbench serve --mode noauth\`, one thread) and the proxy (\`--threads $workers\`) share core(s) $SERVER_CORES; wrk on core $WRK_CORE (\`taskset\`). Both servers run for the whole measurement"
   echo "- **Credentials:** \`proxy-static\` a 43-character static token; \`proxy-jwt\` one ES256 JWT (iss, aud, exp checked against a JWKS on loopback), the same one every request, so every request after the first is a verified-cache hit"
   echo "- **Audit:** the proxy wrote $audit_lines audit events (one JSON line per request) to a file, as a deployment would"
   if [[ $DURATION -lt 6 || $ROUNDS -lt 3 ]]; then

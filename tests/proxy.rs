@@ -719,7 +719,8 @@ async fn streams_a_50_mib_download_with_bounded_memory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_swaps_in_a_changed_token_list() {
-    let (_up, proxy) = start(&config(CI_TOKEN, ""), &[]).await;
+    // On the one-thread runtime (`--threads 1`): signals and reloads work there too.
+    let (_up, proxy) = start(&config(CI_TOKEN, ""), &["--threads", "1"]).await;
     assert_eq!(
         get(&proxy.url("/entities"), Some(CI_TOKEN), &[])
             .await

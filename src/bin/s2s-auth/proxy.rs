@@ -71,6 +71,18 @@ pub(crate) struct Args {
     /// 504. Overrides `proxy.upstreamTimeoutSeconds` (default 30).
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     upstream_timeout: Option<u64>,
+    /// Threads serving requests (default: one per core). `1` runs everything on one thread,
+    /// with no hand-offs between threads: the cheapest per request when the sidecar gets
+    /// one core (or less) of its own.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
+}
+
+impl Args {
+    /// The worker threads asked for, if any (`main` builds the runtime from it).
+    pub(crate) fn threads(&self) -> Option<usize> {
+        self.threads.map(usize::from)
+    }
 }
 
 pub(crate) async fn run(args: Args) -> Result<(), Fail> {
