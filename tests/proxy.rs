@@ -4,6 +4,10 @@
 //! it: only allowed requests arrive, the `X-Auth-*` headers are the proxy's alone, tokens
 //! stay out unless asked for, bodies stream, and signals do what operators expect.
 
+#[allow(dead_code)]
+#[path = "kit/mod.rs"]
+mod kit;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -867,4 +871,71 @@ async fn refuses_an_https_upstream_at_start() {
     let (status, stderr) = refused_at_start(&config(CI_TOKEN, ""), "https://127.0.0.1:9").await;
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("https"), "{stderr}");
+}
+
+// --- users and on-behalf-of --------------------------------------------------------------
+
+/// A user's token, and a just-in-time on-behalf-of token the sidecar itself issues to her:
+/// the upstream sees the user both times, and the second time the actor (`jit:<jti>`)
+/// naming the token that acted for her. The issue endpoint is the sidecar's own: the
+/// upstream never sees that request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_and_an_on_behalf_of_token_reach_the_upstream_with_the_actor() {
+    let idp = kit::Idp::start("idp-key").await;
+    let yaml = format!(
+        "proxy: {{}}
+s2s:
+  serviceId: catalog
+  users:
+    - type: oidc
+      issuer: {}
+      audience: catalog
+  pluginTokens: {{}}
+  onBehalfOf:
+    justInTime:
+      deploymentId: acme-test
+backend:
+  auth:
+    pluginKeyStore:
+      type: memory
+",
+        idp.issuer
+    );
+    let (up, proxy) = start(&yaml, &[]).await;
+    let jane = idp.token("jane", "catalog");
+
+    let response = get(&proxy.url("/entities"), Some(&jane), &[]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let seen = up.last();
+    assert_eq!(header(&seen, "x-auth-subject"), Some("user:default/jane"));
+    assert_eq!(header(&seen, "x-auth-kind"), Some("user"));
+    assert_eq!(header(&seen, "x-auth-actor"), None);
+    let forwarded = up.count();
+
+    let issued = http()
+        .post(proxy.url("/.s2s/auth/v1/obo/token"))
+        .bearer_auth(&jane)
+        .header("content-type", "application/json")
+        .body(r#"{"description":"a report for jane","durationSeconds":120}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(issued.status(), StatusCode::OK);
+    let body: serde_json::Value = issued.json().await.unwrap();
+    let token = body["authenticationToken"].as_str().unwrap().to_owned();
+    assert_eq!(up.count(), forwarded, "the issue request was forwarded");
+    let jti = kit::header_and_claims(&token).1["jti"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let response = get(&proxy.url("/entities"), Some(&token), &[]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let seen = up.last();
+    assert_eq!(header(&seen, "x-auth-subject"), Some("user:default/jane"));
+    assert_eq!(
+        header(&seen, "x-auth-actor"),
+        Some(format!("jit:{jti}").as_str())
+    );
+    assert!(header(&seen, "authorization").is_none());
 }
