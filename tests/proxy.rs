@@ -4,7 +4,6 @@
 //! it: only allowed requests arrive, the `X-Auth-*` headers are the proxy's alone, tokens
 //! stay out unless asked for, bodies stream, and signals do what operators expect.
 
-#[allow(dead_code)]
 #[path = "kit/mod.rs"]
 mod kit;
 
