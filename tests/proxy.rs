@@ -741,6 +741,40 @@ async fn sighup_swaps_in_a_changed_token_list() {
     assert_eq!(new.status(), StatusCode::OK);
 }
 
+/// A reload does not cut a request in flight: it was let in by the old config, and it
+/// finishes (the upstream's answer reaches the client) after the new one has taken over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_lets_a_request_in_flight_finish_on_the_old_config() {
+    let (up, proxy) = start(&config(CI_TOKEN, ""), &[]).await;
+    let url = proxy.url("/gate");
+    let in_flight = tokio::spawn(async move {
+        let response = get(&url, Some(CI_TOKEN), &[]).await;
+        (response.status(), response.text().await.unwrap())
+    });
+    let start = Instant::now();
+    while up.count() == 0 {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the request never reached the upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    proxy.config.write(&config(NEW_TOKEN, ""));
+    proxy.signal("-HUP");
+    proxy.wait_for_stderr(r#""proxy":"reloaded""#, 1).await;
+    let old = get(&proxy.url("/entities"), Some(CI_TOKEN), &[]).await;
+    assert_eq!(
+        old.status(),
+        StatusCode::UNAUTHORIZED,
+        "the new config is in force"
+    );
+
+    up.gate.add_permits(1);
+    let (status, body) = in_flight.await.unwrap();
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "done"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_with_a_broken_config_keeps_the_old_one_and_says_why() {
     let (_up, proxy) = start(&config(CI_TOKEN, ""), &[]).await;
