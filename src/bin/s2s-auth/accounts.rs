@@ -25,7 +25,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::Fail;
-use crate::store_url::StoreUrl;
+use crate::store_url::{StoreArg, StoreUrl};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -49,10 +49,8 @@ can change the accounts anyway); each change is one JSON audit line on stderr.";
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub(crate) struct Args {
-    /// The store: sqlite://PATH (or sqlite:PATH), postgres://... or postgresql://...
-    /// [default: $S2S_STORE]. The URL's password is never printed.
-    #[arg(long, global = true, value_name = "URL")]
-    store: Option<String>,
+    #[command(flatten)]
+    store: StoreArg,
     #[command(subcommand)]
     command: Command,
 }
@@ -208,7 +206,7 @@ struct TokenRevoke {
 }
 
 pub(crate) async fn run(args: Args) -> Result<(), Fail> {
-    let url = StoreUrl::from_arg(args.store.as_deref())?;
+    let url = args.store.url()?;
     let store = url.open().await?;
     let operator = operator();
     let sink = Arc::new(JsonLinesSink::new(std::io::stderr()));

@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 
 use crate::Fail;
 use crate::accounts::{note, operator, out, rfc3339, time_arg};
-use crate::store_url::StoreUrl;
+use crate::store_url::StoreArg;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -38,10 +38,8 @@ The revocation is audited as one JSON line on stderr, naming cli:$USER.";
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub(crate) struct Args {
-    /// The store: sqlite://PATH (or sqlite:PATH), postgres://... or postgresql://...
-    /// [default: $S2S_STORE]. The URL's password is never printed.
-    #[arg(long, global = true, value_name = "URL")]
-    store: Option<String>,
+    #[command(flatten)]
+    store: StoreArg,
     #[command(subcommand)]
     command: Command,
 }
@@ -67,7 +65,7 @@ struct Revoke {
 
 pub(crate) async fn run(args: Args) -> Result<(), Fail> {
     let Command::Revoke(revoke) = args.command;
-    let url = StoreUrl::from_arg(args.store.as_deref())?;
+    let url = args.store.url()?;
     let store = url.open().await?;
     let now = OffsetDateTime::now_utc();
     let until = revoke.until.unwrap_or_else(|| {

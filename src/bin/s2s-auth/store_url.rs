@@ -33,9 +33,26 @@ pub(crate) enum StoreUrl {
     Postgres(String),
 }
 
+/// The `--store URL` option, one definition for every subcommand that writes a store
+/// (flattened into their arguments).
+#[derive(Debug, clap::Args)]
+pub(crate) struct StoreArg {
+    /// The store: sqlite://PATH (or sqlite:PATH), postgres://... or postgresql://...
+    /// [default: $S2S_STORE]. The URL's password is never printed.
+    #[arg(long, global = true, value_name = "URL")]
+    store: Option<String>,
+}
+
+impl StoreArg {
+    /// The store named by `--store`, or by `S2S_STORE` when it is absent.
+    pub(crate) fn url(&self) -> Result<StoreUrl, Fail> {
+        StoreUrl::from_arg(self.store.as_deref())
+    }
+}
+
 impl StoreUrl {
     /// Reads `--store`, or `S2S_STORE` when it is absent.
-    pub(crate) fn from_arg(arg: Option<&str>) -> Result<Self, Fail> {
+    fn from_arg(arg: Option<&str>) -> Result<Self, Fail> {
         let from_env;
         let url = match arg {
             Some(url) => url,
