@@ -713,6 +713,9 @@ fn in_range(path: &str, value: u64, (min, max): (u64, u64)) -> Result<(), Config
 
 /// `s2s.leewaySeconds`: up to 5 minutes. More lets expired tokens live that much longer.
 pub(crate) const LEEWAY_RANGE: (u64, u64) = (0, AuthBuilder::MAX_LEEWAY_SECS);
+// A revocation outlives its token by the largest leeway a replica can take it with.
+const _: () =
+    assert!(crate::revocation::REVOCATION_GRACE_SECS as u64 == AuthBuilder::MAX_LEEWAY_SECS);
 /// `s2s.verifiedCacheCapacity`: 0 (off) up to 10 million entries.
 pub(crate) const VERIFIED_CACHE_RANGE: (u64, u64) = (0, 10_000_000);
 /// The JWKS refresh intervals: at most 1 day.

@@ -11,12 +11,12 @@ use http::{HeaderValue, Request, StatusCode, header};
 
 use crate::audit::{AuditText, EventKind};
 use crate::auth::Auth;
-use crate::builder::AuthBuilder;
 use crate::error::{DelegationError, IssueError};
 use crate::jit::{JitIssued, JitRequest, MAX_BODY_BYTES};
 use crate::plugin::{KeyManager, issue, now, token_times};
 use crate::principal::{CredentialKind, Principal, PrincipalType};
 use crate::response::Refusals;
+use crate::revocation::REVOCATION_GRACE_SECS;
 use crate::secret::SecretString;
 
 impl Auth {
@@ -254,14 +254,11 @@ impl Auth {
         if by.credential() != CredentialKind::User || by.actor().is_some() {
             return Err(DelegationError::NotAUser.into());
         }
-        // A verifier takes a token until `exp` plus its leeway, and replicas may be
-        // configured with different leeways: a token stays revocable, and its revocation
-        // is kept, until `exp` plus the largest leeway any replica can have.
-        let grace = i64::try_from(AuthBuilder::MAX_LEEWAY_SECS).unwrap_or(i64::MAX);
+        // Still revocable while a verifier could take it: until `exp` plus the grace.
         let now = i64::try_from(now()).unwrap_or(i64::MAX);
         let issued = jit
             .store
-            .issued_token(jti, now.saturating_sub(grace))
+            .issued_token(jti, now.saturating_sub(REVOCATION_GRACE_SECS))
             .await?
             .ok_or(IssueError::UnknownToken)?;
         let admin = jit
@@ -273,9 +270,7 @@ impl Auth {
             return Err(IssueError::NotYours);
         }
         jit.denylist.start();
-        jit.denylist
-            .revoke(jti, issued.expires_at.saturating_add(grace))
-            .await?;
+        jit.denylist.revoke(jti, issued.expires_at).await?;
         self.pipeline.auditor.record_lifecycle(
             EventKind::TokenRevoked,
             self.service_id(),

@@ -32,6 +32,13 @@ use tokio::sync::watch;
 use crate::store::{Revocation, Store, StoreError, StoreFuture};
 use crate::sync::{Replica, SyncClock};
 
+/// How long past a token's `exp` it may still be taken (the largest leeway any replica can
+/// be configured with), and so how long its revocation, and its record for revoking it,
+/// must last.
+/// (`AuthBuilder::MAX_LEEWAY_SECS`; the builder asserts the two agree, so that this module
+/// need not depend on it.)
+pub(crate) const REVOCATION_GRACE_SECS: i64 = 300;
+
 /// The staleness bound callers use unless configured otherwise: a revocation made on
 /// another replica is seen here within 5 s (or [`Listed::Stale`] is answered).
 pub(crate) const DEFAULT_STALENESS: Duration = Duration::from_secs(5);
@@ -92,10 +99,14 @@ impl Denylist {
     /// listed here (refusing it on this replica is never wrong) and the error is returned:
     /// other replicas do not know of it, so the caller should report the failure and retry.
     /// A `jti` the store refuses ([`StoreError::Invalid`]) is not listed.
-    pub(crate) async fn revoke(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
+    ///
+    /// `token_exp` is the token's own `exp`. A verifier takes a token until `exp` plus its
+    /// leeway, and replicas may be configured with different leeways, so the revocation is
+    /// kept until `exp` plus [`REVOCATION_GRACE_SECS`].
+    pub(crate) async fn revoke(&self, jti: &str, token_exp: i64) -> Result<(), StoreError> {
         let revocation = Revocation {
             jti: jti.to_owned(),
-            expires_at,
+            expires_at: token_exp.saturating_add(REVOCATION_GRACE_SECS),
         };
         match self.store.revoke(&revocation).await {
             Ok(()) => {
