@@ -337,27 +337,23 @@ fn lookup<'v>(mut value: &'v Value, mut path: &str) -> Option<&'v Value> {
     Some(value)
 }
 
-fn lookup_mut<'v>(value: &'v mut Value, path: &str) -> Option<&'v mut Value> {
-    // Find the route with shared borrows, then follow it mutably.
-    let mut route = Vec::new();
-    let mut at: &Value = value;
-    let mut rest = path;
-    while !rest.is_empty() {
-        let (child, next) = step(at, rest)?;
-        route.push(rest[..rest.len() - next.len()].to_owned());
-        at = child;
-        rest = next;
-    }
-    let mut value = value;
-    for segment in route {
-        value = match segment.strip_prefix('[') {
-            Some(index) => value
-                .as_array_mut()?
-                .get_mut(index.trim_end_matches(']').parse::<usize>().ok()?)?,
-            None => value
-                .as_object_mut()?
-                .get_mut(segment.strip_prefix('.').unwrap_or(&segment))?,
-        };
+/// [`step`] on a mutable value: the segment is found with a shared look, then taken.
+fn step_mut<'v, 'p>(value: &'v mut Value, path: &'p str) -> Option<(&'v mut Value, &'p str)> {
+    let (segment, rest) = path.split_at(path.len() - step(value, path)?.1.len());
+    let child = match segment.strip_prefix('[') {
+        Some(index) => value
+            .as_array_mut()?
+            .get_mut(index.trim_end_matches(']').parse::<usize>().ok()?)?,
+        None => value
+            .as_object_mut()?
+            .get_mut(segment.strip_prefix('.').unwrap_or(segment))?,
+    };
+    Some((child, rest))
+}
+
+fn lookup_mut<'v>(mut value: &'v mut Value, mut path: &str) -> Option<&'v mut Value> {
+    while !path.is_empty() {
+        (value, path) = step_mut(value, path)?;
     }
     Some(value)
 }
