@@ -1,8 +1,7 @@
 //! Try a configuration before it guards a real service.
 //!
 //! ```text
-//! CI_TOKEN=ci-token-123456 DEPLOY_TOKEN=deploy-token-123456 SYNC_TOKEN=sync-token-123456 \
-//!   LEGACY_SECRET=dG91ci1sZWdhY3ktc2VjcmV0LTMyLWJ5dGVzLWxvbmc= \
+//! env $(grep -v '^#' examples/auth.env) \
 //!   cargo run --example serve -- --config examples/auth.yaml --listen 127.0.0.1:7007
 //! curl -i -H 'Authorization: Bearer ci-token-123456' http://127.0.0.1:7007/entities
 //! ```

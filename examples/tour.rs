@@ -650,7 +650,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "The endpoint table of the example config, as `s2s-auth table --config examples/auth.yaml` prints it"
     );
-    println!("(with CI_TOKEN, DEPLOY_TOKEN, SYNC_TOKEN and LEGACY_SECRET set as in .ci/run):\n");
+    println!("(with the example values of examples/auth.env for its ${{...}} variables):\n");
     match config_table().await {
         Ok(table) => println!("{table}"),
         Err(e) => surprises.push(format!("examples/auth.yaml: {e}")),
@@ -663,27 +663,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The access table of `examples/auth.yaml`, with the example values `.ci/run` sets for its
-/// `${...}` variables: what `s2s-auth table --config examples/auth.yaml` prints.
+/// The access table of `examples/auth.yaml`, with the example values of `examples/auth.env`
+/// for its `${...}` variables: what `s2s-auth table --config examples/auth.yaml` prints.
 async fn config_table() -> Result<String, Box<dyn std::error::Error>> {
-    const ENV: [(&str, &str); 4] = [
-        ("CI_TOKEN", "ci-token-123456"),
-        ("DEPLOY_TOKEN", "deploy-token-123456"),
-        ("SYNC_TOKEN", "sync-token-123456"),
-        (
-            "LEGACY_SECRET",
-            "dG91ci1sZWdhY3ktc2VjcmV0LTMyLWJ5dGVzLWxvbmc=",
-        ),
-    ];
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/auth.yaml");
     let yaml = std::fs::read_to_string(path)?;
-    let auth = s2s_auth::AuthBuilder::from_yaml_str_with_env(&yaml, |name| {
-        ENV.iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| (*v).to_owned())
-    })?
-    .build_async()
-    .await?;
+    let auth = s2s_auth::AuthBuilder::from_yaml_str_with_env(&yaml, kit::example_env)?
+        .build_async()
+        .await?;
     if let Some(accounts) = auth.service_accounts() {
         accounts.reload().await?;
     }

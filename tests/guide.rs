@@ -7,21 +7,13 @@
 
 use s2s_auth::AuthBuilder;
 
+#[path = "kit/mod.rs"]
+mod kit;
+
 const GUIDE: &str = "docs/guide.md";
 const CONFIG: &str = "examples/auth.yaml";
 const START: &str = "<!-- table:start";
 const END: &str = "<!-- table:end -->";
-
-/// The environment `.ci/run` gives `examples/auth.yaml`.
-const ENV: [(&str, &str); 4] = [
-    ("CI_TOKEN", "ci-token-123456"),
-    ("DEPLOY_TOKEN", "deploy-token-123456"),
-    ("SYNC_TOKEN", "sync-token-123456"),
-    (
-        "LEGACY_SECRET",
-        "dG91ci1sZWdhY3ktc2VjcmV0LTMyLWJ5dGVzLWxvbmc=",
-    ),
-];
 
 fn path(relative: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
@@ -30,15 +22,11 @@ fn path(relative: &str) -> std::path::PathBuf {
 /// The table as the library renders it for the example config.
 async fn generated() -> String {
     let yaml = std::fs::read_to_string(path(CONFIG)).expect("examples/auth.yaml");
-    let auth = AuthBuilder::from_yaml_str_with_env(&yaml, |name| {
-        ENV.iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| (*v).to_owned())
-    })
-    .expect("the example config reads")
-    .build_async()
-    .await
-    .expect("the example config builds");
+    let auth = AuthBuilder::from_yaml_str_with_env(&yaml, kit::example_env)
+        .expect("the example config reads")
+        .build_async()
+        .await
+        .expect("the example config builds");
     if let Some(accounts) = auth.service_accounts() {
         accounts.reload().await.expect("accounts");
     }
@@ -83,7 +71,7 @@ async fn the_command_line_prints_the_same_table() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_s2s-auth"))
         .args(["table", "--config"])
         .arg(path(CONFIG))
-        .envs(ENV)
+        .envs(kit::example_env_pairs())
         .output()
         .expect("run s2s-auth");
     assert!(

@@ -13,12 +13,14 @@
 //! - [`key_server`]: [`KeyServer`], JWKS and OIDC discovery over HTTP, in a [`Mode`];
 //! - [`big_body_server`]: [`BigBodyServer`], an oversized key set, counting what it sent;
 //! - [`key_fetcher`]: [`InProcessJwks`], key sets by URL without a socket;
-//! - [`idp`]: [`Idp`], an identity provider minting OIDC and Backstage user tokens.
+//! - [`idp`]: [`Idp`], an identity provider minting OIDC and Backstage user tokens;
+//! - [`example_env`]: the values `examples/auth.env` gives `examples/auth.yaml`.
 
 // Each includer uses a different subset (of the items, and of their re-exports below).
 #![allow(dead_code, unused_imports)]
 
 pub mod big_body_server;
+pub mod example_env;
 pub mod forge;
 pub mod idp;
 pub mod key_fetcher;
@@ -26,6 +28,7 @@ pub mod key_server;
 pub mod keys;
 
 pub use big_body_server::BigBodyServer;
+pub use example_env::{example_env, example_env_pairs};
 pub use forge::{
     b64url, claims, decode_part, header_and_claims, hex, legacy_claims, legacy_claims_living,
     legacy_token, now, random_hex, sign_raw, unsigned,
