@@ -1,4 +1,5 @@
-//! How a subcommand fails: the message for stderr and the exit code.
+//! How a subcommand fails: the message for stderr and the exit code (and the one helper
+//! whose failure is always a runtime one: random bytes).
 
 use std::fmt;
 use std::process::ExitCode;
@@ -30,4 +31,13 @@ impl fmt::Display for Fail {
             Fail::Usage(message) | Fail::Runtime(message) => f.write_str(message),
         }
     }
+}
+
+/// `N` bytes from the system's random source (aws-lc's, the library's own), for new tokens
+/// and keys; a failing source is a runtime failure, never a weaker fallback.
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], Fail> {
+    let mut bytes = [0u8; N];
+    aws_lc_rs::rand::fill(&mut bytes)
+        .map_err(|_| Fail::Runtime(String::from("the system's random source failed")))?;
+    Ok(bytes)
 }

@@ -134,10 +134,7 @@ fn es256(dir: &Path, key_id: &str) -> Result<(), Fail> {
 }
 
 fn hs512(kid: &str) -> Result<(), Fail> {
-    let mut bytes = [0u8; 64];
-    aws_lc_rs::rand::fill(&mut bytes)
-        .map_err(|_| Fail::Runtime(String::from("the system's random source failed")))?;
-    let key = STANDARD.encode(bytes);
+    let key = STANDARD.encode(crate::fail::random_bytes::<64>()?);
     // The library's own rules check the key id (and the key's length).
     Auth::builder("s2s-auth-cli")
         .jit_tokens(JitTokens::new("s2s-auth-cli").hmac_key(kid, key.as_str()))

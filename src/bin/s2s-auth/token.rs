@@ -105,10 +105,7 @@ fn new(subject: &str) -> Result<(), Fail> {
 /// starts with the crate's reserved `s2s_` prefix (it would be classified as another kind).
 fn random_token() -> Result<String, Fail> {
     loop {
-        let mut bytes = [0u8; 32];
-        aws_lc_rs::rand::fill(&mut bytes)
-            .map_err(|_| Fail::Runtime(String::from("the system's random source failed")))?;
-        let token = URL_SAFE_NO_PAD.encode(bytes);
+        let token = URL_SAFE_NO_PAD.encode(crate::fail::random_bytes::<32>()?);
         if !token.starts_with("s2s_") {
             return Ok(token);
         }
