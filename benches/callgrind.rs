@@ -35,14 +35,17 @@ use http::{Request, StatusCode};
 use kit::{InProcessJwks, SigningKey, jwks, now};
 use s2s_auth::{Auth, JwksAccess, StaticToken};
 use serde_json::json;
-use tower::{Service, ServiceExt};
+use tower::{Layer, Service, ServiceExt};
 
 const URL: &str = "https://idp.example.com/jwks";
 const ISSUER: &str = "https://idp.example.com";
 
+fn plain() -> Router {
+    Router::new().route("/items/{id}", get(|| async { "ok" }))
+}
+
 fn app(kind: &str) -> (Router, String) {
-    let handler = || async { "ok" };
-    let plain = Router::new().route("/items/{id}", get(handler));
+    let plain = plain();
     if kind == "noauth" {
         return (
             plain,
@@ -71,16 +74,27 @@ fn app(kind: &str) -> (Router, String) {
     } else {
         SigningKey::es256("bench-ec")
     };
-    let now = now();
-    let token = key.sign(&json!({
-        "iss": ISSUER, "aud": "catalog", "sub": "deploy-bot",
-        "jti": "6f1c2e9a-1111-2222-3333-444444444444", "iat": now, "exp": now + 3600,
-    }));
+    let token = signed_token(&key);
     if kind.starts_with("floor-") {
         return (floor(plain, &key), token);
     }
+    let auth = jwks_auth(kind, &key);
+    (plain.layer(auth.layer()), token)
+}
+
+/// The token every `jwt-*` and `floor-*` kind sends, signed by `key` (any algorithm).
+fn signed_token(key: &SigningKey) -> String {
+    let now = now();
+    key.sign(&json!({
+        "iss": ISSUER, "aud": "catalog", "sub": "deploy-bot",
+        "jti": "6f1c2e9a-1111-2222-3333-444444444444", "iat": now, "exp": now + 3600,
+    }))
+}
+
+/// The JWKS-verifying configuration of the `jwt-*` kinds, keys served in process.
+fn jwks_auth(kind: &str, key: &SigningKey) -> Auth {
     let fetcher = Arc::new(InProcessJwks::default());
-    fetcher.serve_document(URL, jwks(&[&key]).to_string().into_bytes());
+    fetcher.serve_document(URL, jwks(&[key]).to_string().into_bytes());
     let mut builder = Auth::builder("catalog").key_fetcher(fetcher).jwks_access(
         JwksAccess::new(URL)
             .issuers([ISSUER])
@@ -89,8 +103,7 @@ fn app(kind: &str) -> (Router, String) {
     if kind.ends_with("-fresh") {
         builder = builder.verified_cache_capacity(0);
     }
-    let auth = builder.build().expect("builds");
-    (plain.layer(auth.layer()), token)
+    builder.build().expect("builds")
 }
 
 /// Service accounts on a memory store: 1,000 accounts of 10 tokens; the sent token is one.
@@ -201,7 +214,14 @@ fn floor(plain: Router, key: &SigningKey) -> Router {
 /// The measured part: `n` requests, each driven to completion. Not inlined, so that
 /// callgrind can count only inside it (`--toggle-collect=callgrind::requests`).
 #[inline(never)]
-fn requests(rt: &tokio::runtime::Runtime, app: &mut Router, header: &str, n: usize) {
+fn requests<S>(rt: &tokio::runtime::Runtime, app: &mut S, header: &str, n: usize)
+where
+    S: Service<
+            Request<Body>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        >,
+{
     for _ in 0..n {
         let req = Request::get("/items/42")
             .header("authorization", header)
@@ -226,6 +246,19 @@ fn requests(rt: &tokio::runtime::Runtime, app: &mut Router, header: &str, n: usi
 fn run(rt: &tokio::runtime::Runtime, kind: &str, n: usize) {
     // Built inside the runtime (the JWKS cache needs one); the first request fetches the
     // key set and, with the cache on, fills it: not counted.
+    if let Some(kind) = kind.strip_suffix("-outer") {
+        // The layer around the whole router (`AuthService<Router>`), not inside each route
+        // as `Router::layer` puts it.
+        let key = SigningKey::es256("bench-ec");
+        let (mut app, token) = rt.block_on(async {
+            let auth = jwks_auth(kind, &key);
+            (auth.layer().layer(plain()), signed_token(&key))
+        });
+        let header = format!("Bearer {token}");
+        requests(rt, &mut app, &header, 1);
+        requests(rt, &mut app, &header, n);
+        return;
+    }
     let (mut app, token) = rt.block_on(async { app(kind) });
     let header = format!("Bearer {token}");
     requests(rt, &mut app, &header, 1);

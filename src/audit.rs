@@ -101,10 +101,19 @@ pub enum EventKind {
 #[derive(Clone)]
 pub struct AuditText(Text);
 
+/// The longest text kept inline (no allocation): a generated request id (29 bytes) fits.
+const INLINE: usize = 30;
+
 #[derive(Clone)]
 enum Text {
     Static(&'static str),
     Shared(Arc<str>),
+    /// Short text copied into the value itself: `bytes[..len]` is always the whole of a
+    /// `str` it was copied from (so it is valid UTF-8).
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE],
+    },
 }
 
 impl AuditText {
@@ -113,11 +122,30 @@ impl AuditText {
         Self(Text::Static(text))
     }
 
+    /// A copy of `text`: kept inline when it is short (a request id), shared otherwise.
+    pub(crate) fn copied(text: &str) -> Self {
+        let mut bytes = [0u8; INLINE];
+        match bytes.get_mut(..text.len()) {
+            Some(head) => {
+                head.copy_from_slice(text.as_bytes());
+                Self(Text::Inline {
+                    len: text.len() as u8,
+                    bytes,
+                })
+            }
+            None => Self(Text::Shared(Arc::from(text))),
+        }
+    }
+
     /// The text.
     pub fn as_str(&self) -> &str {
         match &self.0 {
             Text::Static(s) => s,
             Text::Shared(s) => s,
+            // Always whole: the bytes were copied from a `str` of exactly `len` bytes.
+            Text::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
         }
     }
 
@@ -261,7 +289,7 @@ pub struct AuditEvent {
     pub time: OffsetDateTime,
     /// The request's `x-request-id` when it sent a sane one (at most 128 visible ASCII
     /// characters), otherwise a process-unique id (a random prefix and a counter).
-    pub request_id: String,
+    pub request_id: AuditText,
     /// Allow or deny.
     pub decision: Decision,
     /// A stable snake_case reason: `allowed`, `unauthenticated_route`, or the code of the
@@ -312,7 +340,7 @@ impl AuditEvent {
     /// A request's event before its decision: allowed until [`deny`](Self::deny) says not.
     pub(crate) fn request(
         time: OffsetDateTime,
-        request_id: String,
+        request_id: AuditText,
         service_id: AuditText,
         method: AuditText,
         route: AuditText,
@@ -343,7 +371,7 @@ impl AuditEvent {
     /// An event that is not a request's decision (issuing, keys).
     pub(crate) fn lifecycle(
         kind: EventKind,
-        request_id: String,
+        request_id: AuditText,
         service_id: AuditText,
         reason: &'static str,
     ) -> Self {
@@ -703,5 +731,26 @@ fn emit_tracing(e: &AuditEvent) {
     match e.decision {
         Decision::Allow => audit_event!(tracing::Level::INFO),
         Decision::Deny => audit_event!(tracing::Level::WARN),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copied_text_reads_back_whole_inline_or_shared() {
+        for len in [0, 1, INLINE - 1, INLINE, INLINE + 1, 200] {
+            let text: String = "é-x".chars().cycle().take(len).collect();
+            let copied = AuditText::copied(&text);
+            assert_eq!(copied, text.as_str(), "{len} chars");
+            let inline = matches!(copied.0, Text::Inline { .. });
+            assert_eq!(inline, text.len() <= INLINE, "{} bytes", text.len());
+        }
+        // No allocation for a request id: the generated ones fit.
+        assert!(matches!(
+            AuditText::copied("0123456789ab-ffffffffffffffff").0,
+            Text::Inline { .. }
+        ));
     }
 }

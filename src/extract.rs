@@ -18,11 +18,31 @@ use crate::error::{RequestError, VerifyError};
 /// The longest token accepted, in bytes (8 KiB).
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 
+/// A bearer token as the request carried it: 1 to [`MAX_TOKEN_LEN`] bytes of visible ASCII.
+/// Kept as bytes, because a token answered from the verified-token cache is never needed as
+/// a `str` (the UTF-8 check is paid only by a token that goes on to be verified). It has no
+/// `Debug`: nothing can print it by accident.
+#[derive(Clone, Copy)]
+pub(crate) struct Bearer<'a>(&'a [u8]);
+
+impl<'a> Bearer<'a> {
+    /// The token's bytes.
+    pub(crate) fn as_bytes(self) -> &'a [u8] {
+        self.0
+    }
+
+    /// The token as text. Visible ASCII is valid UTF-8, so this does not fail; the error
+    /// keeps the path panic-free all the same.
+    pub(crate) fn to_str(self) -> Result<&'a str, VerifyError> {
+        std::str::from_utf8(self.0).map_err(|_| VerifyError::NotVisibleAscii)
+    }
+}
+
 /// Finds the bearer token. `Ok(None)` when the request has no `Authorization` header.
 pub(crate) fn bearer_token<'a>(
     headers: &'a HeaderMap,
     uri: &Uri,
-) -> Result<Option<&'a str>, RequestError> {
+) -> Result<Option<Bearer<'a>>, RequestError> {
     if uri.query().is_some_and(query_has_access_token) {
         return Err(RequestError::TokenInQuery);
     }
@@ -61,10 +81,7 @@ pub(crate) fn bearer_token<'a>(
         }
         return Err(VerifyError::NotVisibleAscii.into());
     }
-    // Visible ASCII is valid UTF-8; the fallback is unreachable but keeps this path panic-free.
-    std::str::from_utf8(rest)
-        .map(Some)
-        .map_err(|_| VerifyError::NotVisibleAscii.into())
+    Ok(Some(Bearer(rest)))
 }
 
 /// Whether every byte is visible ASCII (0x21 to 0x7e). Without an early exit, so the
@@ -138,6 +155,11 @@ mod tests {
     }
     use http::HeaderValue;
 
+    /// [`bearer_token`] with the token as bytes, to compare.
+    fn bearer<'a>(headers: &'a HeaderMap, uri: &Uri) -> Result<Option<&'a [u8]>, RequestError> {
+        super::bearer_token(headers, uri).map(|t| t.map(Bearer::as_bytes))
+    }
+
     fn headers(values: &[&[u8]]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for v in values {
@@ -158,8 +180,8 @@ mod tests {
             b"BEARER   abcdefgh  ",
         ] {
             assert_eq!(
-                bearer_token(&headers(&[v]), &uri("/")),
-                Ok(Some("abcdefgh"))
+                bearer(&headers(&[v]), &uri("/")),
+                Ok(Some(&b"abcdefgh"[..]))
             );
         }
     }
@@ -167,32 +189,32 @@ mod tests {
     #[test]
     fn refuses_malformed_headers() {
         let u = uri("/");
-        assert_eq!(bearer_token(&headers(&[]), &u), Ok(None));
+        assert_eq!(bearer(&headers(&[]), &u), Ok(None));
         assert_eq!(
-            bearer_token(&headers(&[b"Basic dXNlcjpwYXNz"]), &u),
+            bearer(&headers(&[b"Basic dXNlcjpwYXNz"]), &u),
             Err(RequestError::UnsupportedScheme)
         );
         assert_eq!(
-            bearer_token(&headers(&[b"Bearer"]), &u),
+            bearer(&headers(&[b"Bearer"]), &u),
             Err(RequestError::MalformedAuthorization(
                 "Bearer scheme without a token"
             ))
         );
         assert!(matches!(
-            bearer_token(&headers(&[b"Bearer a b"]), &u),
+            bearer(&headers(&[b"Bearer a b"]), &u),
             Err(RequestError::MalformedAuthorization(_))
         ));
         assert_eq!(
-            bearer_token(&headers(&[b"Bearer a", b"Bearer b"]), &u),
+            bearer(&headers(&[b"Bearer a", b"Bearer b"]), &u),
             Err(RequestError::DuplicateAuthorization)
         );
         assert_eq!(
-            bearer_token(&headers(&[b"Bearer caf\xc3\xa9-token"]), &u),
+            bearer(&headers(&[b"Bearer caf\xc3\xa9-token"]), &u),
             Err(VerifyError::NotVisibleAscii.into())
         );
         let long = format!("Bearer {}", "a".repeat(MAX_TOKEN_LEN + 1));
         assert_eq!(
-            bearer_token(&headers(&[long.as_bytes()]), &u),
+            bearer(&headers(&[long.as_bytes()]), &u),
             Err(VerifyError::TooLong {
                 limit: MAX_TOKEN_LEN
             }
@@ -209,15 +231,12 @@ mod tests {
             "/x?access_token",
         ] {
             assert_eq!(
-                bearer_token(&headers(&[b"Bearer abcdefgh"]), &uri(q)),
+                bearer(&headers(&[b"Bearer abcdefgh"]), &uri(q)),
                 Err(RequestError::TokenInQuery),
                 "{q}"
             );
         }
-        assert_eq!(
-            bearer_token(&headers(&[]), &uri("/x?token=1&access=2")),
-            Ok(None)
-        );
+        assert_eq!(bearer(&headers(&[]), &uri("/x?token=1&access=2")), Ok(None));
         assert_eq!(percent_decode("%"), b"%");
         assert_eq!(percent_decode("a%4"), b"a%4");
     }

@@ -26,8 +26,14 @@ pub fn bearer(authorization: &[&[u8]], uri: &str) -> Option<Result<Option<String
     }
     Some(
         crate::extract::bearer_token(&headers, &uri)
-            .map(|t| t.map(str::to_owned))
-            .map_err(|e| e.to_string()),
+            .map_err(|e| e.to_string())
+            .and_then(|t| match t {
+                Some(t) => t
+                    .to_str()
+                    .map(|t| Some(t.to_owned()))
+                    .map_err(|e| e.to_string()),
+                None => Ok(None),
+            }),
     )
 }
 

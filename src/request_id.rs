@@ -5,15 +5,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::HeaderMap;
 
+use crate::audit::AuditText;
+
 /// The longest caller-supplied request id taken as it is.
 const MAX_CALLER_ID_LEN: usize = 128;
 
 /// The header, named once (a name given as a string is parsed on every lookup).
 const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
+/// The length of the random prefix: 6 bytes in hex.
+const PREFIX_LEN: usize = 12;
+
 /// Hands out request ids.
 pub(crate) struct RequestIds {
-    prefix: String,
+    prefix: [u8; PREFIX_LEN],
     counter: AtomicU64,
 }
 
@@ -22,15 +27,17 @@ impl RequestIds {
         let mut bytes = [0u8; 6];
         // A failing OS random source leaves the prefix zero: ids stay unique in the process.
         let _ = aws_lc_rs::rand::fill(&mut bytes);
+        let mut prefix = [0u8; PREFIX_LEN];
+        prefix.copy_from_slice(crate::secret::to_hex(&bytes).as_bytes());
         Self {
-            prefix: crate::secret::to_hex(&bytes),
+            prefix,
             counter: AtomicU64::new(0),
         }
     }
 
     /// The caller's `x-request-id` if it is 1 to 128 bytes of visible ASCII (so it cannot
     /// inject a log line), else a new id.
-    pub(crate) fn for_request(&self, headers: &HeaderMap) -> String {
+    pub(crate) fn for_request(&self, headers: &HeaderMap) -> AuditText {
         if let Some(id) = headers.get(X_REQUEST_ID) {
             let bytes = id.as_bytes();
             if !bytes.is_empty()
@@ -38,35 +45,31 @@ impl RequestIds {
                 && crate::extract::all_visible_ascii(bytes)
                 && let Ok(id) = id.to_str()
             {
-                return id.to_owned();
+                return AuditText::copied(id);
             }
         }
         self.next()
     }
 
-    /// A new process-unique id: `<prefix>-<counter in hex>` (written by hand: `format!`
-    /// was a tenth of a cached request's instructions).
-    pub(crate) fn next(&self) -> String {
+    /// A new process-unique id: the prefix, `-`, and the counter in lower-case hex. Made on
+    /// the stack and kept inline in the text (29 bytes at most): no allocation per request.
+    pub(crate) fn next(&self) -> AuditText {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let mut digits = [0u8; 16];
-        let mut len = 0;
-        let mut rest = n;
-        loop {
-            digits[15 - len] = HEX[(rest & 0xf) as usize];
-            len += 1;
-            rest >>= 4;
-            if rest == 0 {
-                break;
-            }
+        let mut id = [0u8; PREFIX_LEN + 1 + 16];
+        id[..PREFIX_LEN].copy_from_slice(&self.prefix);
+        id[PREFIX_LEN] = b'-';
+        let digits = ((64 - n.leading_zeros() as usize).div_ceil(4)).max(1);
+        for (i, slot) in id[PREFIX_LEN + 1..PREFIX_LEN + 1 + digits]
+            .iter_mut()
+            .enumerate()
+        {
+            let shift = 4 * (digits - 1 - i);
+            *slot = HEX[((n >> shift) & 0xf) as usize];
         }
-        let mut id = String::with_capacity(self.prefix.len() + 1 + len);
-        id.push_str(&self.prefix);
-        id.push('-');
-        for &d in &digits[16 - len..] {
-            id.push(char::from(d));
-        }
-        id
+        let len = PREFIX_LEN + 1 + digits;
+        // Hex digits and `-` are ASCII: the fallback is unreachable.
+        AuditText::copied(std::str::from_utf8(&id[..len]).unwrap_or("-"))
     }
 }
 
@@ -90,7 +93,8 @@ mod tests {
         let ids = RequestIds::new();
         for n in [0u64, 1, 15, 16, 255, 0xdead_beef, u64::MAX] {
             ids.counter.store(n, Ordering::Relaxed);
-            assert_eq!(ids.next(), format!("{}-{n:x}", ids.prefix));
+            let prefix = std::str::from_utf8(&ids.prefix).unwrap();
+            assert_eq!(ids.next(), format!("{prefix}-{n:x}"));
         }
     }
 }

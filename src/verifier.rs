@@ -95,11 +95,12 @@ pub(crate) fn now_unix() -> u64 {
 
 impl Shared {
     /// A principal verified before from the same token (and the token's fingerprint), if it
-    /// is still valid and every key that verified it is still published.
-    pub(crate) fn remembered(&self, token: &str) -> Option<(Principal, Fingerprint)> {
+    /// is still valid at `now` (seconds since the Unix epoch) and every key that verified it
+    /// is still published.
+    pub(crate) fn remembered(&self, token: &[u8], now: u64) -> Option<(Principal, Fingerprint)> {
         let verified = self.verified.as_ref()?;
         // Expired entries are never returned (and are the first the cache evicts).
-        let hit = verified.get(token.as_bytes(), now_unix())?;
+        let hit = verified.get(token, now)?;
         let key_present = hit.keys.is_empty() || {
             let now = Instant::now();
             hit.keys.iter().all(|k| self.cache.still_holds(k, now))
@@ -107,7 +108,7 @@ impl Shared {
         if key_present {
             return Some((hit.principal.clone(), hit.fingerprint));
         }
-        verified.remove(token.as_bytes());
+        verified.remove(token);
         None
     }
 

@@ -11,6 +11,7 @@ use crate::classify::{Known, Route, TokenClass, classify};
 use crate::custom::CustomVerifier;
 use crate::error::VerifyError;
 use crate::external_jwks::JwksVerifier;
+use crate::extract::Bearer;
 use crate::legacy::LegacyVerifier;
 use crate::plugin::PluginVerifier;
 use crate::secret::{Fingerprint, sha256};
@@ -42,18 +43,28 @@ impl Verifiers {
 
     /// Starts verifying a token; returns the verification and the token's audit
     /// fingerprint.
-    pub(crate) fn verify(&self, raw: &str, now: OffsetDateTime) -> (Verification, Fingerprint) {
+    pub(crate) fn verify(
+        &self,
+        raw: Bearer<'_>,
+        now: OffsetDateTime,
+    ) -> (Verification, Fingerprint) {
         // A token verified before: the same bytes were classified and verified by this same
         // configuration, so no classification, parsing, hashing or signature check (the
-        // cache holds only JWTs, so a static token just misses).
-        if let Some((p, fingerprint)) = self.shared.remembered(raw) {
+        // cache holds only JWTs, so a static token just misses). The event's clock reading
+        // is the cache's: one clock read per request.
+        let now_secs = u64::try_from(now.unix_timestamp()).unwrap_or(0);
+        if let Some((p, fingerprint)) = self.shared.remembered(raw.as_bytes(), now_secs) {
             return (Verification::Done(Ok(p)), fingerprint);
         }
         // Hashed once: the static-token lookup key and (through one more short hash) the
         // audit fingerprint.
         let digest = sha256(raw.as_bytes());
         let fingerprint = Fingerprint::of_digest(&digest);
-        (self.dispatch(raw, digest, fingerprint, now), fingerprint)
+        let verification = match raw.to_str() {
+            Ok(raw) => self.dispatch(raw, digest, fingerprint, now),
+            Err(e) => Verification::done(Err(e)),
+        };
+        (verification, fingerprint)
     }
 
     fn dispatch(

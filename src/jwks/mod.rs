@@ -105,6 +105,9 @@ impl Default for JwksCacheConfig {
     }
 }
 
+/// How often a URL's last use is written (see [`UrlState::mark_used`]), in milliseconds.
+const USE_MARK_MS: u64 = 1_000;
+
 /// How long a URL must go unused before a new URL may take its place.
 const EVICT_UNUSED_FOR: Duration = Duration::from_secs(60);
 
@@ -192,6 +195,20 @@ impl UrlState {
         }
     }
 
+    /// Records a use at `now_ms`. Eviction asks only whether a URL went unused for a
+    /// minute, so a use within [`USE_MARK_MS`] of the recorded one is not written: a cache
+    /// hit then reads the shared cache line instead of writing it on every request.
+    fn mark_used(&self, now_ms: u64) {
+        if self
+            .last_used
+            .load(Ordering::Relaxed)
+            .saturating_add(USE_MARK_MS)
+            <= now_ms
+        {
+            self.last_used.fetch_max(now_ms, Ordering::Relaxed);
+        }
+    }
+
     fn current(&self) -> Option<Arc<Fetched>> {
         self.current
             .read()
@@ -259,7 +276,7 @@ impl JwksCache {
             .get(url)?
             .clone();
         let now = self.millis_since_epoch(Instant::now());
-        state.last_used.fetch_max(now, Ordering::Relaxed);
+        state.mark_used(now);
         Some(state)
     }
 
@@ -405,7 +422,7 @@ impl JwksCache {
         if set == 0 || u128::from(age) > self.config.max_stale.as_millis() {
             return false;
         }
-        state.last_used.fetch_max(now_ms, Ordering::Relaxed);
+        state.mark_used(now_ms);
         if set == witness.set {
             return true;
         }
