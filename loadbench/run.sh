@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# The load benchmark (loadbench/README.md): every server mode under wrk, three interleaved
+# The load benchmark (loadbench/README.md): every server mode under wrk, five interleaved
 # rounds, medians into BENCHMARKS.md between <!-- bench:load:begin --> and
 # <!-- bench:load:end -->.
 #
-#   bash loadbench/run.sh                                   # the full run (about 9 minutes)
+#   bash loadbench/run.sh                                   # the full run (about 15 minutes)
 #   SCENARIOS="repeated distinct" MODES="noauth layer" bash loadbench/run.sh
 #   DURATION=2 ROUNDS=1 bash loadbench/run.sh               # a smoke run of the script
 #
 # Knobs (environment): DURATION (s, measured, default 6), WARMUP (s, default 2), SHIFT_WARMUP
-# (s, the shift scenario's cache-filling run, default 6), ROUNDS (3),
+# (s, the shift scenario's cache-filling run, default 6), ROUNDS (5),
 # CONNECTIONS (32), SCENARIOS, MODES, PORT (18480), JWKS_PORT (18481), SERVER_CORE (0),
 # WRK_CORE (1), WRITE (1; 0 prints the report without touching BENCHMARKS.md).
 set -eEuo pipefail
@@ -21,11 +21,11 @@ DURATION=${DURATION:-6}
 WARMUP=${WARMUP:-2}
 # The shift scenario's warm-up fills the cache whatever DURATION is: its premise is a full cache.
 SHIFT_WARMUP=${SHIFT_WARMUP:-6}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=1
 ALL_SCENARIOS="repeated distinct shift overflow"
-ALL_MODES="noauth floor layer tower-oauth2-resource-server"
+ALL_MODES="noauth floor layer layer-outer tower-oauth2-resource-server"
 SCENARIOS=${SCENARIOS:-$ALL_SCENARIOS}
 MODES=${MODES:-$ALL_MODES}
 PORT=${PORT:-18480}
@@ -100,11 +100,11 @@ stop_server() {
 trap stop_server EXIT
 trap 'exit 130' INT TERM
 
-mode_of() { case $1 in layer*) echo layer ;; *) echo "$1" ;; esac; }
+mode_of() { case $1 in layer-outer) echo layer-outer ;; layer*) echo layer ;; *) echo "$1" ;; esac; }
 cache_of() { case $1 in layer-cache-10k) echo "$CACHE_10K" ;; layer-cache-off) echo 0 ;; *) echo "" ;; esac; }
 servers_for() {
   case $1 in
-    repeated) echo "noauth layer" ;;
+    repeated) echo "noauth layer layer-outer" ;;
     distinct) echo "layer-cache-off layer floor tower-oauth2-resource-server" ;;
     shift | overflow) echo "layer-cache-10k layer-cache-off" ;;
   esac
@@ -202,7 +202,11 @@ echo "== $ROUNDS round(s): scenarios [$SCENARIOS], modes [$MODES], ${DURATION}s 
 for round in $(seq 1 "$ROUNDS"); do
   for scenario in $SCENARIOS; do
     for alg in $(algs_for "$scenario"); do
-      for server in $(servers_for "$scenario"); do
+      # Odd rounds run the servers in their listed order, even rounds in reverse, so no
+      # server always runs first (or right after the same neighbour) in its pair.
+      servers=$(servers_for "$scenario")
+      if ((round % 2 == 0)); then servers=$(echo "$servers" | tr ' ' '\n' | tac | tr '\n' ' '); fi
+      for server in $servers; do
         wanted "$server" || continue
         measure "$round" "$scenario" "$alg" "$server"
       done
@@ -225,7 +229,7 @@ info=(
   --info "**wrk:** ${wrk_version:-wrk}, \`-t$THREADS -c$CONNECTIONS -d${DURATION}s --latency\` with \`loadbench/tokens.lua\`, after a ${WARMUP} s warm-up run of the same tokens per server (\`shift\`: a ${SHIFT_WARMUP} s run of other, ES256 tokens instead); a new server process per run"
   --info "**Pinning:** the server on core $SERVER_CORE, wrk on core $WRK_CORE (\`taskset\`); every server on a one-thread tokio runtime; the JWKS and OIDC discovery served by the same process on another loopback port"
   --info "**Tokens:** ES256 (P-256) and RS256 (2048-bit) keys with kids, $TOKENS tokens per algorithm with distinct \`sub\` and \`jti\`; every mode answered 200 to good tokens and 401 to forged, tampered, unknown-kid, wrong-audience, wrong-issuer, expired and malformed ones before it was measured (\`noauth\` excepted)"
-  --info "**Rounds:** $ROUNDS, interleaved; medians reported"
+  --info "**Rounds:** $ROUNDS, interleaved (each round runs every server once, even rounds in reverse order); medians and per-round paired ratios reported"
   --info "**Left out:** jwt-authorizer 0.15: it is built on axum 0.7 and cannot wrap an axum 0.8 router (see [loadbench/README.md](loadbench/README.md#peers))"
 )
 if [[ $DURATION -lt 6 || $ROUNDS -lt 3 ]]; then

@@ -5,8 +5,10 @@ use std::str::FromStr;
 
 use axum::Router;
 use axum::routing::get;
+use s2s_auth::layer::AuthService;
 use s2s_auth::{Auth, JwksAccess};
 use tokio::net::TcpListener;
+use tower::Layer;
 use tower_oauth2_resource_server::server::OAuth2ResourceServer;
 use tower_oauth2_resource_server::tenant::TenantConfiguration;
 
@@ -22,8 +24,11 @@ pub(crate) enum Mode {
     NoAuth,
     /// `jsonwebtoken::decode` with ready keys: the crypto floor (see `floor`).
     Floor,
-    /// s2s-auth's layer with one `JwksAccess` entry.
+    /// s2s-auth's layer with one `JwksAccess` entry, applied with `Router::layer` (axum then
+    /// wraps it inside each route).
     Layer,
+    /// The same layer around the whole router (`auth.layer().layer(router)`).
+    LayerOuter,
     /// The peer crate, configured as its docs show (OIDC discovery of the issuer).
     TowerOauth2,
 }
@@ -34,6 +39,7 @@ impl Mode {
             Mode::NoAuth => "noauth",
             Mode::Floor => "floor",
             Mode::Layer => "layer",
+            Mode::LayerOuter => "layer-outer",
             Mode::TowerOauth2 => "tower-oauth2-resource-server",
         }
     }
@@ -47,6 +53,7 @@ impl FromStr for Mode {
             "noauth" => Ok(Mode::NoAuth),
             "floor" => Ok(Mode::Floor),
             "layer" => Ok(Mode::Layer),
+            "layer-outer" => Ok(Mode::LayerOuter),
             "tower-oauth2-resource-server" => Ok(Mode::TowerOauth2),
             "jwt-authorizer" => Err("jwt-authorizer 0.15 is left out: it is built on axum 0.7 \
                  (its middleware needs `Response: From<AuthError>`, implemented for axum 0.7's \
@@ -63,27 +70,41 @@ async fn items() -> &'static str {
     "ok"
 }
 
-async fn app(fixture: &Fixture, options: &ServeOptions) -> Result<Router> {
+/// A mode's app: a router, or (`layer-outer`) the layer around one.
+enum App {
+    Router(Router),
+    Outer(AuthService<Router>),
+}
+
+fn layer_auth(fixture: &Fixture, options: &ServeOptions) -> Result<Auth> {
+    let meta = &fixture.meta;
+    let url = options.jwks_url.clone().unwrap_or_else(|| meta.jwks_url());
+    let mut builder = Auth::builder("loadbench").jwks_access(
+        JwksAccess::new(url)
+            .issuers([meta.issuer.as_str()])
+            .audiences([meta.audience.as_str()]),
+    );
+    if let Some(capacity) = options.cache {
+        builder = builder.verified_cache_capacity(capacity);
+    }
+    Ok(builder.build()?)
+}
+
+async fn app(fixture: &Fixture, options: &ServeOptions) -> Result<App> {
     let router = Router::new().route(ITEMS, get(items));
     let meta = &fixture.meta;
-    Ok(match options.mode {
+    Ok(App::Router(match options.mode {
         Mode::NoAuth => router,
         Mode::Floor => router.layer(FloorLayer::new(FloorKeys::from_jwks(
             &fixture.jwks,
             &meta.issuer,
             &meta.audience,
         )?)),
-        Mode::Layer => {
-            let url = options.jwks_url.clone().unwrap_or_else(|| meta.jwks_url());
-            let mut builder = Auth::builder("loadbench").jwks_access(
-                JwksAccess::new(url)
-                    .issuers([meta.issuer.as_str()])
-                    .audiences([meta.audience.as_str()]),
-            );
-            if let Some(capacity) = options.cache {
-                builder = builder.verified_cache_capacity(capacity);
-            }
-            router.layer(builder.build()?.layer())
+        Mode::Layer => router.layer(layer_auth(fixture, options)?.layer()),
+        Mode::LayerOuter => {
+            return Ok(App::Outer(
+                layer_auth(fixture, options)?.layer().layer(router),
+            ));
         }
         Mode::TowerOauth2 => {
             let tenant = TenantConfiguration::builder(meta.issuer.as_str())
@@ -96,7 +117,7 @@ async fn app(fixture: &Fixture, options: &ServeOptions) -> Result<Router> {
                 .await?;
             router.layer(server.into_layer())
         }
-    })
+    }))
 }
 
 /// Serves the keys, builds the mode's app, serves it, and declares it ready only once the
@@ -107,7 +128,16 @@ pub(crate) async fn serve(fixture: Fixture, options: ServeOptions) -> Result<()>
     let listener = TcpListener::bind(("127.0.0.1", options.port))
         .await
         .map_err(|e| format!("port {}: {e}", options.port))?;
-    let server = tokio::spawn(axum::serve(listener, app).into_future());
+    let server = match app {
+        App::Router(app) => tokio::spawn(axum::serve(listener, app).into_future()),
+        App::Outer(app) => tokio::spawn(
+            axum::serve(
+                listener,
+                axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
+            )
+            .into_future(),
+        ),
+    };
     selftest::run(options.port, &fixture.selftest, options.mode).await?;
     println!(
         "loadbench: ready mode={} cache={} pid={}",
