@@ -157,7 +157,7 @@ mod tests {
 
     /// [`bearer_token`] with the token as bytes, to compare.
     fn bearer<'a>(headers: &'a HeaderMap, uri: &Uri) -> Result<Option<&'a [u8]>, RequestError> {
-        super::bearer_token(headers, uri).map(|t| t.map(Bearer::as_bytes))
+        bearer_token(headers, uri).map(|t| t.map(Bearer::as_bytes))
     }
 
     fn headers(values: &[&[u8]]) -> HeaderMap {
