@@ -684,7 +684,12 @@ impl Auditor {
         fill: impl FnOnce(&mut AuditEvent),
     ) {
         let service_id = AuditText::from(service_id.to_owned());
-        let mut event = AuditEvent::lifecycle(kind, self.request_ids.next(), service_id, reason);
+        let mut event = AuditEvent::lifecycle(
+            kind,
+            AuditText::copied(self.request_ids.next().as_str()),
+            service_id,
+            reason,
+        );
         fill(&mut event);
         self.record(&event);
     }
