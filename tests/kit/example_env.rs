@@ -7,10 +7,7 @@ const AUTH_ENV: &str = include_str!("../../examples/auth.env");
 
 /// The value `examples/auth.env` gives `name`, for `AuthBuilder::from_yaml_str_with_env`.
 pub fn example_env(name: &str) -> Option<String> {
-    AUTH_ENV
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| line.split_once('='))
+    example_env_pairs()
         .find(|(key, _)| *key == name)
         .map(|(_, value)| value.to_owned())
 }
