@@ -27,12 +27,9 @@ pub fn bearer(authorization: &[&[u8]], uri: &str) -> Option<Result<Option<String
     Some(
         crate::extract::bearer_token(&headers, &uri)
             .map_err(|e| e.to_string())
-            .and_then(|t| match t {
-                Some(t) => t
-                    .to_str()
-                    .map(|t| Some(t.to_owned()))
-                    .map_err(|e| e.to_string()),
-                None => Ok(None),
+            .and_then(|t| {
+                let text = t.map(|t| t.to_str().map(str::to_owned)).transpose();
+                text.map_err(|e| e.to_string())
             }),
     )
 }
