@@ -250,16 +250,25 @@ fn run(rt: &tokio::runtime::Runtime, kind: &str, n: usize) {
         // The layer around the whole router (`AuthService<Router>`), not inside each route
         // as `Router::layer` puts it.
         let key = SigningKey::es256("bench-ec");
-        let (mut app, token) = rt.block_on(async {
+        let (app, token) = rt.block_on(async {
             let auth = jwks_auth(kind, &key);
             (auth.layer().layer(plain()), signed_token(&key))
         });
-        let header = format!("Bearer {token}");
-        requests(rt, &mut app, &header, 1);
-        requests(rt, &mut app, &header, n);
-        return;
+        return warm_then_count(rt, app, &token, n);
     }
-    let (mut app, token) = rt.block_on(async { app(kind) });
+    let (app, token) = rt.block_on(async { app(kind) });
+    warm_then_count(rt, app, &token, n);
+}
+
+/// One request that is not meant to be counted (it fetches keys, fills the cache), then `n`.
+fn warm_then_count<S>(rt: &tokio::runtime::Runtime, mut app: S, token: &str, n: usize)
+where
+    S: Service<
+            Request<Body>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        >,
+{
     let header = format!("Bearer {token}");
     requests(rt, &mut app, &header, 1);
     requests(rt, &mut app, &header, n);
