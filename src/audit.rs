@@ -19,6 +19,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod request_id;
+use request_id::RequestIds;
+
 use std::io::Write;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,7 +33,6 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::principal::{CredentialKind, PrincipalType};
-use crate::request_id::RequestIds;
 use crate::secret::Fingerprint;
 
 /// Whether the request was let through.
@@ -108,8 +110,8 @@ const INLINE: usize = 30;
 enum Text {
     Static(&'static str),
     Shared(Arc<str>),
-    /// Short text copied into the value itself: `bytes[..len]` is always the whole of a
-    /// `str` it was copied from (so it is valid UTF-8).
+    /// Short text held in the value itself: `bytes[..len]` is the whole of a `str` it was
+    /// copied from, or a generated request id (ASCII): valid UTF-8 either way.
     Inline {
         len: u8,
         bytes: [u8; INLINE],
@@ -142,7 +144,7 @@ impl AuditText {
         match &self.0 {
             Text::Static(s) => s,
             Text::Shared(s) => s,
-            // Always whole: the bytes were copied from a `str` of exactly `len` bytes.
+            // Always valid: a whole `str`, or ASCII (see `Text::Inline`).
             Text::Inline { len, bytes } => {
                 std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
             }
@@ -684,12 +686,7 @@ impl Auditor {
         fill: impl FnOnce(&mut AuditEvent),
     ) {
         let service_id = AuditText::from(service_id.to_owned());
-        let mut event = AuditEvent::lifecycle(
-            kind,
-            AuditText::copied(self.request_ids.next().as_str()),
-            service_id,
-            reason,
-        );
+        let mut event = AuditEvent::lifecycle(kind, self.request_ids.next(), service_id, reason);
         fill(&mut event);
         self.record(&event);
     }

@@ -78,7 +78,6 @@
 //! | the tower layer | [`layer`] |
 //! | issuing tokens | `issue` |
 //! | publishing our keys (JWKS) | `publish` |
-//! | request ids | `request_id` |
 //! | the access table | [`access_table`] |
 //! | calling other services with a token attached | [`client`] |
 //! | keys and accounts shared by replicas | [`store`] |
@@ -86,7 +85,7 @@
 //! | reading a JWT's unverified header and claims | `jwt` |
 //! | what the layer would do with a token, unverified (`s2s-auth inspect`) | [`inspect`] |
 //! | access restrictions and actions | [`restrictions`] |
-//! | audit events and sinks | [`audit`] |
+//! | audit events and sinks, request ids | [`audit`] |
 //! | secrets that never print | [`secret`] |
 //! | keeping a replica's copy of the store fresh (revocations, accounts) | `sync` |
 
@@ -131,7 +130,6 @@ pub mod plugin;
 pub mod policy;
 pub mod principal;
 mod publish;
-mod request_id;
 mod required_claims;
 mod response;
 pub mod restrictions;

@@ -92,7 +92,7 @@ impl Pipeline {
         let resolved = self.registry.resolve(method, uri.path());
         let mut event = AuditEvent::request(
             OffsetDateTime::now_utc(),
-            AuditText::copied(self.auditor.request_ids.for_request(headers).as_str()),
+            self.auditor.request_ids.for_request(headers),
             AuditText::from(Arc::clone(&self.realm)),
             AuditText::method(method),
             resolved.pattern(),

@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::HeaderMap;
 
+use super::{AuditText, INLINE, Text};
+
 /// The longest caller-supplied request id taken as it is.
 const MAX_CALLER_ID_LEN: usize = 128;
 
@@ -35,7 +37,7 @@ impl RequestIds {
 
     /// The caller's `x-request-id` if it is 1 to 128 bytes of visible ASCII (so it cannot
     /// inject a log line), else a new id.
-    pub(crate) fn for_request<'h>(&self, headers: &'h HeaderMap) -> RequestId<'h> {
+    pub(crate) fn for_request(&self, headers: &HeaderMap) -> AuditText {
         if let Some(id) = headers.get(X_REQUEST_ID) {
             let bytes = id.as_bytes();
             if !bytes.is_empty()
@@ -43,18 +45,19 @@ impl RequestIds {
                 && crate::extract::all_visible_ascii(bytes)
                 && let Ok(id) = id.to_str()
             {
-                return RequestId::Caller(id);
+                return AuditText::copied(id);
             }
         }
         self.next()
     }
 
-    /// A new process-unique id: the prefix, `-`, and the counter in lower-case hex, made on
-    /// the stack (29 bytes at most): no allocation per request.
-    pub(crate) fn next(&self) -> RequestId<'static> {
+    /// A new process-unique id: the prefix, `-`, and the counter in lower-case hex, written
+    /// straight into an inline `AuditText` (29 bytes at most): no allocation per request.
+    pub(crate) fn next(&self) -> AuditText {
         const HEX: &[u8; 16] = b"0123456789abcdef";
+        const _: () = assert!(PREFIX_LEN + 1 + 16 <= INLINE, "a generated id fits inline");
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let mut bytes = [0u8; GENERATED_LEN];
+        let mut bytes = [0u8; INLINE];
         bytes[..PREFIX_LEN].copy_from_slice(&self.prefix);
         bytes[PREFIX_LEN] = b'-';
         let digits = ((64 - n.leading_zeros() as usize).div_ceil(4)).max(1);
@@ -65,36 +68,10 @@ impl RequestIds {
             let shift = 4 * (digits - 1 - i);
             *slot = HEX[((n >> shift) & 0xf) as usize];
         }
-        RequestId::Generated {
+        AuditText(Text::Inline {
+            len: (PREFIX_LEN + 1 + digits) as u8,
             bytes,
-            len: PREFIX_LEN + 1 + digits,
-        }
-    }
-}
-
-/// The longest generated id: the prefix, `-`, 16 hex digits.
-const GENERATED_LEN: usize = PREFIX_LEN + 1 + 16;
-
-/// A request id: the caller's, borrowed from its request, or a generated one, held inline.
-/// The audit event copies it (into an inline `AuditText`, for the generated ones).
-pub(crate) enum RequestId<'h> {
-    Caller(&'h str),
-    Generated {
-        bytes: [u8; GENERATED_LEN],
-        len: usize,
-    },
-}
-
-impl RequestId<'_> {
-    /// The id as text.
-    pub(crate) fn as_str(&self) -> &str {
-        match self {
-            RequestId::Caller(id) => id,
-            // Hex digits and `-` are ASCII: the fallback is unreachable.
-            RequestId::Generated { bytes, len } => {
-                std::str::from_utf8(bytes.get(..*len).unwrap_or_default()).unwrap_or("-")
-            }
-        }
+        })
     }
 }
 
@@ -107,10 +84,10 @@ mod tests {
         let ids = RequestIds::new();
         let mut headers = HeaderMap::new();
         headers.insert("x-request-id", "abc-123".parse().unwrap());
-        assert_eq!(ids.for_request(&headers).as_str(), "abc-123");
+        assert_eq!(ids.for_request(&headers), "abc-123");
         headers.insert("x-request-id", "has space".parse().unwrap());
-        assert_ne!(ids.for_request(&headers).as_str(), "has space");
-        assert_ne!(ids.next().as_str(), ids.next().as_str());
+        assert_ne!(ids.for_request(&headers), "has space");
+        assert_ne!(ids.next(), ids.next());
     }
 
     #[test]
@@ -119,7 +96,7 @@ mod tests {
         for n in [0u64, 1, 15, 16, 255, 0xdead_beef, u64::MAX] {
             ids.counter.store(n, Ordering::Relaxed);
             let prefix = std::str::from_utf8(&ids.prefix).unwrap();
-            assert_eq!(ids.next().as_str(), format!("{prefix}-{n:x}"));
+            assert_eq!(ids.next(), format!("{prefix}-{n:x}"));
         }
     }
 }
