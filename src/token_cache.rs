@@ -20,11 +20,14 @@
 //!
 //! **Keys and safety.** An entry holds the whole token, and a hit compares the whole
 //! token (in time that depends only on its length, not on where it differs). The map is
-//! indexed by a keyed hash of the token (`foldhash`, seeded at random per process): fast
-//! (a cached request hashes a 1 KiB token in well under 100 ns, where SHA-256 took several
-//! hundred), and safe because the hash only picks a slot: a hash that two tokens share, by
-//! chance or by an attacker's crafting, costs a miss or an eviction, never the other
-//! token's principal. Keeping the token costs its length in memory per entry.
+//! indexed by a keyed hash (`foldhash`, seeded at random per process) of the token's length
+//! and its last [`KEYED_TAIL`] bytes: for every token the cache holds (a JWT) those are
+//! signature bytes, which no two tokens share, so the hash spreads as well as a hash of the
+//! whole token and costs the same for a 300-byte token as for an 8 KiB one. It is safe
+//! because the hash only picks a slot: a hash that two tokens share, by chance or by an
+//! attacker's crafting (the same signature under another header or payload), costs a miss
+//! or an eviction, never the other token's principal, and only a verified token is ever
+//! inserted. Keeping the token costs its length in memory per entry.
 //!
 //! **One lock, not shards.** One `Mutex`, held for a map operation (tens of nanoseconds)
 //! and never across I/O or user code. Sharding was tried and measured: with 16 shards each
@@ -45,6 +48,9 @@ use std::sync::{Mutex, PoisonError};
 
 use foldhash::SharedSeed;
 use foldhash::quality::SeedableRandomState;
+
+/// How many of a token's last bytes the slot hash reads (with the token's length).
+pub(crate) const KEYED_TAIL: usize = 32;
 
 /// A bounded map from a token to `V`, each entry valid until its `exp` (seconds since the
 /// Unix epoch).
@@ -127,13 +133,22 @@ impl<V: Clone> TokenCache<V> {
         }
     }
 
+    /// The slot hash of a token: its length and its last [`KEYED_TAIL`] bytes, keyed.
+    fn hash(&self, token: &[u8]) -> u64 {
+        let tail = &token[token.len().saturating_sub(KEYED_TAIL)..];
+        let mut hasher = self.hasher.build_hasher();
+        hasher.write_usize(token.len());
+        hasher.write(tail);
+        hasher.finish()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Entries<V>> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The value for `token`, marking it used; `None` when absent or expired at `now`.
     pub(crate) fn get(&self, token: &[u8], now: u64) -> Option<V> {
-        let hash = self.hasher.hash_one(token);
+        let hash = self.hash(token);
         let mut entries = self.lock();
         let &i = entries.index.get(&hash)?;
         let slot = entries.slots.get_mut(i as usize)?;
@@ -146,7 +161,7 @@ impl<V: Clone> TokenCache<V> {
 
     /// Remembers `value` for `token` until `exp`, evicting an entry if the cache is full.
     pub(crate) fn insert(&self, token: &[u8], value: V, exp: u64, now: u64) {
-        let hash = self.hasher.hash_one(token);
+        let hash = self.hash(token);
         let slot = Slot {
             token: token.into(),
             hash,
@@ -193,7 +208,7 @@ impl<V: Clone> TokenCache<V> {
 
     /// Forgets `token` (its key left the JWKS).
     pub(crate) fn remove(&self, token: &[u8]) {
-        let hash = self.hasher.hash_one(token);
+        let hash = self.hash(token);
         let mut entries = self.lock();
         let Some(&i) = entries.index.get(&hash) else {
             return;
@@ -222,17 +237,9 @@ fn same_token(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
-    let mut diff = 0u64;
-    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail = a8.remainder().iter().zip(b8.remainder());
-    for (x, y) in a8.zip(b8) {
-        let x = u64::from_ne_bytes(x.try_into().unwrap_or([0; 8]));
-        let y = u64::from_ne_bytes(y.try_into().unwrap_or([0; 8]));
-        diff |= x ^ y;
-    }
-    for (x, y) in tail {
-        diff |= u64::from(x ^ y);
-    }
+    // No early exit: every byte pair is folded in, which the compiler also turns into
+    // 16 or 32 bytes per instruction.
+    let diff = a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y));
     std::hint::black_box(diff) == 0
 }
 
@@ -281,7 +288,7 @@ mod tests {
     #[test]
     fn a_shared_hash_never_answers_for_the_other_token() {
         let cache = TokenCache::new(100);
-        let hash = cache.hasher.hash_one(&key(1)[..]);
+        let hash = cache.hash(&key(1));
         cache.insert(&key(1), 1, u64::MAX, 0);
         {
             // Point the first token's index entry at a slot holding another token.
@@ -292,6 +299,31 @@ mod tests {
         assert_eq!(cache.get(&key(1), 0), None);
         cache.remove(&key(1));
         assert_eq!(cache.len(), 1, "a remove of another token leaves the slot");
+    }
+
+    /// The slot hash reads only the tail, so a token that reuses a cached token's signature
+    /// under another header or payload lands on its slot: it must miss, and both tokens must
+    /// still be told apart when both are inserted.
+    #[test]
+    fn a_token_with_another_tokens_tail_never_answers_for_it() {
+        let cache = TokenCache::new(100);
+        let mut forged = key(1);
+        forged[0] = b'b';
+        assert_eq!(
+            cache.hash(&forged),
+            cache.hash(&key(1)),
+            "same length, same tail"
+        );
+        cache.insert(&key(1), "one", u64::MAX, 0);
+        assert_eq!(cache.get(&forged, 0), None);
+        cache.insert(&forged, "forged", u64::MAX, 0);
+        assert_eq!(cache.get(&key(1), 0), None, "the newer token took the slot");
+        assert_eq!(cache.get(&forged, 0), Some("forged"));
+        // Tokens shorter than the tail are hashed whole.
+        cache.insert(b"short", "short", u64::MAX, 0);
+        assert_eq!(cache.get(b"short", 0), Some("short"));
+        assert_eq!(cache.get(b"shorT", 0), None);
+        assert_ne!(cache.hash(b"short"), cache.hash(b"shorT"));
     }
 
     #[test]
