@@ -19,7 +19,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod clock;
 mod request_id;
+pub(crate) use clock::now_utc;
 use request_id::RequestIds;
 
 use std::io::Write;
@@ -381,7 +383,7 @@ impl AuditEvent {
             event: kind,
             reason: AuditText::from_static(reason),
             ..AuditEvent::request(
-                OffsetDateTime::now_utc(),
+                now_utc(),
                 request_id,
                 service_id,
                 AuditText::from_static(""),
