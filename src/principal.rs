@@ -165,10 +165,17 @@ impl Eq for LimitedUserToken {}
 /// Serializes (for the examples' echo routes and for your own logs) as
 /// `{"subject", "principalType", "credential", "actor", "restrictions", "expiresAt",
 /// "readOnly"}`; nothing in it is secret.
+///
+/// Cloning is one reference count: the verified-token cache, the request's extensions and
+/// every extractor share one copy (a cached request used to copy each field).
+#[derive(Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Principal(Arc<Fields>);
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Principal {
-    // Shared, not copied, by every clone (one per cache hit) and audit event.
+struct Fields {
+    // Shared with the audit events that name it, not copied into them.
     subject: Arc<str>,
     principal_type: PrincipalType,
     credential: CredentialKind,
@@ -187,6 +194,24 @@ pub struct Principal {
     limited_user_token: Option<Arc<LimitedUserToken>>,
 }
 
+impl fmt::Debug for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = &*self.0;
+        f.debug_struct("Principal")
+            .field("subject", &p.subject)
+            .field("principal_type", &p.principal_type)
+            .field("credential", &p.credential)
+            .field("actor", &p.actor)
+            .field("restrictions", &p.restrictions)
+            .field("expires_at", &p.expires_at)
+            .field("read_only", &p.read_only)
+            .field("ownership_entity_refs", &p.ownership_entity_refs)
+            .field("roles", &p.roles)
+            .field("limited_user_token", &p.limited_user_token)
+            .finish()
+    }
+}
+
 impl Principal {
     /// A principal of the given type, subject and credential kind, with no actor, no
     /// restrictions, no expiry, and writes allowed.
@@ -195,7 +220,7 @@ impl Principal {
         subject: impl Into<String>,
         credential: CredentialKind,
     ) -> Self {
-        Self {
+        Self(Arc::new(Fields {
             subject: subject.into().into(),
             principal_type,
             credential,
@@ -206,7 +231,7 @@ impl Principal {
             ownership_entity_refs: Arc::new([]),
             roles: Arc::new([]),
             limited_user_token: None,
-        }
+        }))
     }
 
     /// Nobody: the principal of an unauthenticated request (subject `none`).
@@ -216,106 +241,112 @@ impl Principal {
 
     /// Sets the actor: the service acting on behalf of this principal.
     pub fn with_actor(mut self, actor: impl Into<String>) -> Self {
-        self.actor = Some(actor.into().into());
+        self.fields_mut().actor = Some(actor.into().into());
         self
     }
 
     /// Sets the access restrictions carried by the credential.
     pub fn with_restrictions(mut self, restrictions: AccessRestrictions) -> Self {
-        self.restrictions = Some(restrictions);
+        self.fields_mut().restrictions = Some(restrictions);
         self
     }
 
     /// Sets when the credential expires.
     pub fn with_expiry(mut self, expires_at: OffsetDateTime) -> Self {
-        self.expires_at = Some(expires_at);
+        self.fields_mut().expires_at = Some(expires_at);
         self
     }
 
     /// Marks the credential read-only: writes are refused unless the route allows them.
     pub fn with_read_only(mut self, read_only: bool) -> Self {
-        self.read_only = read_only;
+        self.fields_mut().read_only = read_only;
         self
     }
 
     /// Sets the entity refs the user owns through (Backstage user tokens' `ent` claim:
     /// the user and their groups).
     pub fn with_ownership_entity_refs(mut self, refs: Vec<String>) -> Self {
-        self.ownership_entity_refs = refs.into();
+        self.fields_mut().ownership_entity_refs = refs.into();
         self
     }
 
     /// Sets the roles the credential carries (a just-in-time on-behalf-of token's `roles`).
     pub fn with_roles(mut self, roles: Vec<String>) -> Self {
-        self.roles = roles.into();
+        self.fields_mut().roles = roles.into();
         self
     }
 
     /// The roles the credential carries: a just-in-time on-behalf-of token's, decrypted
     /// (empty when the credential says nothing).
     pub fn roles(&self) -> &[String] {
-        &self.roles
+        &self.0.roles
     }
 
     /// The entity refs the user owns through (empty when the credential says nothing).
     pub fn ownership_entity_refs(&self) -> &[String] {
-        &self.ownership_entity_refs
+        &self.0.ownership_entity_refs
     }
 
     pub(crate) fn with_limited_user_token(mut self, token: Option<Arc<LimitedUserToken>>) -> Self {
-        self.limited_user_token = token;
+        self.fields_mut().limited_user_token = token;
         self
     }
 
+    /// The fields to change: copied first only if another clone shares them (builders
+    /// call this before the principal is ever shared).
+    fn fields_mut(&mut self) -> &mut Fields {
+        Arc::make_mut(&mut self.0)
+    }
+
     pub(crate) fn limited_user_token(&self) -> Option<&Arc<LimitedUserToken>> {
-        self.limited_user_token.as_ref()
+        self.0.limited_user_token.as_ref()
     }
 
     /// The Backstage-style subject: `user:default/jane`, `plugin:scaffolder`,
     /// `external:ci-bot`, `service-account:indexer`.
     pub fn subject(&self) -> &str {
-        &self.subject
+        &self.0.subject
     }
 
     /// The subject, shared (for audit events, which count it rather than copy it).
     pub(crate) fn shared_subject(&self) -> &Arc<str> {
-        &self.subject
+        &self.0.subject
     }
 
     /// The actor, shared.
     pub(crate) fn shared_actor(&self) -> Option<&Arc<str>> {
-        self.actor.as_ref()
+        self.0.actor.as_ref()
     }
 
     /// User, service or nobody.
     pub fn principal_type(&self) -> PrincipalType {
-        self.principal_type
+        self.0.principal_type
     }
 
     /// The kind of credential that was verified.
     pub fn credential(&self) -> CredentialKind {
-        self.credential
+        self.0.credential
     }
 
     /// The service acting on behalf of this principal, if any.
     pub fn actor(&self) -> Option<&str> {
-        self.actor.as_deref()
+        self.0.actor.as_deref()
     }
 
     /// The access restrictions of the credential, if any.
     pub fn restrictions(&self) -> Option<&AccessRestrictions> {
-        self.restrictions.as_ref()
+        self.0.restrictions.as_ref()
     }
 
     /// When the credential expires, if it does.
     pub fn expires_at(&self) -> Option<OffsetDateTime> {
-        self.expires_at
+        self.0.expires_at
     }
 
     /// Whether writes (anything but `GET`, `HEAD`, `OPTIONS`) are refused unless the route
     /// allows them. Static tokens are read-only unless configured with `allowWrites: true`.
     pub fn is_read_only(&self) -> bool {
-        self.read_only
+        self.0.read_only
     }
 }
 
