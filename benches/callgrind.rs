@@ -13,7 +13,7 @@
 //! callgrind_annotate --inclusive=yes cg.11000 | head -60
 //! ```
 //!
-//! Kinds: `noauth` (the same handler, no layer), `static` (one static token among 10,000),
+//! Kinds: `noauth` (the same handler and the same ES256 `authorization` header, no layer), `static` (one static token among 10,000),
 //! `service-account` (one service-account token among 10,000, of 1,000 accounts),
 //! `jwt-es256`, `jwt-rs256` (a JWKS-verified token, verified once and then answered from
 //! the verified-token cache), `jwt-es256-fresh`, `jwt-rs256-fresh` (cache off: every
@@ -47,10 +47,9 @@ fn plain() -> Router {
 fn app(kind: &str) -> (Router, String) {
     let plain = plain();
     if kind == "noauth" {
-        return (
-            plain,
-            String::from("s2s-bench-token-00007-9f3c1a7e52d04b68"),
-        );
+        // The same ES256 token the `jwt-*` kinds send, so that building and dropping the
+        // request (its `authorization` header) costs the same on both sides of the ratio.
+        return (plain, signed_token(&SigningKey::es256("bench-ec")));
     }
     if kind == "static" {
         let mut builder = Auth::builder("catalog");
