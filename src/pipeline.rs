@@ -89,15 +89,16 @@ impl Pipeline {
         headers: &HeaderMap,
     ) -> Decided {
         let resolved = self.registry.resolve(method, uri.path());
+        let read = extract::read_headers(headers);
         let mut event = AuditEvent::request(
             now_utc(),
-            self.auditor.request_ids.for_request(headers),
+            self.auditor.request_ids.for_request(read.request_id),
             AuditText::from(Arc::clone(&self.realm)),
             AuditText::method(method),
             resolved.pattern(),
         );
         // Extract, then classify and verify (one verifier; see the `verify` module).
-        let verification = match extract::bearer_token(headers, uri) {
+        let verification = match extract::bearer_in(&read, uri) {
             Ok(Some(token)) => {
                 let (verification, fingerprint) = self.verifiers.verify(token, event.time);
                 event.token_fingerprint = Some(fingerprint);

@@ -3,15 +3,12 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use http::HeaderMap;
+use http::HeaderValue;
 
 use super::{AuditText, INLINE, Text};
 
 /// The longest caller-supplied request id taken as it is.
 const MAX_CALLER_ID_LEN: usize = 128;
-
-/// The header, named once (a name given as a string is parsed on every lookup).
-const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
 /// The length of the random prefix: 6 bytes in hex.
 const PREFIX_LEN: usize = 12;
@@ -35,10 +32,11 @@ impl RequestIds {
         }
     }
 
-    /// The caller's `x-request-id` if it is 1 to 128 bytes of visible ASCII (so it cannot
-    /// inject a log line), else a new id.
-    pub(crate) fn for_request(&self, headers: &HeaderMap) -> AuditText {
-        if let Some(id) = headers.get(X_REQUEST_ID) {
+    /// The caller's `x-request-id` (its first value, read by
+    /// [`read_headers`](crate::extract::read_headers)) if it is 1 to 128 bytes of visible
+    /// ASCII (so it cannot inject a log line), else a new id.
+    pub(crate) fn for_request(&self, caller_id: Option<&HeaderValue>) -> AuditText {
+        if let Some(id) = caller_id {
             let bytes = id.as_bytes();
             if !bytes.is_empty()
                 && bytes.len() <= MAX_CALLER_ID_LEN
@@ -82,11 +80,13 @@ mod tests {
     #[test]
     fn takes_sane_caller_ids_only() {
         let ids = RequestIds::new();
-        let mut headers = HeaderMap::new();
-        headers.insert("x-request-id", "abc-123".parse().unwrap());
-        assert_eq!(ids.for_request(&headers), "abc-123");
-        headers.insert("x-request-id", "has space".parse().unwrap());
-        assert_ne!(ids.for_request(&headers), "has space");
+        let id = HeaderValue::from_static("abc-123");
+        assert_eq!(ids.for_request(Some(&id)), "abc-123");
+        let id = HeaderValue::from_static("has space");
+        assert_ne!(ids.for_request(Some(&id)), "has space");
+        let long = HeaderValue::try_from("x".repeat(MAX_CALLER_ID_LEN + 1)).unwrap();
+        assert_ne!(ids.for_request(Some(&long)), long.to_str().unwrap());
+        assert_ne!(ids.for_request(None), "");
         assert_ne!(ids.next(), ids.next());
     }
 
