@@ -85,16 +85,9 @@ pub(crate) fn read_headers(headers: &HeaderMap) -> ReadHeaders<'_> {
     read
 }
 
-/// Finds the bearer token. `Ok(None)` when the request has no `Authorization` header.
+/// Finds the bearer token in headers read by [`read_headers`]. `Ok(None)` when the request
+/// has no `Authorization` header.
 pub(crate) fn bearer_token<'a>(
-    headers: &'a HeaderMap,
-    uri: &Uri,
-) -> Result<Option<Bearer<'a>>, RequestError> {
-    bearer_in(&read_headers(headers), uri)
-}
-
-/// [`bearer_token`] from headers already read.
-pub(crate) fn bearer_in<'a>(
     read: &ReadHeaders<'a>,
     uri: &Uri,
 ) -> Result<Option<Bearer<'a>>, RequestError> {
@@ -209,7 +202,7 @@ mod tests {
     }
     /// [`bearer_token`] with the token as bytes, to compare.
     fn bearer<'a>(headers: &'a HeaderMap, uri: &Uri) -> Result<Option<&'a [u8]>, RequestError> {
-        bearer_token(headers, uri).map(|t| t.map(Bearer::as_bytes))
+        bearer_token(&read_headers(headers), uri).map(|t| t.map(Bearer::as_bytes))
     }
 
     fn headers(values: &[&[u8]]) -> HeaderMap {

@@ -25,7 +25,7 @@ pub fn bearer(authorization: &[&[u8]], uri: &str) -> Option<Result<Option<String
         headers.append(header::AUTHORIZATION, HeaderValue::from_bytes(value).ok()?);
     }
     Some(
-        crate::extract::bearer_token(&headers, &uri)
+        crate::extract::bearer_token(&crate::extract::read_headers(&headers), &uri)
             .map_err(|e| e.to_string())
             .and_then(|t| {
                 let text = t.map(|t| t.to_str().map(str::to_owned)).transpose();

@@ -98,7 +98,7 @@ impl Pipeline {
             resolved.pattern(),
         );
         // Extract, then classify and verify (one verifier; see the `verify` module).
-        let verification = match extract::bearer_in(&read, uri) {
+        let verification = match extract::bearer_token(&read, uri) {
             Ok(Some(token)) => {
                 let (verification, fingerprint) = self.verifiers.verify(token, event.time);
                 event.token_fingerprint = Some(fingerprint);
