@@ -172,43 +172,38 @@ impl Eq for LimitedUserToken {}
 #[serde(transparent)]
 pub struct Principal(Arc<Fields>);
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Fields {
-    // Shared with the audit events that name it, not copied into them.
-    subject: Arc<str>,
-    principal_type: PrincipalType,
-    credential: CredentialKind,
-    actor: Option<Arc<str>>,
-    restrictions: Option<AccessRestrictions>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    expires_at: Option<OffsetDateTime>,
-    read_only: bool,
-    #[serde(skip_serializing_if = "refs_are_empty")]
-    ownership_entity_refs: Arc<[String]>,
-    #[serde(skip_serializing_if = "refs_are_empty")]
-    roles: Arc<[String]>,
-    /// The identity provider's proof of this user, for acting on their behalf (see the `obo`
-    /// module). A secret: never serialized, and `Debug` shows only its fingerprint.
-    #[serde(skip)]
-    limited_user_token: Option<Arc<LimitedUserToken>>,
+/// The fields behind [`Principal`], in a module of their own so that their derived `Debug`
+/// prints the name `Principal` (no hand-kept list of fields to forget one in).
+mod fields {
+    use super::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub(super) struct Principal {
+        // Shared with the audit events that name it, not copied into them.
+        pub(super) subject: Arc<str>,
+        pub(super) principal_type: PrincipalType,
+        pub(super) credential: CredentialKind,
+        pub(super) actor: Option<Arc<str>>,
+        pub(super) restrictions: Option<AccessRestrictions>,
+        #[serde(with = "time::serde::rfc3339::option")]
+        pub(super) expires_at: Option<OffsetDateTime>,
+        pub(super) read_only: bool,
+        #[serde(skip_serializing_if = "refs_are_empty")]
+        pub(super) ownership_entity_refs: Arc<[String]>,
+        #[serde(skip_serializing_if = "refs_are_empty")]
+        pub(super) roles: Arc<[String]>,
+        /// The identity provider's proof of this user, for acting on their behalf (see the `obo`
+        /// module). A secret: never serialized, and `Debug` shows only its fingerprint.
+        #[serde(skip)]
+        pub(super) limited_user_token: Option<Arc<LimitedUserToken>>,
+    }
 }
+use fields::Principal as Fields;
 
 impl fmt::Debug for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let p = &*self.0;
-        f.debug_struct("Principal")
-            .field("subject", &p.subject)
-            .field("principal_type", &p.principal_type)
-            .field("credential", &p.credential)
-            .field("actor", &p.actor)
-            .field("restrictions", &p.restrictions)
-            .field("expires_at", &p.expires_at)
-            .field("read_only", &p.read_only)
-            .field("ownership_entity_refs", &p.ownership_entity_refs)
-            .field("roles", &p.roles)
-            .field("limited_user_token", &p.limited_user_token)
-            .finish()
+        fmt::Debug::fmt(&*self.0, f)
     }
 }
 
