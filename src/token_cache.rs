@@ -50,7 +50,7 @@ use foldhash::SharedSeed;
 use foldhash::quality::SeedableRandomState;
 
 /// How many of a token's last bytes the slot hash reads (with the token's length).
-pub(crate) const KEYED_TAIL: usize = 32;
+const KEYED_TAIL: usize = 32;
 
 /// A bounded map from a token to `V`, each entry valid until its `exp` (seconds since the
 /// Unix epoch).

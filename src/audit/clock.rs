@@ -18,28 +18,23 @@ thread_local! {
 
 /// Now, in UTC: the same value as [`OffsetDateTime::now_utc`].
 pub(crate) fn now_utc() -> OffsetDateTime {
+    let system = SystemTime::now();
     // A clock before 1970 is left to `time`, which handles it.
-    let Ok(since_epoch) = SystemTime::now().duration_since(UNIX_EPOCH) else {
-        return OffsetDateTime::now_utc();
+    let Ok(since_epoch) = system.duration_since(UNIX_EPOCH) else {
+        return system.into();
     };
     let (secs, nanos) = (since_epoch.as_secs(), since_epoch.subsec_nanos());
-    let cached = LAST_SECOND.with(Cell::get);
-    if let Some((second, at_second)) = cached
+    if let Some((second, at_second)) = LAST_SECOND.with(Cell::get)
         && second == secs
         && let Ok(now) = at_second.replace_nanosecond(nanos)
     {
         return now;
     }
-    let Ok(at_second) = i64::try_from(secs)
-        .map_err(drop)
-        .and_then(|s| OffsetDateTime::from_unix_timestamp(s).map_err(drop))
-    else {
-        return OffsetDateTime::now_utc();
-    };
-    LAST_SECOND.with(|last| last.set(Some((secs, at_second))));
-    at_second
-        .replace_nanosecond(nanos)
-        .unwrap_or_else(|_| OffsetDateTime::now_utc())
+    let now = OffsetDateTime::from(system);
+    if let Ok(at_second) = now.replace_nanosecond(0) {
+        LAST_SECOND.with(|last| last.set(Some((secs, at_second))));
+    }
+    now
 }
 
 #[cfg(test)]
