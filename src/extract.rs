@@ -6,7 +6,9 @@
 //!   different one (header smuggling), so the request is refused with 400;
 //! - the token is at most [`MAX_TOKEN_LEN`] bytes, checked before any other work, so an
 //!   oversized token costs nothing to refuse;
-//! - the token is visible ASCII only;
+//! - the token is visible ASCII only (checked by [`Bearer::checked`] before a token is
+//!   verified; a token the verified-token cache answers for is byte for byte one that
+//!   passed the check, so a hit skips it);
 //! - a token in the query string (`?access_token=`) is never read: URLs end up in proxy
 //!   logs, browser history and `Referer` headers. Such requests are refused with 400 so the
 //!   caller notices.
@@ -18,23 +20,34 @@ use crate::error::{RequestError, VerifyError};
 /// The longest token accepted, in bytes (8 KiB).
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 
-/// A bearer token as the request carried it: 1 to [`MAX_TOKEN_LEN`] bytes of visible ASCII.
-/// Kept as bytes, because a token answered from the verified-token cache is never needed as
-/// a `str` (the UTF-8 check is paid only by a token that goes on to be verified). It has no
-/// `Debug`: nothing can print it by accident.
+/// A bearer token as the request carried it: 1 to [`MAX_TOKEN_LEN`] bytes without a space
+/// or tab at either end. Kept as bytes: a token answered from the verified-token cache is
+/// compared with a token that was checked when it was verified, so only a token that goes
+/// on to be verified pays [`Bearer::checked`] (visible ASCII, UTF-8). It has no `Debug`:
+/// nothing can print it by accident.
 #[derive(Clone, Copy)]
 pub(crate) struct Bearer<'a>(&'a [u8]);
 
 impl<'a> Bearer<'a> {
-    /// The token's bytes.
+    /// The token's bytes, not yet checked: only for comparing with tokens that were.
     pub(crate) fn as_bytes(self) -> &'a [u8] {
         self.0
     }
 
-    /// The token as text. Visible ASCII is valid UTF-8, so this does not fail; the error
-    /// keeps the path panic-free all the same.
-    pub(crate) fn to_str(self) -> Result<&'a str, VerifyError> {
-        std::str::from_utf8(self.0).map_err(|_| VerifyError::NotVisibleAscii)
+    /// The token as text, if it is visible ASCII only (0x21 to 0x7e); refused otherwise,
+    /// with 400 for a space inside it (a malformed header) and 401 for any other byte.
+    pub(crate) fn checked(self) -> Result<&'a str, RequestError> {
+        if !all_visible_ascii(self.0) {
+            // Which refusal, worked out only for a refused token: one pass for a good one.
+            if self.0.contains(&b' ') {
+                return Err(RequestError::MalformedAuthorization(
+                    "token contains a space",
+                ));
+            }
+            return Err(VerifyError::NotVisibleAscii.into());
+        }
+        // Visible ASCII is UTF-8, so this does not fail; the error keeps it panic-free.
+        std::str::from_utf8(self.0).map_err(|_| VerifyError::NotVisibleAscii.into())
     }
 }
 
@@ -86,7 +99,8 @@ pub(crate) fn read_headers(headers: &HeaderMap) -> ReadHeaders<'_> {
 }
 
 /// Finds the bearer token in headers read by [`read_headers`]. `Ok(None)` when the request
-/// has no `Authorization` header.
+/// has no `Authorization` header. The token's bytes are checked by [`Bearer::checked`],
+/// not here.
 pub(crate) fn bearer_token<'a>(
     read: &ReadHeaders<'a>,
     uri: &Uri,
@@ -118,15 +132,6 @@ pub(crate) fn bearer_token<'a>(
             limit: MAX_TOKEN_LEN,
         }
         .into());
-    }
-    if !all_visible_ascii(rest) {
-        // Which refusal, worked out only for a refused token: one pass for a good one.
-        if rest.contains(&b' ') {
-            return Err(RequestError::MalformedAuthorization(
-                "token contains a space",
-            ));
-        }
-        return Err(VerifyError::NotVisibleAscii.into());
     }
     Ok(Some(Bearer(rest)))
 }
@@ -202,7 +207,10 @@ mod tests {
     }
     /// [`bearer_token`] with the token as bytes, to compare.
     fn bearer<'a>(headers: &'a HeaderMap, uri: &Uri) -> Result<Option<&'a [u8]>, RequestError> {
-        bearer_token(&read_headers(headers), uri).map(|t| t.map(Bearer::as_bytes))
+        match bearer_token(&read_headers(headers), uri)? {
+            Some(token) => token.checked().map(|t| Some(t.as_bytes())),
+            None => Ok(None),
+        }
     }
 
     fn headers(values: &[&[u8]]) -> HeaderMap {

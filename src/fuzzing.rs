@@ -28,7 +28,8 @@ pub fn bearer(authorization: &[&[u8]], uri: &str) -> Option<Result<Option<String
         crate::extract::bearer_token(&crate::extract::read_headers(&headers), &uri)
             .map_err(|e| e.to_string())
             .and_then(|t| {
-                let text = t.map(|t| t.to_str().map(str::to_owned)).transpose();
+                // The token as a verifier would get it (after a cache miss): checked.
+                let text = t.map(|t| t.checked().map(str::to_owned)).transpose();
                 text.map_err(|e| e.to_string())
             }),
     )

@@ -106,6 +106,7 @@ mod auth;
 mod builder;
 mod classify;
 pub mod client;
+mod clock;
 pub mod config;
 pub mod custom;
 pub mod error;

@@ -13,14 +13,16 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use http::{HeaderMap, Method, Response, Uri};
+use http::{HeaderMap, HeaderValue, Method, Response, Uri};
 
-use crate::audit::{AuditEvent, AuditText, Auditor, now_utc};
+use crate::audit::{AuditEvent, AuditText, Auditor};
+use crate::clock;
 use crate::error::RequestError;
 use crate::extract;
 use crate::plugin::{KeyManager, ServiceDiscovery};
 use crate::policy::{DefaultPolicy, PolicyRegistry, Resolved, RouteSpec, authorize};
 use crate::principal::Principal;
+use crate::secret::Fingerprint;
 use crate::static_token::StaticToken;
 use crate::verifier::Verification;
 use crate::verify::Verifiers;
@@ -54,6 +56,24 @@ pub(crate) type Outcome = Result<Option<Principal>, Response<String>>;
 pub(crate) enum Decided {
     Ready(Outcome),
     Pending(PendingDecision),
+}
+
+/// What a request's audit event is made of, gathered while deciding; the event itself is
+/// built by [`Pipeline::conclude`], and for an allow only when something receives it.
+struct Facts<'a> {
+    /// The request's clock reading.
+    time: time::OffsetDateTime,
+    request_id: RequestId<'a>,
+    fingerprint: Option<Fingerprint>,
+}
+
+/// Where the event's request id comes from.
+enum RequestId<'a> {
+    /// The request's first `x-request-id` (checked, or replaced by a new id, when the event
+    /// is built).
+    Header(Option<&'a HeaderValue>),
+    /// Taken already (a decision that outlives the request's headers).
+    Taken(AuditText),
 }
 
 /// A decision waiting for a key fetch.
@@ -90,44 +110,70 @@ impl Pipeline {
     ) -> Decided {
         let resolved = self.registry.resolve(method, uri.path());
         let read = extract::read_headers(headers);
-        let mut event = AuditEvent::request(
-            now_utc(),
-            self.auditor.request_ids.for_request(read.request_id),
-            AuditText::from(Arc::clone(&self.realm)),
-            AuditText::method(method),
-            resolved.pattern(),
-        );
+        // The request's one clock reading, for the event, the claims and the key ages.
+        let now = clock::now();
         // Extract, then classify and verify (one verifier; see the `verify` module).
-        let verification = match extract::bearer_token(&read, uri) {
-            Ok(Some(token)) => {
-                let (verification, fingerprint) = self.verifiers.verify(token, event.time);
-                event.token_fingerprint = Some(fingerprint);
-                verification
-            }
-            Ok(None) => Verification::Done(Err(RequestError::MissingCredentials)),
-            Err(e) => Verification::Done(Err(e)),
+        let (verification, fingerprint) = match extract::bearer_token(&read, uri) {
+            Ok(Some(token)) => self.verifiers.verify(token, now),
+            Ok(None) => (
+                Verification::Done(Err(RequestError::MissingCredentials)),
+                None,
+            ),
+            Err(e) => (Verification::Done(Err(e)), None),
+        };
+        let facts = Facts {
+            time: now.wall,
+            request_id: RequestId::Header(read.request_id),
+            fingerprint,
         };
         match verification {
             Verification::Done(result) => {
-                Decided::Ready(self.conclude(method, uri.path(), &resolved, &mut event, result))
+                Decided::Ready(self.conclude(method, uri.path(), &resolved, facts, result))
             }
             Verification::Pending(pending) => {
+                // The headers stay behind: the request id is taken now.
+                let facts = Facts {
+                    request_id: RequestId::Taken(self.auditor.request_ids.for_request(
+                        match facts.request_id {
+                            RequestId::Header(header) => header,
+                            RequestId::Taken(_) => None,
+                        },
+                    )),
+                    ..facts
+                };
                 let this = self.clone();
                 let method = method.clone();
                 let path = uri.path().to_owned();
                 Decided::Pending(Box::pin(async move {
-                    let mut event = event;
                     let result = pending.await;
                     let resolved = this.registry.resolve(&method, &path);
-                    this.conclude(&method, &path, &resolved, &mut event, result)
+                    this.conclude(&method, &path, &resolved, facts, result)
                 }))
             }
         }
     }
 
+    /// The request's audit event, before its decision.
+    fn event(&self, method: &Method, resolved: &Resolved<'_>, facts: Facts<'_>) -> AuditEvent {
+        let request_id = match facts.request_id {
+            RequestId::Header(header) => self.auditor.request_ids.for_request(header),
+            RequestId::Taken(id) => id,
+        };
+        let mut event = AuditEvent::request(
+            facts.time,
+            request_id,
+            AuditText::from(Arc::clone(&self.realm)),
+            AuditText::method(method),
+            resolved.pattern(),
+        );
+        event.token_fingerprint = facts.fingerprint;
+        event
+    }
+
     /// Authorizes a verification result by the route's policy, audits, and returns the
-    /// outcome (respond: the refusal is built by the `response` module). The event is
-    /// borrowed, not moved: it is several hundred bytes, copied on every move.
+    /// outcome (respond: the refusal is built by the `response` module). An allow builds
+    /// its event only when something receives it ([`Auditor::observes_allow`]); every
+    /// other decision builds and records one.
     // The refusal is built once and moved straight into the response future; boxing it would
     // add an allocation to every refused request for no gain.
     #[allow(clippy::result_large_err)]
@@ -136,38 +182,45 @@ impl Pipeline {
         method: &Method,
         path: &str,
         resolved: &Resolved<'_>,
-        event: &mut AuditEvent,
+        facts: Facts<'_>,
         verified: Result<Principal, RequestError>,
     ) -> Outcome {
-        if let Ok(p) = &verified {
+        if resolved.is_unauthenticated() {
+            let mut event = self.event(method, resolved, facts);
+            if let Ok(p) = &verified {
+                event.fill_principal(p);
+            }
+            return Ok(self.unauthenticated(method, &mut event, verified));
+        }
+        let (principal, error) = match verified {
+            Ok(principal) => match authorize(&principal, method, resolved, &self.service_id) {
+                Ok(()) => {
+                    if self.auditor.observes_allow() {
+                        let mut event = self.event(method, resolved, facts);
+                        event.fill_principal(&principal);
+                        event.reason = AuditText::from_static("allowed");
+                        self.auditor.record(&event);
+                    }
+                    return Ok(Some(principal));
+                }
+                Err(error) => (Some(principal), RequestError::from(error)),
+            },
+            Err(error) => (None, error),
+        };
+        let mut event = self.event(method, resolved, facts);
+        if let Some(p) = &principal {
             event.fill_principal(p);
         }
-        if resolved.is_unauthenticated() {
-            return Ok(self.unauthenticated(method, event, verified));
-        }
-        let outcome = verified.and_then(|principal| {
-            authorize(&principal, method, resolved, &self.service_id)?;
-            Ok(principal)
-        });
-        match outcome {
-            Ok(principal) => {
-                event.reason = AuditText::from_static("allowed");
-                self.auditor.record(event);
-                Ok(Some(principal))
-            }
-            Err(error) => {
-                event.deny(&error);
-                self.auditor.record(event);
-                // The message written once: the audit event's is the response's.
-                Err(crate::response::refusal(
-                    &error,
-                    &event.message,
-                    &self.service_id,
-                    method,
-                    path,
-                ))
-            }
-        }
+        event.deny(&error);
+        self.auditor.record(&event);
+        // The message written once: the audit event's is the response's.
+        Err(crate::response::refusal(
+            &error,
+            &event.message,
+            &self.service_id,
+            method,
+            path,
+        ))
     }
 
     /// Everyone may call an unauthenticated route. A credential sent anyway still yields a

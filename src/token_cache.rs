@@ -147,7 +147,22 @@ impl<V: Clone> TokenCache<V> {
     }
 
     /// The value for `token`, marking it used; `None` when absent or expired at `now`.
+    #[cfg(test)]
     pub(crate) fn get(&self, token: &[u8], now: u64) -> Option<V> {
+        self.get_with(token, now, |v| Some(v.clone()))
+    }
+
+    /// What `answer` makes of the value for `token`, read under the lock (so a hit costs
+    /// no reference count on the value), marking it used; `None` when absent or expired
+    /// at `now`. When `answer` returns `None` (the value no longer holds), the entry is
+    /// removed under the same lock. `answer` must be short and must not block: it runs
+    /// with the cache locked.
+    pub(crate) fn get_with<R>(
+        &self,
+        token: &[u8],
+        now: u64,
+        answer: impl FnOnce(&V) -> Option<R>,
+    ) -> Option<R> {
         let hash = self.hash(token);
         let mut entries = self.lock();
         let &i = entries.index.get(&hash)?;
@@ -156,7 +171,11 @@ impl<V: Clone> TokenCache<V> {
             return None;
         }
         slot.used = true;
-        slot.value.clone()
+        let answered = answer(slot.value.as_ref()?);
+        if answered.is_none() {
+            entries.free_slot(i, hash);
+        }
+        answered
     }
 
     /// Remembers `value` for `token` until `exp`, evicting an entry if the cache is full.
@@ -206,7 +225,9 @@ impl<V: Clone> TokenCache<V> {
         entries.index.insert(hash, i);
     }
 
-    /// Forgets `token` (its key left the JWKS).
+    /// Forgets `token`. (The verifier forgets a token whose key left the JWKS through
+    /// [`get_with`](Self::get_with), under the lock of the lookup that found it out.)
+    #[cfg(test)]
     pub(crate) fn remove(&self, token: &[u8]) {
         let hash = self.hash(token);
         let mut entries = self.lock();
@@ -216,12 +237,7 @@ impl<V: Clone> TokenCache<V> {
         if !same_token(&entries.slots[i as usize].token, token) {
             return;
         }
-        entries.index.remove(&hash);
-        // Free the token too: a removed entry holds no credential until the slot is reused.
-        let slot = &mut entries.slots[i as usize];
-        slot.value = None;
-        slot.token = Box::default();
-        entries.free.push(i);
+        entries.free_slot(i, hash);
     }
 
     /// The number of entries.
@@ -244,6 +260,16 @@ fn same_token(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl<V> Entries<V> {
+    /// Empties slot `i` (indexed under `hash`) and puts it on the free list. The token goes
+    /// too: a removed entry holds no credential until the slot is reused.
+    fn free_slot(&mut self, i: u32, hash: u64) {
+        self.index.remove(&hash);
+        let slot = &mut self.slots[i as usize];
+        slot.value = None;
+        slot.token = Box::default();
+        self.free.push(i);
+    }
+
     /// The slot to evict from a full cache: from the hand on, the first one that is expired
     /// or unused since the hand last passed, clearing the bits of those it passes. Ends
     /// within one turn and one step: after a turn every bit it passed is clear. Each step

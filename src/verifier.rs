@@ -20,7 +20,6 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
 
 use time::OffsetDateTime;
 
@@ -96,20 +95,24 @@ pub(crate) fn now_unix() -> u64 {
 impl Shared {
     /// A principal verified before from the same token (and the token's fingerprint), if it
     /// is still valid at `now` (seconds since the Unix epoch) and every key that verified it
-    /// is still published.
-    pub(crate) fn remembered(&self, token: &[u8], now: u64) -> Option<(Principal, Fingerprint)> {
+    /// is still published (and not too stale at `mono_ms`, the same reading of the clock:
+    /// [`Now::mono_ms`](crate::clock::Now::mono_ms)).
+    pub(crate) fn remembered(
+        &self,
+        token: &[u8],
+        now: u64,
+        mono_ms: u64,
+    ) -> Option<(Principal, Fingerprint)> {
         let verified = self.verified.as_ref()?;
         // Expired entries are never returned (and are the first the cache evicts).
-        let hit = verified.get(token, now)?;
-        let key_present = hit.keys.is_empty() || {
-            let now = Instant::now();
-            hit.keys.iter().all(|k| self.cache.still_holds(k, now))
-        };
-        if key_present {
-            return Some((hit.principal.clone(), hit.fingerprint));
-        }
-        verified.remove(token);
-        None
+        // Answered under the cache's lock: a hit clones the principal and nothing else.
+        // `still_holds` reads atomics (a lock of the JWKS cache only when the set changed),
+        // never the token cache, so the two locks are never taken the other way round.
+        verified.get_with(token, now, |hit| {
+            let key_present = hit.keys.iter().all(|k| self.cache.still_holds(k, mono_ms));
+            // A key gone: `None` removes the entry.
+            key_present.then(|| (hit.principal.clone(), hit.fingerprint))
+        })
     }
 
     /// Remembers a verified JWT until its `exp`. Called right after the signature check,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use crate::classify::{Known, Route, TokenClass, classify};
+use crate::clock::Now;
 use crate::custom::CustomVerifier;
 use crate::error::VerifyError;
 use crate::external_jwks::JwksVerifier;
@@ -42,29 +43,30 @@ impl Verifiers {
     }
 
     /// Starts verifying a token; returns the verification and the token's audit
-    /// fingerprint.
-    pub(crate) fn verify(
-        &self,
-        raw: Bearer<'_>,
-        now: OffsetDateTime,
-    ) -> (Verification, Fingerprint) {
-        // A token verified before: the same bytes were classified and verified by this same
-        // configuration, so no classification, parsing, hashing or signature check (the
-        // cache holds only JWTs, so a static token just misses). The event's clock reading
-        // is the cache's: one clock read per request.
-        let now_secs = u64::try_from(now.unix_timestamp()).unwrap_or(0);
-        if let Some((p, fingerprint)) = self.shared.remembered(raw.as_bytes(), now_secs) {
-            return (Verification::Done(Ok(p)), fingerprint);
+    /// fingerprint (none for a token refused before it is hashed: not visible ASCII).
+    pub(crate) fn verify(&self, raw: Bearer<'_>, now: Now) -> (Verification, Option<Fingerprint>) {
+        // A token verified before: the same bytes were checked, classified and verified by
+        // this same configuration, so no byte check, classification, parsing, hashing or
+        // signature check (the cache holds only JWTs, so a static token just misses). The
+        // event's clock reading is the cache's and the key ages': one read per request.
+        if let Some((p, fingerprint)) =
+            self.shared
+                .remembered(raw.as_bytes(), now.unix_secs, now.mono_ms)
+        {
+            return (Verification::Done(Ok(p)), Some(fingerprint));
         }
+        let raw = match raw.checked() {
+            Ok(raw) => raw,
+            Err(e) => return (Verification::Done(Err(e)), None),
+        };
         // Hashed once: the static-token lookup key and (through one more short hash) the
         // audit fingerprint.
         let digest = sha256(raw.as_bytes());
         let fingerprint = Fingerprint::of_digest(&digest);
-        let verification = match raw.to_str() {
-            Ok(raw) => self.dispatch(raw, digest, fingerprint, now),
-            Err(e) => Verification::done(Err(e)),
-        };
-        (verification, fingerprint)
+        (
+            self.dispatch(raw, digest, fingerprint, now.wall),
+            Some(fingerprint),
+        )
     }
 
     fn dispatch(

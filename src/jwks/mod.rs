@@ -222,8 +222,6 @@ pub struct JwksCache {
     fetcher: Arc<dyn KeyFetcher>,
     config: JwksCacheConfig,
     urls: RwLock<HashMap<String, Arc<UrlState>>>,
-    /// The clock of [`UrlState::last_used`].
-    epoch: Instant,
     /// The last [`Fetched::set`] handed out.
     sets: AtomicU64,
 }
@@ -243,7 +241,6 @@ impl JwksCache {
             fetcher,
             config,
             urls: RwLock::new(HashMap::new()),
-            epoch: Instant::now(),
             sets: AtomicU64::new(0),
         }
     }
@@ -263,8 +260,10 @@ impl JwksCache {
         &*self.fetcher
     }
 
+    /// The clock of [`UrlState::last_used`] and `fetched_at_ms`: the request path's
+    /// (see the `clock` module), so that a request's one reading serves here too.
     fn millis_since_epoch(&self, now: Instant) -> u64 {
-        now.saturating_duration_since(self.epoch).as_millis() as u64
+        crate::clock::millis(now)
     }
 
     /// The state of a URL the cache already keeps, marked as used.
@@ -411,13 +410,13 @@ impl JwksCache {
     /// is the same set, or, for a key with a `kid`, a later set that still has the `kid`.
     /// Without a `kid` nothing names the key itself, so only the same set will do. The
     /// common case (the same set) reads three atomics and no lock.
-    pub(crate) fn still_holds(&self, witness: &KeyWitness, now: Instant) -> bool {
+    /// `now_ms` is [`Now::mono_ms`](crate::clock::Now::mono_ms), the request's reading.
+    pub(crate) fn still_holds(&self, witness: &KeyWitness, now_ms: u64) -> bool {
         let state = &witness.state;
         if state.evicted.load(Ordering::Acquire) {
             return false;
         }
         let set = state.set.load(Ordering::Acquire);
-        let now_ms = self.millis_since_epoch(now);
         let age = now_ms.saturating_sub(state.fetched_at_ms.load(Ordering::Acquire));
         if set == 0 || u128::from(age) > self.config.max_stale.as_millis() {
             return false;
@@ -617,8 +616,9 @@ mod tests {
         };
         let cache = Arc::new(JwksCache::new(config, sets.clone()));
         let url = "https://idp.example.com/jwks";
+        let ms = crate::clock::millis;
         cache.key(url, Some("a"), Algorithm::ES256).await.unwrap();
-        let now = Instant::now();
+        let now = ms(Instant::now());
         assert!(
             cache.witness(url, Some("b".into())).is_none(),
             "not in the set"
@@ -631,27 +631,28 @@ mod tests {
         // A new set that keeps `a`: the kid still holds, the kid-less witness does not.
         *sets.0.lock().unwrap() = vec!["a", "b"];
         refetch(&cache, url).await;
-        assert!(cache.still_holds(&a, Instant::now()));
-        assert!(!cache.still_holds(&kid_less, Instant::now()));
+        let now = ms(Instant::now());
+        assert!(cache.still_holds(&a, now));
+        assert!(!cache.still_holds(&kid_less, now));
 
         // The same document again keeps the set: a witness made now holds after it.
         let b = cache.witness(url, Some("b".into())).unwrap();
         refetch(&cache, url).await;
-        assert!(cache.still_holds(&b, Instant::now()));
+        assert!(cache.still_holds(&b, ms(Instant::now())));
 
         // `a` leaves the set.
         *sets.0.lock().unwrap() = vec!["b"];
         refetch(&cache, url).await;
-        assert!(!cache.still_holds(&a, Instant::now()));
-        assert!(cache.still_holds(&b, Instant::now()));
+        assert!(!cache.still_holds(&a, ms(Instant::now())));
+        assert!(cache.still_holds(&b, ms(Instant::now())));
 
         // Too stale: the set was fetched longer ago than `max_stale`.
-        assert!(!cache.still_holds(&b, Instant::now() + Duration::from_secs(61)));
+        assert!(!cache.still_holds(&b, ms(Instant::now() + Duration::from_secs(61))));
 
         // The URL leaves the cache.
         let state = cache.known(url).unwrap();
         state.evicted.store(true, Ordering::Release);
         cache.urls.write().unwrap().remove(url);
-        assert!(!cache.still_holds(&b, Instant::now()));
+        assert!(!cache.still_holds(&b, ms(Instant::now())));
     }
 }
