@@ -381,7 +381,7 @@ impl AuditEvent {
             event: kind,
             reason: AuditText::from_static(reason),
             ..AuditEvent::request(
-                crate::clock::now().wall,
+                crate::clock::now().wall(),
                 request_id,
                 service_id,
                 AuditText::from_static(""),

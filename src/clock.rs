@@ -1,16 +1,19 @@
-//! The request path's clock: one reading per request, as milliseconds on a monotonic clock
-//! (for the JWKS cache's ages), as seconds since the Unix epoch (for the claims' `exp` and
-//! `nbf`) and as a UTC [`OffsetDateTime`] (for the audit event), without a second clock read,
-//! a second `Instant` subtraction or calendar arithmetic on every call.
+//! The request path's clock: one reading per request, for the claims' `exp` and `nbf` (Unix
+//! seconds), the JWKS cache's ages (monotonic milliseconds) and, only when an audit event or
+//! a verifier needs it, the UTC [`OffsetDateTime`], without a second clock read, an
+//! `Instant` subtraction or calendar arithmetic on a request that needs only the first two.
 //!
-//! Each thread keeps an anchor: an `Instant`, its milliseconds since the process's clock
-//! epoch, and the wall time read right after it. For the next [`ANCHOR_SPAN`] a request's
-//! times are the anchor's plus the monotonic time since, so a request reads the clock once
-//! (issue 11: two readings and two subtractions cost about 200 instructions). Both clocks
-//! are slewed alike by NTP; a step of the wall clock (an operator setting the date) is seen
-//! within one span. Turning a Unix time into a date (year, ordinal day) is most of what
-//! [`OffsetDateTime::now_utc`] costs (about 200 instructions), so each thread also keeps
-//! the last whole second it converted and only puts in the nanoseconds.
+//! Each thread keeps an anchor: an `Instant`, the wall time read right after it, and the
+//! `Instant` at which that wall time reaches its next whole second. Until then a request's
+//! reading is the anchor plus its own `Instant`: its Unix second is the anchor's (exact: the
+//! second has not changed), its monotonic milliseconds are the anchor's (at most a second
+//! behind; every age they are compared with is minutes long), and its wall time, when asked
+//! for, is the anchor's plus the monotonic time since. So a request reads the clock once
+//! (issue 11: two readings, two subtractions and a date conversion cost about 300
+//! instructions of a cached request). Both clocks are slewed alike by NTP; a step of the
+//! wall clock (an operator setting the date) is seen within a second. Turning a Unix time
+//! into a date (year, ordinal day) is most of what [`OffsetDateTime::now_utc`] costs, so each
+//! thread also keeps the last whole second it converted and only puts in the nanoseconds.
 
 use std::cell::Cell;
 use std::sync::OnceLock;
@@ -18,26 +21,46 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use time::OffsetDateTime;
 
-/// How long a thread's anchor is used before the wall clock is read again.
-const ANCHOR_SPAN: Duration = Duration::from_secs(1);
-
 /// One reading of the clock.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Now {
-    /// Milliseconds since the process's clock epoch (monotonic; see [`millis`]).
-    pub(crate) mono_ms: u64,
-    /// Seconds since the Unix epoch (0 for a clock before 1970).
-    pub(crate) unix_secs: u64,
-    /// Wall time in UTC.
-    pub(crate) wall: OffsetDateTime,
+    mono: Instant,
+    anchor: Anchor,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 struct Anchor {
     mono: Instant,
+    /// When the wall time below reaches its next whole second: the anchor serves until then.
+    until: Instant,
+    /// [`millis`] of `mono`.
     mono_ms: u64,
-    /// The wall time at `mono`, since the Unix epoch.
-    since_epoch: Duration,
+    /// The wall time at `mono`, since the Unix epoch; `None` for a clock before 1970.
+    since_epoch: Option<Duration>,
+}
+
+impl Now {
+    /// Seconds since the Unix epoch (0 for a clock before 1970).
+    pub(crate) fn unix_secs(&self) -> u64 {
+        self.anchor.since_epoch.map_or(0, |d| d.as_secs())
+    }
+
+    /// Milliseconds since the process's clock epoch (monotonic; see [`millis`]), at most a
+    /// second behind the reading.
+    pub(crate) fn mono_ms(&self) -> u64 {
+        self.anchor.mono_ms
+    }
+
+    /// The wall time in UTC, to the nanosecond.
+    pub(crate) fn wall(&self) -> OffsetDateTime {
+        match self.anchor.since_epoch {
+            Some(since_epoch) => {
+                utc(since_epoch + self.mono.saturating_duration_since(self.anchor.mono))
+            }
+            // A clock before 1970 is left to `time`, which handles it.
+            None => OffsetDateTime::now_utc(),
+        }
+    }
 }
 
 thread_local! {
@@ -55,45 +78,33 @@ pub(crate) fn millis(at: Instant) -> u64 {
     u64::try_from(at.saturating_duration_since(epoch).as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Now, read once: within [`ANCHOR_SPAN`] of the wall clock's own reading.
+/// Now, read once.
 pub(crate) fn now() -> Now {
     let mono = Instant::now();
     if let Some(anchor) = ANCHOR.with(Cell::get)
-        && let Some(elapsed) = mono.checked_duration_since(anchor.mono)
-        && elapsed < ANCHOR_SPAN
+        && anchor.mono <= mono
+        && mono < anchor.until
     {
-        // Under a second: the elapsed milliseconds are its sub-second ones.
-        let since_epoch = anchor.since_epoch + elapsed;
-        return Now {
-            mono_ms: anchor.mono_ms + u64::from(elapsed.subsec_millis()),
-            unix_secs: since_epoch.as_secs(),
-            wall: utc(since_epoch),
-        };
+        return Now { mono, anchor };
     }
-    let mono_ms = millis(mono);
-    match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(since_epoch) => {
-            ANCHOR.with(|a| {
-                a.set(Some(Anchor {
-                    mono,
-                    mono_ms,
-                    since_epoch,
-                }))
-            });
-            Now {
-                mono_ms,
-                unix_secs: since_epoch.as_secs(),
-                wall: utc(since_epoch),
-            }
-        }
-        // A clock before 1970 is left to `time`, which handles it (and is not anchored:
-        // this path reads the clock every time).
-        Err(_) => Now {
-            mono_ms,
-            unix_secs: 0,
-            wall: OffsetDateTime::now_utc(),
-        },
-    }
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).ok();
+    // Until the next whole second of the wall clock (not anchored before 1970: read
+    // every time).
+    let until = since_epoch
+        .and_then(|d| {
+            mono.checked_add(Duration::from_nanos(u64::from(
+                1_000_000_000 - d.subsec_nanos(),
+            )))
+        })
+        .unwrap_or(mono);
+    let anchor = Anchor {
+        mono,
+        until,
+        mono_ms: millis(mono),
+        since_epoch,
+    };
+    ANCHOR.with(|a| a.set(Some(anchor)));
+    Now { mono, anchor }
 }
 
 /// The UTC date and time of a time since the Unix epoch, converting each second once per
@@ -128,14 +139,13 @@ mod tests {
         let slack = time::Duration::milliseconds(1);
         for _ in 0..1000 {
             let before = OffsetDateTime::now_utc();
-            let now = now();
+            let now = now().wall();
             let after = OffsetDateTime::now_utc();
             assert!(
-                before - slack <= now.wall && now.wall <= after + slack,
-                "{before} <= {} <= {after}",
-                now.wall
+                before - slack <= now && now <= after + slack,
+                "{before} <= {now} <= {after}"
             );
-            assert_eq!(now.wall.offset(), time::UtcOffset::UTC);
+            assert_eq!(now.offset(), time::UtcOffset::UTC);
         }
     }
 
@@ -144,46 +154,53 @@ mod tests {
         // A stale second in the cache is never reused for another second.
         let long_ago = OffsetDateTime::from_unix_timestamp(86_400).unwrap();
         LAST_SECOND.with(|last| last.set(Some((86_400, long_ago))));
-        let now = now().wall;
+        let now = now().wall();
         assert!(now.year() >= 2024, "{now}");
         let (second, _) = LAST_SECOND.with(Cell::get).unwrap();
         assert_eq!(second, now.unix_timestamp() as u64);
     }
 
     #[test]
-    fn a_stale_anchor_is_read_again() {
-        // An anchor from long ago (as after a wall-clock step) is replaced within a span.
+    fn an_anchor_serves_only_until_its_second_ends() {
+        // An anchor whose second is over (as after a wall-clock step) is replaced.
         let mono = Instant::now();
         ANCHOR.with(|a| {
             a.set(Some(Anchor {
-                mono: mono.checked_sub(ANCHOR_SPAN).unwrap_or(mono),
+                mono,
+                until: mono,
                 mono_ms: 0,
-                since_epoch: Duration::from_secs(86_400),
+                since_epoch: Some(Duration::from_secs(86_400)),
             }))
         });
-        let now = now().wall;
-        assert!(now.year() >= 2024, "{now}");
+        let now = now();
+        assert!(now.wall().year() >= 2024, "{}", now.wall());
         let anchor = ANCHOR.with(Cell::get).unwrap();
-        assert!(anchor.since_epoch.as_secs() >= 86_400 * 365 * 50);
+        assert!(anchor.until > anchor.mono);
+        assert!(anchor.until <= anchor.mono + Duration::from_secs(1));
         assert_eq!(anchor.mono_ms, millis(anchor.mono));
     }
 
-    /// The three readings agree with each other and with the clocks they stand for.
+    /// The readings agree with each other and with the clocks they stand for, also across
+    /// several seconds of anchors.
     #[test]
     fn one_reading_serves_every_clock() {
-        let before = millis(Instant::now());
-        let now = now();
-        let after = millis(Instant::now());
-        // Within a millisecond: an anchor's milliseconds are rounded down.
-        assert!(
-            before <= now.mono_ms + 1 && now.mono_ms <= after,
-            "{before} {now:?} {after}"
-        );
-        assert_eq!(now.unix_secs, now.wall.unix_timestamp() as u64);
-        let system = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        assert!(system.abs_diff(now.unix_secs) <= 1, "{system} {now:?}");
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_millis(2100) {
+            let before = millis(Instant::now());
+            let system = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+            let now = now();
+            let after = millis(Instant::now());
+            assert!(
+                now.mono_ms() <= after && before <= now.mono_ms() + 1000,
+                "{before} {now:?} {after}"
+            );
+            assert_eq!(now.unix_secs(), now.wall().unix_timestamp() as u64);
+            assert!(system.as_secs() <= now.unix_secs(), "{system:?} {now:?}");
+            assert!(
+                now.unix_secs() <= system.as_secs() + 1,
+                "{system:?} {now:?}"
+            );
+            std::thread::sleep(Duration::from_millis(7));
+        }
     }
 }

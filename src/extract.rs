@@ -115,11 +115,13 @@ pub(crate) fn bearer_token<'a>(
         return Err(RequestError::DuplicateAuthorization);
     }
     let bytes = trim_spaces(value.as_bytes());
+    // Trimmed at both ends already: what follows the scheme needs only its leading
+    // spaces taken off.
     let (scheme, rest) = match bytes.iter().position(|&b| b == b' ') {
-        Some(i) => (&bytes[..i], trim_spaces(&bytes[i..])),
+        Some(i) => (&bytes[..i], trim_leading(&bytes[i..])),
         None => (bytes, &[][..]),
     };
-    if !scheme.eq_ignore_ascii_case(b"bearer") {
+    if !is_bearer(scheme) {
         return Err(RequestError::UnsupportedScheme);
     }
     if rest.is_empty() {
@@ -145,14 +147,37 @@ pub(crate) fn all_visible_ascii(bytes: &[u8]) -> bool {
         .fold(false, |bad, &b| bad | (b.wrapping_sub(0x21) > 0x7e - 0x21))
 }
 
-fn trim_spaces(mut bytes: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = bytes {
-        bytes = rest;
+/// Whether an authorization scheme is `Bearer`, in any case (RFC 7235): setting bit 0x20
+/// lowercases an ASCII letter, and only `X` and `x` become `x` that way, so one compare of
+/// six bytes is exact for a scheme of letters.
+fn is_bearer(scheme: &[u8]) -> bool {
+    let Ok(scheme) = <[u8; 6]>::try_from(scheme) else {
+        return false;
+    };
+    let mut padded = [0u8; 8];
+    padded[..6].copy_from_slice(&scheme);
+    u64::from_le_bytes(padded) | 0x2020_2020_2020 == u64::from_le_bytes(*b"bearer\0\0")
+}
+
+fn is_space(b: &u8) -> bool {
+    matches!(b, b' ' | b'\t')
+}
+
+/// Without the spaces and tabs at either end. A header value from hyper has none (it
+/// trims them), so each end is one compare.
+fn trim_spaces(bytes: &[u8]) -> &[u8] {
+    let bytes = trim_leading(bytes);
+    match bytes.iter().rposition(|b| !is_space(b)) {
+        Some(last) => &bytes[..=last],
+        None => &[],
     }
-    while let [rest @ .., b' ' | b'\t'] = bytes {
-        bytes = rest;
+}
+
+fn trim_leading(bytes: &[u8]) -> &[u8] {
+    match bytes.iter().position(|b| !is_space(b)) {
+        Some(first) => &bytes[first..],
+        None => &[],
     }
-    bytes
 }
 
 /// Whether a query string has an `access_token` parameter, also when its name is
@@ -223,6 +248,37 @@ mod tests {
 
     fn uri(s: &str) -> Uri {
         s.parse().unwrap()
+    }
+
+    /// The one-compare scheme check agrees with a case-insensitive compare on every byte
+    /// in every position.
+    #[test]
+    fn the_scheme_is_bearer_in_any_case_and_nothing_else() {
+        assert!(is_bearer(b"Bearer") && is_bearer(b"bearer") && is_bearer(b"BeArEr"));
+        for bad in [
+            &b""[..],
+            b"Beare",
+            b"Bearers",
+            b"Basic",
+            b"bearer\0",
+            b"Bearer ",
+        ] {
+            assert!(!is_bearer(bad), "{bad:?}");
+        }
+        for at in 0..6 {
+            for b in 0..=255u8 {
+                let mut scheme = *b"bearer";
+                scheme[at] = b;
+                assert_eq!(
+                    is_bearer(&scheme),
+                    scheme.eq_ignore_ascii_case(b"bearer"),
+                    "byte {b:#x} at {at}"
+                );
+            }
+        }
+        assert_eq!(trim_spaces(b" \t a b \t"), b"a b");
+        assert_eq!(trim_spaces(b" \t "), b"");
+        assert_eq!(trim_leading(b"  a "), b"a ");
     }
 
     #[test]

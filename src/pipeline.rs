@@ -62,7 +62,7 @@ pub(crate) enum Decided {
 /// built by [`Pipeline::conclude`], and for an allow only when something receives it.
 struct Facts<'a> {
     /// The request's clock reading.
-    time: time::OffsetDateTime,
+    now: clock::Now,
     request_id: RequestId<'a>,
     fingerprint: Option<Fingerprint>,
 }
@@ -122,7 +122,7 @@ impl Pipeline {
             Err(e) => (Verification::Done(Err(e)), None),
         };
         let facts = Facts {
-            time: now.wall,
+            now,
             request_id: RequestId::Header(read.request_id),
             fingerprint,
         };
@@ -160,7 +160,7 @@ impl Pipeline {
             RequestId::Taken(id) => id,
         };
         let mut event = AuditEvent::request(
-            facts.time,
+            facts.now.wall(),
             request_id,
             AuditText::from(Arc::clone(&self.realm)),
             AuditText::method(method),

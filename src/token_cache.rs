@@ -253,10 +253,19 @@ fn same_token(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
-    // No early exit: every byte pair is folded in, which the compiler also turns into
-    // 16 or 32 bytes per instruction.
-    let diff = a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y));
-    std::hint::black_box(diff) == 0
+    // No early exit: every byte pair is folded in, eight bytes at a time as one word (a
+    // fold of the zipped bytes cost 12 instructions per 16 bytes, about 220 of a cached
+    // request's, issue 11), then the rest a byte at a time.
+    let (a_words, a_rest) = a.as_chunks::<8>();
+    let (b_words, b_rest) = b.as_chunks::<8>();
+    let words = a_words.iter().zip(b_words).fold(0u64, |diff, (x, y)| {
+        diff | (u64::from_ne_bytes(*x) ^ u64::from_ne_bytes(*y))
+    });
+    let rest = a_rest
+        .iter()
+        .zip(b_rest)
+        .fold(0u8, |diff, (x, y)| diff | (x ^ y));
+    std::hint::black_box(words | u64::from(rest)) == 0
 }
 
 impl<V> Entries<V> {
@@ -307,6 +316,16 @@ mod tests {
         assert!(!same_token(b"abcdefghij", b"abcdefghiJ"));
         assert!(!same_token(b"Abcdefghij", b"abcdefghij"));
         assert!(!same_token(b"abc", b"abcd"));
+        // A difference in any byte, in a chunk or in the rest, of tokens of many lengths.
+        for len in [1, 31, 32, 33, 63, 64, 65, 290, 300] {
+            let a: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            assert!(same_token(&a, &a.clone()), "{len}");
+            for at in 0..len {
+                let mut b = a.clone();
+                b[at] ^= 0x40;
+                assert!(!same_token(&a, &b), "{len} bytes, differing at {at}");
+            }
+        }
     }
 
     /// Two tokens under one hash (as a crafted collision would put them): each answers only

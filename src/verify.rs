@@ -51,7 +51,7 @@ impl Verifiers {
         // event's clock reading is the cache's and the key ages': one read per request.
         if let Some((p, fingerprint)) =
             self.shared
-                .remembered(raw.as_bytes(), now.unix_secs, now.mono_ms)
+                .remembered(raw.as_bytes(), now.unix_secs(), now.mono_ms())
         {
             return (Verification::Done(Ok(p)), Some(fingerprint));
         }
@@ -64,7 +64,7 @@ impl Verifiers {
         let digest = sha256(raw.as_bytes());
         let fingerprint = Fingerprint::of_digest(&digest);
         (
-            self.dispatch(raw, digest, fingerprint, now.wall),
+            self.dispatch(raw, digest, fingerprint, now.wall()),
             Some(fingerprint),
         )
     }

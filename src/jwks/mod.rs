@@ -410,7 +410,8 @@ impl JwksCache {
     /// is the same set, or, for a key with a `kid`, a later set that still has the `kid`.
     /// Without a `kid` nothing names the key itself, so only the same set will do. The
     /// common case (the same set) reads three atomics and no lock.
-    /// `now_ms` is [`Now::mono_ms`](crate::clock::Now::mono_ms), the request's reading.
+    /// `now_ms` is [`Now::mono_ms`](crate::clock::Now::mono_ms), the request's reading (at
+    /// most a second behind: a set may be used up to a second past `max_stale`).
     pub(crate) fn still_holds(&self, witness: &KeyWitness, now_ms: u64) -> bool {
         let state = &witness.state;
         if state.evicted.load(Ordering::Acquire) {
