@@ -16,7 +16,9 @@
 //! Kinds: `noauth` (the same handler and the same ES256 `authorization` header, no layer), `static` (one static token among 10,000),
 //! `service-account` (one service-account token among 10,000, of 1,000 accounts),
 //! `jwt-es256`, `jwt-rs256` (a JWKS-verified token, verified once and then answered from
-//! the verified-token cache), `jwt-es256-fresh`, `jwt-rs256-fresh` (cache off: every
+//! the verified-token cache; `jwt-es256-outer` with the layer around the router instead of
+//! inside each route, `jwt-es256-audited-outer` also with an audit sink that drops every
+//! event, so that each allow's event is built), `jwt-es256-fresh`, `jwt-rs256-fresh` (cache off: every
 //! request verifies the signature), and `floor-es256`, `floor-rs256`: the crypto floor, a
 //! hand-written middleware that calls `jsonwebtoken::decode_header` and
 //! `jsonwebtoken::decode` with a `DecodingKey` made once (what the load bench's floor server
@@ -102,7 +104,20 @@ fn jwks_auth(kind: &str, key: &SigningKey) -> Auth {
     if kind.ends_with("-fresh") {
         builder = builder.verified_cache_capacity(0);
     }
+    if kind.ends_with("-audited") {
+        builder = builder.audit_sink(Arc::new(Discard));
+    }
     builder.build().expect("builds")
+}
+
+/// An audit sink that drops every event: with it plugged in, every allow's event is built
+/// (`-audited` kinds), which is what auditing costs the layer itself.
+struct Discard;
+
+impl s2s_auth::audit::AuditSink for Discard {
+    fn record(&self, event: &s2s_auth::audit::AuditEvent) {
+        std::hint::black_box(event);
+    }
 }
 
 /// Service accounts on a memory store: 1,000 accounts of 10 tokens; the sent token is one.
@@ -294,6 +309,8 @@ fn main() {
                 "service-account",
                 "jwt-es256",
                 "jwt-rs256",
+                "jwt-es256-outer",
+                "jwt-es256-audited-outer",
                 "jwt-es256-fresh",
                 "jwt-rs256-fresh",
                 "floor-es256",

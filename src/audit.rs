@@ -2,7 +2,9 @@
 //!
 //! Events always go to `tracing` on the target `s2s_auth::audit` (allows at `INFO`, refusals
 //! at `WARN`), and to every [`AuditSink`] plugged into the [`Auth`](crate::Auth). An event
-//! never holds a token: only its [`Fingerprint`].
+//! never holds a token: only its [`Fingerprint`]. An allow's event is built only when a sink
+//! is plugged in or a subscriber takes the target at `INFO` (nothing that would receive it
+//! misses it); a refusal's is always built, since the response carries its message.
 //!
 //! ```
 //! use std::sync::Arc;
