@@ -16,7 +16,7 @@
 //! Kinds: `noauth` (the same handler and the same ES256 `authorization` header, no layer), `static` (one static token among 10,000),
 //! `service-account` (one service-account token among 10,000, of 1,000 accounts),
 //! `jwt-es256`, `jwt-rs256` (a JWKS-verified token, verified once and then answered from
-//! the verified-token cache; `jwt-es256-outer` with the layer around the router instead of
+//! the verified-token cache (`jwt-eddsa-*` and `floor-eddsa` with an Ed25519 key); `jwt-es256-outer` with the layer around the router instead of
 //! inside each route, `jwt-es256-audited-outer` also with an audit sink that drops every
 //! event, so that each allow's event is built), `jwt-es256-fresh`, `jwt-rs256-fresh` (cache off: every
 //! request verifies the signature), and `floor-es256`, `floor-rs256`: the crypto floor, a
@@ -72,6 +72,8 @@ fn app(kind: &str) -> (Router, String) {
     }
     let key = if kind.contains("rs256") {
         SigningKey::rsa("bench-rsa", 0)
+    } else if kind.contains("eddsa") {
+        SigningKey::ed25519("bench-ed")
     } else {
         SigningKey::es256("bench-ec")
     };
@@ -315,6 +317,8 @@ fn main() {
                 "jwt-rs256-fresh",
                 "floor-es256",
                 "floor-rs256",
+                "jwt-eddsa-fresh",
+                "floor-eddsa",
             ] {
                 run(&rt, kind, 10);
             }
