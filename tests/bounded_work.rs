@@ -514,9 +514,11 @@ async fn stalled_audit_writer_does_not_stall_requests() {
         "{REQUESTS} requests took {elapsed:?}"
     );
 
-    // The writer holds one line (stuck in `write`), the queue the next QUEUE; the rest were
-    // dropped and counted. (Whether the writer took its line before the queue filled decides
-    // the last one.)
+    // The writer is stuck in one `write` with the lines it found queued when it woke (they
+    // leave together: at least one, more when requests came faster than it woke, as they do
+    // now that an allow's event is cheap to build), the queue holds the next QUEUE, and the
+    // rest were dropped and counted. (Whether the writer took its first line before the
+    // queue filled decides the last one.)
     let deadline = Instant::now() + Duration::from_secs(5);
     while gate.entered.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
@@ -524,7 +526,7 @@ async fn stalled_audit_writer_does_not_stall_requests() {
     assert_eq!(gate.entered.load(Ordering::SeqCst), 1, "one write, stuck");
     let dropped = sink.dropped() as usize;
     assert!(
-        (REQUESTS - QUEUE - 1..=REQUESTS - QUEUE).contains(&dropped),
+        (1..=REQUESTS - QUEUE).contains(&dropped),
         "{dropped} dropped of {REQUESTS}"
     );
     assert!(
