@@ -697,7 +697,7 @@ impl Auditor {
     /// subscriber that takes `s2s_auth::audit` events at INFO (asked with the event's own
     /// target, level and field names, so a filter on any of them counts). When nothing
     /// would, the pipeline does not build the event (its request id, texts and principal
-    /// fields: about 300 instructions of a cached request, issue 11); every refusal's event
+    /// fields: about 350 instructions of a cached request, issue 11); every refusal's event
     /// is built, because the response carries its message.
     pub(crate) fn observes_allow(&self) -> bool {
         !self.sinks.is_empty()

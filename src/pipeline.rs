@@ -133,12 +133,9 @@ impl Pipeline {
             Verification::Pending(pending) => {
                 // The headers stay behind: the request id is taken now.
                 let facts = Facts {
-                    request_id: RequestId::Taken(self.auditor.request_ids.for_request(
-                        match facts.request_id {
-                            RequestId::Header(header) => header,
-                            RequestId::Taken(_) => None,
-                        },
-                    )),
+                    request_id: RequestId::Taken(
+                        self.auditor.request_ids.for_request(read.request_id),
+                    ),
                     ..facts
                 };
                 let this = self.clone();

@@ -225,21 +225,6 @@ impl<V: Clone> TokenCache<V> {
         entries.index.insert(hash, i);
     }
 
-    /// Forgets `token`. (The verifier forgets a token whose key left the JWKS through
-    /// [`get_with`](Self::get_with), under the lock of the lookup that found it out.)
-    #[cfg(test)]
-    pub(crate) fn remove(&self, token: &[u8]) {
-        let hash = self.hash(token);
-        let mut entries = self.lock();
-        let Some(&i) = entries.index.get(&hash) else {
-            return;
-        };
-        if !same_token(&entries.slots[i as usize].token, token) {
-            return;
-        }
-        entries.free_slot(i, hash);
-    }
-
     /// The number of entries.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
@@ -301,6 +286,12 @@ impl<V> Entries<V> {
 mod tests {
     use super::*;
 
+    /// Forgets `token` as the verifier does when its key left the JWKS: a lookup whose
+    /// answer is `None`.
+    fn forget<V: Clone>(cache: &TokenCache<V>, token: &[u8]) {
+        cache.get_with(token, 0, |_| None::<()>);
+    }
+
     /// A token-like key: 300 bytes, differing only in its last four.
     fn key(n: u32) -> Vec<u8> {
         let mut k = vec![b'a'; 300];
@@ -342,7 +333,7 @@ mod tests {
             entries.slots[i].token = key(2).into();
         }
         assert_eq!(cache.get(&key(1), 0), None);
-        cache.remove(&key(1));
+        forget(&cache, &key(1));
         assert_eq!(cache.len(), 1, "a remove of another token leaves the slot");
     }
 
@@ -378,7 +369,7 @@ mod tests {
         assert_eq!(cache.get(&key(1), 10), Some("one"));
         assert_eq!(cache.get(&key(2), 10), None);
         assert_eq!(cache.get(&key(1), 50), None, "expired at exp");
-        cache.remove(&key(1));
+        forget(&cache, &key(1));
         assert_eq!(cache.get(&key(1), 10), None);
         assert_eq!(cache.len(), 0);
         // A removed slot is reused.

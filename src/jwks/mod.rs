@@ -159,10 +159,10 @@ struct UrlState {
     /// Whether the latest fetch attempt failed: a `kid` missing from the set we still hold
     /// is then not known to be unknown, only unavailable (503, not 401).
     last_fetch_failed: AtomicBool,
-    /// When the URL was last looked up, in milliseconds since the cache was made.
+    /// When the URL was last looked up, in [`clock::millis`](crate::clock::millis).
     last_used: AtomicU64,
     /// The [`Fetched::set`] of `current` (0: none yet), and when it was fetched (in
-    /// milliseconds since the cache was made): what a [`KeyWitness`] is checked against,
+    /// [`clock::millis`](crate::clock::millis), the request path's clock): what a [`KeyWitness`] is checked against,
     /// without taking `current`'s lock.
     set: AtomicU64,
     fetched_at_ms: AtomicU64,
@@ -260,12 +260,6 @@ impl JwksCache {
         &*self.fetcher
     }
 
-    /// The clock of [`UrlState::last_used`] and `fetched_at_ms`: the request path's
-    /// (see the `clock` module), so that a request's one reading serves here too.
-    fn millis_since_epoch(&self, now: Instant) -> u64 {
-        crate::clock::millis(now)
-    }
-
     /// The state of a URL the cache already keeps, marked as used.
     fn known(&self, url: &str) -> Option<Arc<UrlState>> {
         let state = self
@@ -274,7 +268,7 @@ impl JwksCache {
             .unwrap_or_else(PoisonError::into_inner)
             .get(url)?
             .clone();
-        let now = self.millis_since_epoch(Instant::now());
+        let now = crate::clock::millis(Instant::now());
         state.mark_used(now);
         Some(state)
     }
@@ -296,7 +290,7 @@ impl JwksCache {
         let state = Arc::new(UrlState::new(self.config.unknown_kid_cooldown));
         state
             .last_used
-            .store(self.millis_since_epoch(now), Ordering::Relaxed);
+            .store(crate::clock::millis(now), Ordering::Relaxed);
         urls.insert(url.to_owned(), state.clone());
         Ok(state)
     }
@@ -309,7 +303,7 @@ impl JwksCache {
         urls: &mut HashMap<String, Arc<UrlState>>,
         now: Instant,
     ) -> Result<(), Duration> {
-        let now_ms = self.millis_since_epoch(now);
+        let now_ms = crate::clock::millis(now);
         let unused_for = EVICT_UNUSED_FOR.as_millis() as u64;
         let mut soonest = u64::MAX;
         let mut victim: Option<(&String, u64)> = None;
@@ -520,7 +514,7 @@ impl JwksCache {
                 }));
                 state
                     .fetched_at_ms
-                    .store(self.millis_since_epoch(fetched_at), Ordering::Release);
+                    .store(crate::clock::millis(fetched_at), Ordering::Release);
                 state.set.store(set, Ordering::Release);
             }
             Err(error) => {
