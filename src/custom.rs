@@ -366,7 +366,7 @@ impl Verifier for CustomVerifier {
     fn verify(self: &Arc<Self>, token: Token<'_>, _shared: &Arc<Shared>) -> Verification {
         let this = self.clone();
         let raw = token.raw.to_owned();
-        let now = token.now;
+        let now = token.now.wall();
         now_or_later(async move {
             match this.0.verifier.verify(&raw).await {
                 Ok(id) => this.principal(id, now),

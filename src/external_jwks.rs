@@ -839,14 +839,15 @@ impl Verifier for JwksVerifier {
         if let Err(e) = self.precheck(&u) {
             return Verification::done(Err(e));
         }
-        let fingerprint = token.fingerprint;
+        let fingerprint = token.hashes.for_cache();
+        let now = token.now.unix_secs();
         if let Some(url) = self.url_now()
             && let Some(found) = shared.cache.cached_key(url, u.kid.as_deref(), u.alg)
         {
             return Verification::Done(found.map_err(key_error).and_then(|key| {
                 let (p, exp) = self.finish(token.raw, &u, &key, shared.leeway)?;
                 let keys = vec![(url.to_owned(), u.kid.clone())];
-                shared.remember(token.raw, fingerprint, &p, exp, keys);
+                shared.remember(token.raw, fingerprint, &p, exp, now, keys);
                 Ok(p)
             }));
         }
@@ -858,7 +859,9 @@ impl Verifier for JwksVerifier {
             let url = this.url(&shared.cache).await?.to_owned();
             let key = shared.key(&url, &u).await?;
             let (p, exp) = this.finish(&raw, &u, &key, shared.leeway)?;
-            shared.remember(&raw, fingerprint, &p, exp, vec![(url, u.kid)]);
+            // The request's `now`, even after a fetch: an entry that expired meanwhile is
+            // never answered (a hit checks `exp` against its own request's clock).
+            shared.remember(&raw, fingerprint, &p, exp, now, vec![(url, u.kid)]);
             Ok(p)
         }))
     }

@@ -74,6 +74,7 @@ pub(crate) struct ReadHeaders<'a> {
 }
 
 /// Reads the headers the layer needs, in one pass over a short header map.
+#[inline]
 pub(crate) fn read_headers(headers: &HeaderMap) -> ReadHeaders<'_> {
     if headers.len() > SCAN_UP_TO {
         let mut authorization = headers.get_all(header::AUTHORIZATION).iter();
@@ -101,6 +102,7 @@ pub(crate) fn read_headers(headers: &HeaderMap) -> ReadHeaders<'_> {
 /// Finds the bearer token in headers read by [`read_headers`]. `Ok(None)` when the request
 /// has no `Authorization` header. The token's bytes are checked by [`Bearer::checked`],
 /// not here.
+#[inline]
 pub(crate) fn bearer_token<'a>(
     read: &ReadHeaders<'a>,
     uri: &Uri,

@@ -199,7 +199,14 @@ impl Verifier for LegacyVerifier {
         };
         let result = self.check(token.raw, &u, shared.leeway).map(|(p, exp)| {
             // No key reference: legacy secrets do not rotate at run time.
-            shared.remember(token.raw, token.fingerprint, &p, exp, Vec::new());
+            shared.remember(
+                token.raw,
+                token.hashes.for_cache(),
+                &p,
+                exp,
+                token.now.unix_secs(),
+                Vec::new(),
+            );
             p
         });
         Verification::done(result)

@@ -22,9 +22,8 @@ use crate::extract;
 use crate::plugin::{KeyManager, ServiceDiscovery};
 use crate::policy::{DefaultPolicy, PolicyRegistry, Resolved, RouteSpec, authorize};
 use crate::principal::Principal;
-use crate::secret::Fingerprint;
 use crate::static_token::StaticToken;
-use crate::verifier::Verification;
+use crate::verifier::{TokenFingerprint, Verification};
 use crate::verify::Verifiers;
 
 /// Everything a decision needs. Built once by the builder; rebuilt only to bind the policies
@@ -64,7 +63,9 @@ struct Facts<'a> {
     /// The request's clock reading.
     now: clock::Now,
     request_id: RequestId<'a>,
-    fingerprint: Option<Fingerprint>,
+    fingerprint: TokenFingerprint<'a>,
+    /// Whether an allow's event is received ([`Auditor::observes_allow`]), asked once.
+    audited: bool,
 }
 
 /// Where the event's request id comes from.
@@ -112,31 +113,35 @@ impl Pipeline {
         let read = extract::read_headers(headers);
         // The request's one clock reading, for the event, the claims and the key ages.
         let now = clock::now();
+        let audited = self.auditor.observes_allow();
         // Extract, then classify and verify (one verifier; see the `verify` module).
         let (verification, fingerprint) = match extract::bearer_token(&read, uri) {
-            Ok(Some(token)) => self.verifiers.verify(token, now),
+            Ok(Some(token)) => self.verifiers.verify(token, now, audited),
             Ok(None) => (
                 Verification::Done(Err(RequestError::MissingCredentials)),
-                None,
+                TokenFingerprint::None,
             ),
-            Err(e) => (Verification::Done(Err(e)), None),
+            Err(e) => (Verification::Done(Err(e)), TokenFingerprint::None),
         };
         let facts = Facts {
             now,
             request_id: RequestId::Header(read.request_id),
             fingerprint,
+            audited,
         };
         match verification {
             Verification::Done(result) => {
                 Decided::Ready(self.conclude(method, uri.path(), &resolved, facts, result))
             }
             Verification::Pending(pending) => {
-                // The headers stay behind: the request id is taken now.
+                // The headers stay behind: the request id and fingerprint are taken now.
                 let facts = Facts {
+                    now,
                     request_id: RequestId::Taken(
                         self.auditor.request_ids.for_request(read.request_id),
                     ),
-                    ..facts
+                    fingerprint: facts.fingerprint.settle(),
+                    audited,
                 };
                 let this = self.clone();
                 let method = method.clone();
@@ -156,6 +161,9 @@ impl Pipeline {
             RequestId::Header(header) => self.auditor.request_ids.for_request(header),
             RequestId::Taken(id) => id,
         };
+        // Before the event exists (a hash, when it is computed here, between building the
+        // event and returning it made the compiler copy the whole event out).
+        let token_fingerprint = facts.fingerprint.get();
         let mut event = AuditEvent::request(
             facts.now.wall(),
             request_id,
@@ -163,7 +171,7 @@ impl Pipeline {
             AuditText::method(method),
             resolved.pattern(),
         );
-        event.token_fingerprint = facts.fingerprint;
+        event.token_fingerprint = token_fingerprint;
         event
     }
 
@@ -192,7 +200,7 @@ impl Pipeline {
         let (principal, error) = match verified {
             Ok(principal) => match authorize(&principal, method, resolved, &self.service_id) {
                 Ok(()) => {
-                    if self.auditor.observes_allow() {
+                    if facts.audited {
                         let mut event = self.event(method, resolved, facts);
                         event.fill_principal(&principal);
                         event.reason = AuditText::from_static("allowed");

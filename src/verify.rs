@@ -5,8 +5,6 @@
 
 use std::sync::Arc;
 
-use time::OffsetDateTime;
-
 use crate::classify::{Known, Route, TokenClass, classify};
 use crate::clock::Now;
 use crate::custom::CustomVerifier;
@@ -15,9 +13,8 @@ use crate::external_jwks::JwksVerifier;
 use crate::extract::Bearer;
 use crate::legacy::LegacyVerifier;
 use crate::plugin::PluginVerifier;
-use crate::secret::{Fingerprint, sha256};
 use crate::static_token::StaticTokens;
-use crate::verifier::{Shared, Token, Verification, Verifier};
+use crate::verifier::{Shared, Token, TokenFingerprint, TokenHashes, Verification, Verifier};
 
 /// Every verifier of a service.
 pub(crate) struct Verifiers {
@@ -42,47 +39,56 @@ impl Verifiers {
         }
     }
 
-    /// Starts verifying a token; returns the verification and the token's audit
-    /// fingerprint (none for a token refused before it is hashed: not visible ASCII).
-    pub(crate) fn verify(&self, raw: Bearer<'_>, now: Now) -> (Verification, Option<Fingerprint>) {
+    /// Starts verifying a token; returns the verification and where the token's audit
+    /// fingerprint comes from. `audited`: whether an allow's event will be built
+    /// ([`Auditor::observes_allow`](crate::audit::Auditor::observes_allow)), so that the
+    /// fingerprint is computed only when something reads it.
+    #[inline]
+    pub(crate) fn verify<'a>(
+        &self,
+        raw: Bearer<'a>,
+        now: Now,
+        audited: bool,
+    ) -> (Verification, TokenFingerprint<'a>) {
         // A token verified before: the same bytes were checked, classified and verified by
         // this same configuration, so no byte check, classification, parsing, hashing or
         // signature check (the cache holds only JWTs, so a static token just misses). The
         // event's clock reading is the cache's and the key ages': one read per request.
-        if let Some((p, fingerprint)) =
-            self.shared
-                .remembered(raw.as_bytes(), now.unix_secs(), now.mono_ms())
-        {
-            return (Verification::Done(Ok(p)), Some(fingerprint));
+        if let Some((p, fingerprint)) = self.shared.remembered(raw.as_bytes(), now, audited) {
+            let fingerprint = match fingerprint {
+                Some(f) => TokenFingerprint::Known(f),
+                None => TokenFingerprint::Later(raw.as_bytes()),
+            };
+            return (Verification::Done(Ok(p)), fingerprint);
         }
-        let raw = match raw.checked() {
-            Ok(raw) => raw,
-            Err(e) => return (Verification::Done(Err(e)), None),
-        };
-        // Hashed once: the static-token lookup key and (through one more short hash) the
-        // audit fingerprint.
-        let digest = sha256(raw.as_bytes());
-        let fingerprint = Fingerprint::of_digest(&digest);
-        (
-            self.dispatch(raw, digest, fingerprint, now.wall()),
-            Some(fingerprint),
-        )
+        self.verify_fresh(raw, now, audited)
     }
 
-    fn dispatch(
+    /// A token not in the verified-token cache: checked, classified and sent to its
+    /// verifier. Kept out of [`verify`](Self::verify) so that a hit's path stays small.
+    #[inline(never)]
+    fn verify_fresh<'a>(
         &self,
-        raw: &str,
-        digest: [u8; 32],
-        fingerprint: Fingerprint,
-        now: OffsetDateTime,
-    ) -> Verification {
-        let mut token = Token {
+        raw: Bearer<'a>,
+        now: Now,
+        audited: bool,
+    ) -> (Verification, TokenFingerprint<'a>) {
+        let raw = match raw.checked() {
+            Ok(raw) => raw,
+            Err(e) => return (Verification::Done(Err(e)), TokenFingerprint::None),
+        };
+        let hashes = TokenHashes::new(raw.as_bytes(), audited);
+        let verification = self.dispatch(Token {
             raw,
-            digest,
-            fingerprint,
+            hashes: &hashes,
             now,
             jwt: None,
-        };
+        });
+        (verification, hashes.into_fingerprint())
+    }
+
+    fn dispatch(&self, mut token: Token<'_>) -> Verification {
+        let raw = token.raw;
         let known = self.known();
         let route = match classify(raw) {
             TokenClass::Opaque => known.classify_opaque(raw),

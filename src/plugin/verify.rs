@@ -244,7 +244,8 @@ impl Verifier for PluginVerifier {
         let this = self.clone();
         let shared = shared.clone();
         let raw = token.raw.to_owned();
-        let fingerprint = token.fingerprint;
+        let fingerprint = token.hashes.for_cache();
+        let now = token.now.unix_secs();
         now_or_later(async move {
             let key = shared.key(&url, &u).await?;
             let mut keys = vec![(url, u.kid.clone())];
@@ -261,7 +262,7 @@ impl Verifier for PluginVerifier {
                     (p, exp)
                 }
             };
-            shared.remember(&raw, fingerprint, &principal, exp, keys);
+            shared.remember(&raw, fingerprint, &principal, exp, now, keys);
             Ok(principal)
         })
     }

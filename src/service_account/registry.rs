@@ -394,12 +394,12 @@ impl Verifier for AccountVerifier {
             return Verification::done(Err(VerifyError::Unrecognised));
         }
         self.registry.start();
-        let now = token.now.unix_timestamp();
+        let now = i64::try_from(token.now.unix_secs()).unwrap_or(i64::MAX);
         if self.registry.never_read() {
             // A process that just started: wait for its first read of the store (shared by
             // every request arriving meanwhile) instead of answering 503.
             let registry = self.registry.clone();
-            let digest = token.digest;
+            let digest = *token.hashes.digest();
             return crate::verifier::now_or_later(async move {
                 if let Err(e) = registry.first_read().await {
                     tracing::warn!(target: "s2s_auth::service_account", error = %e, "cannot read the service accounts");
@@ -409,7 +409,7 @@ impl Verifier for AccountVerifier {
         }
         Verification::Done(answer(
             &self.registry,
-            self.registry.check(&token.digest, now),
+            self.registry.check(token.hashes.digest(), now),
         ))
     }
 }
