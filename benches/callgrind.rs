@@ -13,17 +13,26 @@
 //! callgrind_annotate --inclusive=yes cg.11000 | head -60
 //! ```
 //!
-//! Kinds: `noauth` (the same handler and the same ES256 `authorization` header, no layer), `static` (one static token among 10,000),
-//! `service-account` (one service-account token among 10,000, of 1,000 accounts),
-//! `jwt-es256`, `jwt-rs256` (a JWKS-verified token, verified once and then answered from
-//! the verified-token cache (`jwt-eddsa-*` and `floor-eddsa` with an Ed25519 key); `jwt-es256-outer` with the layer around the router instead of
-//! inside each route, `jwt-es256-audited-outer` also with an audit sink that drops every
-//! event, so that each allow's event is built), `jwt-es256-fresh`, `jwt-rs256-fresh` (cache off: every
-//! request verifies the signature), and `floor-es256`, `floor-rs256`: the crypto floor, a
-//! hand-written middleware that calls `jsonwebtoken::decode_header` and
-//! `jsonwebtoken::decode` with a `DecodingKey` made once (what the load bench's floor server
-//! does), so that the layer's fresh path and the floor are counted side by side. With
-//! `cargo bench` (no arguments) it runs each kind once, briefly, as a smoke test.
+//! Kinds:
+//!
+//! - `noauth`: the same handler and the same ES256 `authorization` header, no layer;
+//! - `static`: one static token among 10,000; `service-account`: one service-account token
+//!   among 10,000, of 1,000 accounts;
+//! - `jwt-es256`, `jwt-rs256`: a JWKS-verified token, verified once and then answered from
+//!   the verified-token cache; `jwt-es256-outer` with the layer around the router instead
+//!   of inside each route; `jwt-es256-audited-outer` also with an audit sink that drops
+//!   every event, so that each allow's event is built;
+//! - `jwt-es256-fresh`, `jwt-rs256-fresh`, `jwt-eddsa-fresh`: the cache off, so every
+//!   request verifies the signature;
+//! - `floor-es256`, `floor-rs256`, `floor-eddsa`: the crypto floor, a hand-written
+//!   middleware that calls `jsonwebtoken::decode_header` and `jsonwebtoken::decode` with a
+//!   `DecodingKey` made once (what the load bench's floor server does), counted beside the
+//!   fresh kinds;
+//! - `jwt-es256-overflow`, `jwt-es256-distinct`: 200 distinct ES256 tokens in turn, through
+//!   a cache of 100 entries (every request misses, verifies, inserts and evicts) or with
+//!   the cache off: the difference is what the cache costs when it cannot help.
+//!
+//! With `cargo bench` (no arguments) it runs each kind once, briefly, as a smoke test.
 
 #[path = "../tests/kit/mod.rs"]
 mod kit;
@@ -87,12 +96,22 @@ fn app(kind: &str) -> (Router, String) {
 
 /// The token every `jwt-*` and `floor-*` kind sends, signed by `key` (any algorithm).
 fn signed_token(key: &SigningKey) -> String {
+    numbered_token(key, 0)
+}
+
+/// The same claims with the `jti` numbered `i`: distinct tokens of one length.
+fn numbered_token(key: &SigningKey, i: usize) -> String {
     let now = now();
     key.sign(&json!({
         "iss": ISSUER, "aud": "catalog", "sub": "deploy-bot",
-        "jti": "6f1c2e9a-1111-2222-3333-444444444444", "iat": now, "exp": now + 3600,
+        "jti": format!("6f1c2e9a-1111-2222-3333-{i:012}"), "iat": now, "exp": now + 3600,
     }))
 }
+
+/// Tokens the `-overflow` and `-distinct` kinds cycle through, over a cache of half as
+/// many entries (`-overflow`) or none (`-distinct`): what a miss costs when the working
+/// set exceeds the cache, beside the fresh path, request by request.
+const CYCLED: usize = 200;
 
 /// The JWKS-verifying configuration of the `jwt-*` kinds, keys served in process.
 fn jwks_auth(kind: &str, key: &SigningKey) -> Auth {
@@ -103,8 +122,11 @@ fn jwks_auth(kind: &str, key: &SigningKey) -> Auth {
             .issuers([ISSUER])
             .audiences(["catalog"]),
     );
-    if kind.ends_with("-fresh") {
+    if kind.ends_with("-fresh") || kind.ends_with("-distinct") {
         builder = builder.verified_cache_capacity(0);
+    }
+    if kind.ends_with("-overflow") {
+        builder = builder.verified_cache_capacity(CYCLED as u64 / 2);
     }
     if kind.ends_with("-audited") {
         builder = builder.audit_sink(Arc::new(Discard));
@@ -227,10 +249,11 @@ fn floor(plain: Router, key: &SigningKey) -> Router {
     ))
 }
 
-/// The measured part: `n` requests, each driven to completion. Not inlined, so that
-/// callgrind can count only inside it (`--toggle-collect=callgrind::requests`).
+/// The measured part: `n` requests, each driven to completion, their `authorization`
+/// headers taken from `headers` in turn. Not inlined, so that callgrind can count only
+/// inside it (`--toggle-collect=callgrind::requests`).
 #[inline(never)]
-fn requests<S>(rt: &tokio::runtime::Runtime, app: &mut S, header: &str, n: usize)
+fn requests<S>(rt: &tokio::runtime::Runtime, app: &mut S, headers: &[String], n: usize)
 where
     S: Service<
             Request<Body>,
@@ -238,9 +261,9 @@ where
             Error = std::convert::Infallible,
         >,
 {
-    for _ in 0..n {
+    for header in headers.iter().cycle().take(n) {
         let req = Request::get("/items/42")
-            .header("authorization", header)
+            .header("authorization", header.as_str())
             .body(Body::empty())
             .expect("request");
         rt.block_on(async {
@@ -270,14 +293,24 @@ fn run(rt: &tokio::runtime::Runtime, kind: &str, n: usize) {
             let auth = jwks_auth(kind, &key);
             (auth.layer().layer(plain()), signed_token(&key))
         });
-        return warm_then_count(rt, app, &token, n);
+        return warm_then_count(rt, app, &[token], n);
+    }
+    if kind.ends_with("-overflow") || kind.ends_with("-distinct") {
+        let key = SigningKey::es256("bench-ec");
+        let (app, tokens) = rt.block_on(async {
+            let auth = jwks_auth(kind, &key);
+            let tokens: Vec<String> = (0..CYCLED).map(|i| numbered_token(&key, i)).collect();
+            (plain().layer(auth.layer()), tokens)
+        });
+        return warm_then_count(rt, app, &tokens, n);
     }
     let (app, token) = rt.block_on(async { app(kind) });
-    warm_then_count(rt, app, &token, n);
+    warm_then_count(rt, app, &[token], n);
 }
 
-/// One request that is not meant to be counted (it fetches keys, fills the cache), then `n`.
-fn warm_then_count<S>(rt: &tokio::runtime::Runtime, mut app: S, token: &str, n: usize)
+/// One pass through the tokens that is not meant to be counted (it fetches keys, fills the
+/// cache), then `n` requests.
+fn warm_then_count<S>(rt: &tokio::runtime::Runtime, mut app: S, tokens: &[String], n: usize)
 where
     S: Service<
             Request<Body>,
@@ -285,9 +318,9 @@ where
             Error = std::convert::Infallible,
         >,
 {
-    let header = format!("Bearer {token}");
-    requests(rt, &mut app, &header, 1);
-    requests(rt, &mut app, &header, n);
+    let headers: Vec<String> = tokens.iter().map(|t| format!("Bearer {t}")).collect();
+    requests(rt, &mut app, &headers, headers.len());
+    requests(rt, &mut app, &headers, n);
 }
 
 fn main() {
@@ -319,6 +352,8 @@ fn main() {
                 "floor-rs256",
                 "jwt-eddsa-fresh",
                 "floor-eddsa",
+                "jwt-es256-overflow",
+                "jwt-es256-distinct",
             ] {
                 run(&rt, kind, 10);
             }
