@@ -71,11 +71,12 @@ impl fmt::Display for SecretString {
 /// two.
 ///
 /// Why keyed: a plain hash prefix of a short static token could be reversed offline by
-/// trying every 8-character string; without `K` it cannot. Why over the digest: the layer
-/// already hashes every token it has not verified before once (the static-token lookup
-/// key), so the fingerprint costs one more short hash instead of a second pass over the
-/// token; a token answered from the verified-token cache reuses the fingerprint stored
-/// with it. The cost of the key is that fingerprints are stable within one process only:
+/// trying every 8-character string; without `K` it cannot. Why over the digest: a static
+/// or service-account token is looked up by its SHA-256 anyway, so its fingerprint costs
+/// one more short hash instead of a second pass over the token. The layer computes a
+/// fingerprint only for an audit event that is built (or a cache entry while allows are
+/// audited); a token answered from the verified-token cache reuses the one stored with
+/// it. The cost of the key is that fingerprints are stable within one process only:
 /// correlate across replicas by the audit event's subject, not by fingerprint.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Fingerprint([u8; 6]);
