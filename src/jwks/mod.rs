@@ -305,11 +305,7 @@ impl JwksCache {
     /// Makes room for one URL: forgets the least recently used one that nobody used for a
     /// minute, whose budget is full and that is not being fetched. A linear scan, only when
     /// the cache is full and a new URL comes.
-    fn evict_one(
-        &self,
-        urls: &mut Urls,
-        now: Instant,
-    ) -> Result<(), Duration> {
+    fn evict_one(&self, urls: &mut Urls, now: Instant) -> Result<(), Duration> {
         let now_ms = crate::clock::millis(now);
         let unused_for = EVICT_UNUSED_FOR.as_millis() as u64;
         let mut soonest = u64::MAX;
