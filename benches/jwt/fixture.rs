@@ -189,6 +189,45 @@ pub fn plain_app() -> Router {
     Router::new().route(ITEM_PATH, get(ok))
 }
 
+/// The crypto floor as a request: a hand-written middleware that calls
+/// `jsonwebtoken::decode_header`, takes the ready key and `Validation` of the header's `kid`
+/// (one per algorithm, as `raw` uses them), calls `jsonwebtoken::decode` and puts the claims
+/// in the request's extensions; 401 otherwise. What the load bench's floor server does, so
+/// that (floor request − no-auth request) ÷ raw decode shows what subtracting the request
+/// does to a side that verifies no differently from raw decode.
+pub fn floor_app(algs: &[PerAlg]) -> Router {
+    use std::collections::HashMap;
+    let keys: Arc<HashMap<String, (DecodingKey, Validation)>> = Arc::new(
+        algs.iter()
+            .map(|a| (a.alg.kid(), (a.decoding.clone(), a.validation.clone())))
+            .collect(),
+    );
+    plain_app().layer(axum::middleware::from_fn(
+        move |mut req: http::Request<axum::body::Body>, next: axum::middleware::Next| {
+            let keys = keys.clone();
+            async move {
+                let claims = req
+                    .headers()
+                    .get(http::header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .and_then(|token| {
+                        let kid = jsonwebtoken::decode_header(token).ok()?.kid?;
+                        let (key, validation) = keys.get(&kid)?;
+                        jsonwebtoken::decode::<crate::sides::Claims>(token, key, validation).ok()
+                    });
+                match claims {
+                    Some(claims) => {
+                        req.extensions_mut().insert(Arc::new(claims.claims));
+                        next.run(req).await
+                    }
+                    None => axum::response::IntoResponse::into_response(StatusCode::UNAUTHORIZED),
+                }
+            }
+        },
+    ))
+}
+
 pub fn jwks_client(url: &str) -> JwksClient<WebSource> {
     let source = WebSource::builder()
         .build(url.parse().expect("invariant: the server URL parses"))
@@ -213,6 +252,8 @@ pub struct Fixtures {
     pub server: KeyServer,
     pub algs: Vec<PerAlg>,
     pub plain: Router,
+    /// The crypto floor as a request ([`floor_app`]).
+    pub floor: Router,
     /// The layer, verified-token cache off, built-in fetcher.
     pub fresh: Router,
     /// The same with `JwksClientRsFetcher`.
@@ -256,6 +297,7 @@ impl Fixtures {
         let f = Self {
             started,
             plain: plain_app(),
+            floor: floor_app(&algs),
             fresh: layer_app(&jwks("fresh"), Fetcher::BuiltIn, false),
             fresh_crate: layer_app(&jwks("fresh-crate"), Fetcher::JwksClientRs, false),
             cached: layer_app(&jwks("cached"), Fetcher::BuiltIn, true),
@@ -275,6 +317,7 @@ impl Fixtures {
             for (side, what) in [
                 (self.raw(a), "raw"),
                 (self.no_auth(a), "no_auth"),
+                (self.floor(a), "floor_request"),
                 (self.layer_fresh(a), "layer_fresh"),
                 (self.layer_fresh_crate(a), "layer_fresh_crate_fetcher"),
                 (self.layer_cached(a), "layer_cached"),
@@ -291,7 +334,7 @@ impl Fixtures {
                 json!({ "iss": ISSUER, "aud": "someone-else", "sub": SUBJECT, "exp": now + 600 });
             es.key.sign(&claims)
         };
-        for app in [&self.fresh, &self.fresh_crate, &self.cached] {
+        for app in [&self.floor, &self.fresh, &self.fresh_crate, &self.cached] {
             let (status, _) = request::send(rt, app, request::get(ITEM_URI, bearer(&other)));
             assert_eq!(
                 status,
@@ -351,6 +394,13 @@ impl Fixtures {
     pub fn no_auth<'a>(&'a self, a: &'a PerAlg) -> Side<'a> {
         Side::Request {
             app: &self.plain,
+            authorization: &a.authorization,
+        }
+    }
+
+    pub fn floor<'a>(&'a self, a: &'a PerAlg) -> Side<'a> {
+        Side::Request {
+            app: &self.floor,
             authorization: &a.authorization,
         }
     }

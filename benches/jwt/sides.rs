@@ -181,7 +181,8 @@ pub const NO_AUTH: usize = 1;
 pub const FRESH: usize = 2;
 pub const FRESH_CRATE: usize = 3;
 pub const CLIENT: usize = 4;
-pub const CACHED: usize = 5;
+pub const FLOOR: usize = 5;
+pub const CACHED: usize = 6;
 
 pub fn per_alg_sides<'a>(f: &'a Fixtures, a: &'a PerAlg) -> Vec<(Side<'a>, u32)> {
     let mut sides = vec![
@@ -190,6 +191,7 @@ pub fn per_alg_sides<'a>(f: &'a Fixtures, a: &'a PerAlg) -> Vec<(Side<'a>, u32)>
         (f.layer_fresh(a), PAIRED_BATCH_CRYPTO),
         (f.layer_fresh_crate(a), PAIRED_BATCH_CRYPTO),
         (f.jwks_client_rs(a), PAIRED_BATCH_CRYPTO),
+        (f.floor(a), PAIRED_BATCH_CRYPTO),
     ];
     if a.alg == Alg::Es256 {
         sides.push((f.layer_cached(a), PAIRED_BATCH_CHEAP));
@@ -208,6 +210,10 @@ pub struct AlgChecks {
     pub layer_extra: Figure,
     pub crate_over_builtin: Figure,
     pub client_over_raw: Figure,
+    /// The floor as a request, read as the layer is: (floor − no-auth) ÷ raw.
+    pub floor_isolated: Figure,
+    /// The layer's request ÷ the floor's request (what the load bench compares).
+    pub fresh_over_floor: Figure,
     pub cached_full: Option<Figure>,
     pub cached_isolated: Option<Figure>,
     /// What a cached request costs over the no-auth request, ns.
@@ -233,6 +239,8 @@ pub fn run_checks(rt: &Runtime, f: &Fixtures) -> Vec<AlgChecks> {
                 layer_extra: r.figure(|t| t[FRESH] - t[NO_AUTH] - t[RAW]),
                 crate_over_builtin: r.figure(|t| t[FRESH_CRATE] / t[FRESH]),
                 client_over_raw: r.figure(|t| t[CLIENT] / t[RAW]),
+                floor_isolated: r.figure(|t| (t[FLOOR] - t[NO_AUTH]) / t[RAW]),
+                fresh_over_floor: r.figure(|t| t[FRESH] / t[FLOOR]),
                 cached_full: has_cached.then(|| r.figure(|t| t[FRESH] / t[CACHED])),
                 cached_isolated: has_cached
                     .then(|| r.figure(|t| (t[FRESH] - t[NO_AUTH]) / (t[CACHED] - t[NO_AUTH]))),
