@@ -35,7 +35,10 @@ impl std::fmt::Debug for UsableKey {
 /// The usable keys of one JWKS document.
 #[derive(Debug, Default)]
 pub(crate) struct KeySet {
-    by_kid: HashMap<String, Arc<UsableKey>>,
+    /// Looked up by the token's `kid` on every verification that is not a cache hit: hashed
+    /// with `foldhash`, seeded at random per map, not SipHash (about 180 instructions a
+    /// lookup less). Only the JWKS document inserts; a token's `kid` only looks up.
+    by_kid: HashMap<String, Arc<UsableKey>, foldhash::quality::RandomState>,
     all: Vec<Arc<UsableKey>>,
     /// How many JWKs were skipped.
     pub(crate) skipped: usize,
