@@ -6,7 +6,7 @@
 //! to the copy before the write's answer goes out (and kept until a read that started after
 //! it is installed, so a read that raced it cannot undo it), then the store is read again.
 //!
-//! A request costs a SHA-256 of the token (already computed for the static-token lookup),
+//! A request costs a SHA-256 of the token (computed once, and reused for its audit fingerprint),
 //! one hash-map lookup under a read lock, a constant-time comparison of the full digest and
 //! an atomic load: no store query. Last use is an atomic store at most once a second per
 //! token; the task writes the changed ones in one batch every `last_used_interval`.
