@@ -130,6 +130,23 @@ fn fingerprint_key() -> &'static [u8; 16] {
     })
 }
 
+/// A `foldhash` hasher for a map whose keys come from outside (tokens, `kid`s, key-set
+/// URLs), seeded from the operating system's random numbers: foldhash's own seed comes from
+/// addresses, which is enough against accidents but is not a secret. Without random numbers
+/// from the OS it falls back to foldhash's own seed (a collision then costs time, never a
+/// wrong answer: every map compares whole keys).
+pub(crate) fn seeded_hasher() -> foldhash::quality::SeedableRandomState {
+    use foldhash::SharedSeed;
+    use foldhash::quality::SeedableRandomState;
+    static SHARED: OnceLock<Option<SharedSeed>> = OnceLock::new();
+    let random = || random_bytes::<8>().map(u64::from_ne_bytes);
+    let shared = SHARED.get_or_init(|| random().map(SharedSeed::from_u64));
+    match (shared, random()) {
+        (Some(shared), Some(seed)) => SeedableRandomState::with_seed(seed, shared),
+        _ => SeedableRandomState::random(),
+    }
+}
+
 /// `N` bytes from the operating system's random source (aws-lc-rs), or `None` when it
 /// fails: a secret is never made from bytes that are not random.
 pub(crate) fn random_bytes<const N: usize>() -> Option<[u8; N]> {

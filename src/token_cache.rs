@@ -46,7 +46,6 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::{Mutex, PoisonError};
 
-use foldhash::SharedSeed;
 use foldhash::quality::SeedableRandomState;
 
 /// How many of a token's last bytes the slot hash reads (with the token's length).
@@ -57,23 +56,6 @@ const KEYED_TAIL: usize = 32;
 pub(crate) struct TokenCache<V> {
     entries: Mutex<Entries<V>>,
     hasher: SeedableRandomState,
-}
-
-/// A hasher seeded from the operating system's random numbers (foldhash's own seed comes
-/// from addresses, which is enough against accidents but is not a secret).
-fn seeded_hasher() -> SeedableRandomState {
-    static SHARED: std::sync::OnceLock<Option<SharedSeed>> = std::sync::OnceLock::new();
-    let random = || {
-        let mut bytes = [0u8; 8];
-        aws_lc_rs::rand::fill(&mut bytes).ok()?;
-        Some(u64::from_ne_bytes(bytes))
-    };
-    let shared = SHARED.get_or_init(|| random().map(SharedSeed::from_u64));
-    match (shared, random()) {
-        (Some(shared), Some(seed)) => SeedableRandomState::with_seed(seed, shared),
-        // No random numbers from the OS: a hash collision still costs only a miss.
-        _ => SeedableRandomState::random(),
-    }
 }
 
 struct Entries<V> {
@@ -129,7 +111,7 @@ impl<V: Clone> TokenCache<V> {
                 hand: 0,
                 capacity,
             }),
-            hasher: seeded_hasher(),
+            hasher: crate::secret::seeded_hasher(),
         }
     }
 

@@ -33,15 +33,26 @@ impl std::fmt::Debug for UsableKey {
 }
 
 /// The usable keys of one JWKS document.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct KeySet {
     /// Looked up by the token's `kid` on every verification that is not a cache hit: hashed
-    /// with `foldhash`, seeded at random per map, not SipHash (about 180 instructions a
-    /// lookup less). Only the JWKS document inserts; a token's `kid` only looks up.
-    by_kid: HashMap<String, Arc<UsableKey>, foldhash::quality::RandomState>,
+    /// with `foldhash` ([`seeded_hasher`](crate::secret::seeded_hasher)), not SipHash (about
+    /// 180 instructions a lookup less). Only the JWKS document inserts; a token's `kid` only
+    /// looks up.
+    by_kid: HashMap<String, Arc<UsableKey>, foldhash::quality::SeedableRandomState>,
     all: Vec<Arc<UsableKey>>,
     /// How many JWKs were skipped.
     pub(crate) skipped: usize,
+}
+
+impl Default for KeySet {
+    fn default() -> Self {
+        Self {
+            by_kid: HashMap::with_hasher(crate::secret::seeded_hasher()),
+            all: Vec::new(),
+            skipped: 0,
+        }
+    }
 }
 
 /// Why a JWKS document as a whole was refused.

@@ -49,11 +49,11 @@ use budget::Budget;
 pub(crate) use keys::{KeySet, Lookup};
 
 /// The cache's URLs. Looked up on every verification that is not a cache hit (once for the
-/// key, once for the witness kept with a cached entry), so hashed with `foldhash`, seeded
-/// at random per map, not SipHash (about 400 instructions a lookup less, issue 11): the
-/// URLs come from the configuration and from discovery of known service ids, and there are
-/// at most [`JwksCacheConfig::max_urls`] of them.
-type Urls = HashMap<String, Arc<UrlState>, foldhash::quality::RandomState>;
+/// key, once for the witness kept with a cached entry), so hashed with `foldhash`
+/// ([`seeded_hasher`](crate::secret::seeded_hasher)), not SipHash (about 400 instructions a
+/// lookup less, issue 11): the URLs come from the configuration and from discovery of known
+/// service ids, and there are at most [`JwksCacheConfig::max_urls`] of them.
+type Urls = HashMap<String, Arc<UrlState>, foldhash::quality::SeedableRandomState>;
 
 /// The knobs of the [`JwksCache`], each with a secure default.
 #[derive(Debug, Clone)]
@@ -247,7 +247,7 @@ impl JwksCache {
         Self {
             fetcher,
             config,
-            urls: RwLock::new(Urls::default()),
+            urls: RwLock::new(Urls::with_hasher(crate::secret::seeded_hasher())),
             sets: AtomicU64::new(0),
         }
     }
