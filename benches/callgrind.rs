@@ -204,11 +204,10 @@ fn ready<T, E: std::fmt::Debug>(
     }
 }
 
-/// The crypto floor: `decode_header`, the key by `kid`, `jsonwebtoken::decode`, the claims
-/// into the extensions; 401 otherwise.
+/// The crypto floor ([`kit::floor`]) with `key`'s `DecodingKey`, made once, decoding the
+/// `sub` claim.
 fn floor(plain: Router, key: &SigningKey) -> Router {
-    use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
-    use std::collections::HashMap;
+    use jsonwebtoken::{DecodingKey, Validation};
     #[derive(Clone, serde::Deserialize)]
     struct Claims {
         #[allow(dead_code)]
@@ -219,34 +218,8 @@ fn floor(plain: Router, key: &SigningKey) -> Router {
     let mut validation = Validation::new(key.alg);
     validation.set_issuer(&[ISSUER]);
     validation.set_audience(&["catalog"]);
-    let keys: Arc<HashMap<String, (DecodingKey, Validation)>> = Arc::new(HashMap::from([(
-        key.kid.clone(),
-        (DecodingKey::from_jwk(&jwk).expect("a key"), validation),
-    )]));
-    plain.layer(axum::middleware::from_fn(
-        move |mut req: Request<Body>, next: axum::middleware::Next| {
-            let keys = keys.clone();
-            async move {
-                let claims = req
-                    .headers()
-                    .get(http::header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("Bearer "))
-                    .and_then(|token| {
-                        let kid = decode_header(token).ok()?.kid?;
-                        let (key, validation) = keys.get(&kid)?;
-                        decode::<Claims>(token, key, validation).ok()
-                    });
-                match claims {
-                    Some(claims) => {
-                        req.extensions_mut().insert(claims.claims);
-                        next.run(req).await
-                    }
-                    None => axum::response::IntoResponse::into_response(StatusCode::UNAUTHORIZED),
-                }
-            }
-        },
-    ))
+    let decoding = DecodingKey::from_jwk(&jwk).expect("a key");
+    kit::floor::<Claims>(plain, [(key.kid.clone(), (decoding, validation))].into())
 }
 
 /// The measured part: `n` requests, each driven to completion, their `authorization`

@@ -189,43 +189,15 @@ pub fn plain_app() -> Router {
     Router::new().route(ITEM_PATH, get(ok))
 }
 
-/// The crypto floor as a request: a hand-written middleware that calls
-/// `jsonwebtoken::decode_header`, takes the ready key and `Validation` of the header's `kid`
-/// (one per algorithm, as `raw` uses them), calls `jsonwebtoken::decode` and puts the claims
-/// in the request's extensions; 401 otherwise. What the load bench's floor server does, so
-/// that (floor request − no-auth request) ÷ raw decode shows what subtracting the request
-/// does to a side that verifies no differently from raw decode.
+/// The crypto floor as a request ([`kit::floor`](crate::kit::floor)) with `raw`'s own keys
+/// and `Validation`s, so that (floor request − no-auth request) ÷ raw decode shows what
+/// subtracting the request does to a side that verifies no differently from raw decode.
 pub fn floor_app(algs: &[PerAlg]) -> Router {
-    use std::collections::HashMap;
-    let keys: Arc<HashMap<String, (DecodingKey, Validation)>> = Arc::new(
-        algs.iter()
-            .map(|a| (a.alg.kid(), (a.decoding.clone(), a.validation.clone())))
-            .collect(),
-    );
-    plain_app().layer(axum::middleware::from_fn(
-        move |mut req: http::Request<axum::body::Body>, next: axum::middleware::Next| {
-            let keys = keys.clone();
-            async move {
-                let claims = req
-                    .headers()
-                    .get(http::header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("Bearer "))
-                    .and_then(|token| {
-                        let kid = jsonwebtoken::decode_header(token).ok()?.kid?;
-                        let (key, validation) = keys.get(&kid)?;
-                        jsonwebtoken::decode::<crate::sides::Claims>(token, key, validation).ok()
-                    });
-                match claims {
-                    Some(claims) => {
-                        req.extensions_mut().insert(Arc::new(claims.claims));
-                        next.run(req).await
-                    }
-                    None => axum::response::IntoResponse::into_response(StatusCode::UNAUTHORIZED),
-                }
-            }
-        },
-    ))
+    let keys = algs
+        .iter()
+        .map(|a| (a.alg.kid(), (a.decoding.clone(), a.validation.clone())))
+        .collect();
+    crate::kit::floor::<crate::sides::Claims>(plain_app(), keys)
 }
 
 pub fn jwks_client(url: &str) -> JwksClient<WebSource> {

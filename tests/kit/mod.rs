@@ -14,6 +14,7 @@
 //! - [`big_body_server`]: [`BigBodyServer`], an oversized key set, counting what it sent;
 //! - [`key_fetcher`]: [`InProcessJwks`], key sets by URL without a socket;
 //! - [`idp`]: [`Idp`], an identity provider minting OIDC and Backstage user tokens;
+//! - [`floor`]: the crypto floor, `jsonwebtoken::decode` as a middleware, for the benches;
 //! - [`example_env`]: the values `examples/auth.env` gives `examples/auth.yaml`.
 
 // Each includer uses a different subset (of the items, and of their re-exports below).
@@ -21,6 +22,7 @@
 
 pub mod big_body_server;
 pub mod example_env;
+pub mod floor;
 pub mod forge;
 pub mod idp;
 pub mod key_fetcher;
@@ -29,6 +31,7 @@ pub mod keys;
 
 pub use big_body_server::BigBodyServer;
 pub use example_env::{example_env, example_env_pairs};
+pub use floor::floor;
 pub use forge::{
     b64url, claims, decode_part, header_and_claims, hex, legacy_claims, legacy_claims_living,
     legacy_token, now, random_hex, sign_raw, unsigned,
