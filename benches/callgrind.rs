@@ -55,12 +55,14 @@ fn plain() -> Router {
     Router::new().route("/items/{id}", get(|| async { "ok" }))
 }
 
-fn app(kind: &str) -> (Router, String) {
+/// The app of `kind` and the tokens its requests send in turn (one, but for the
+/// `-overflow` and `-distinct` kinds).
+fn app(kind: &str) -> (Router, Vec<String>) {
     let plain = plain();
     if kind == "noauth" {
         // The same ES256 token the `jwt-*` kinds send, so that building and dropping the
         // request (its `authorization` header) costs the same on both sides of the ratio.
-        return (plain, signed_token(&SigningKey::es256("bench-ec")));
+        return (plain, vec![signed_token(&SigningKey::es256("bench-ec"))]);
     }
     if kind == "static" {
         let mut builder = Auth::builder("catalog");
@@ -73,11 +75,12 @@ fn app(kind: &str) -> (Router, String) {
         let auth = builder.build().expect("builds");
         return (
             plain.layer(auth.layer()),
-            String::from("s2s-bench-token-00007-9f3c1a7e52d04b68"),
+            vec![String::from("s2s-bench-token-00007-9f3c1a7e52d04b68")],
         );
     }
     if kind == "service-account" {
-        return service_accounts(plain);
+        let (app, token) = service_accounts(plain);
+        return (app, vec![token]);
     }
     let key = if kind.contains("rs256") {
         SigningKey::rsa("bench-rsa", 0)
@@ -86,12 +89,16 @@ fn app(kind: &str) -> (Router, String) {
     } else {
         SigningKey::es256("bench-ec")
     };
-    let token = signed_token(&key);
     if kind.starts_with("floor-") {
-        return (floor(plain, &key), token);
+        return (floor(plain, &key), vec![signed_token(&key)]);
     }
+    let tokens = if kind.ends_with("-overflow") || kind.ends_with("-distinct") {
+        (0..CYCLED).map(|i| numbered_token(&key, i)).collect()
+    } else {
+        vec![signed_token(&key)]
+    };
     let auth = jwks_auth(kind, &key);
-    (plain.layer(auth.layer()), token)
+    (plain.layer(auth.layer()), tokens)
 }
 
 /// The token every `jwt-*` and `floor-*` kind sends, signed by `key` (any algorithm).
@@ -268,17 +275,8 @@ fn run(rt: &tokio::runtime::Runtime, kind: &str, n: usize) {
         });
         return warm_then_count(rt, app, &[token], n);
     }
-    if kind.ends_with("-overflow") || kind.ends_with("-distinct") {
-        let key = SigningKey::es256("bench-ec");
-        let (app, tokens) = rt.block_on(async {
-            let auth = jwks_auth(kind, &key);
-            let tokens: Vec<String> = (0..CYCLED).map(|i| numbered_token(&key, i)).collect();
-            (plain().layer(auth.layer()), tokens)
-        });
-        return warm_then_count(rt, app, &tokens, n);
-    }
-    let (app, token) = rt.block_on(async { app(kind) });
-    warm_then_count(rt, app, &[token], n);
+    let (app, tokens) = rt.block_on(async { app(kind) });
+    warm_then_count(rt, app, &tokens, n);
 }
 
 /// One pass through the tokens that is not meant to be counted (it fetches keys, fills the
