@@ -6,7 +6,7 @@
 //! cargo bench --bench callgrind --no-run          # builds target/release/deps/callgrind-*
 //! B=$(ls -t target/release/deps/callgrind-* | grep -v '\.d$' | head -1)
 //! for n in 1000 11000; do   # only the request loop is counted, not the set-up (key generation)
-//!   valgrind --tool=callgrind --collect-atstart=no --toggle-collect=callgrind::requests \
+//!   valgrind --tool=callgrind --collect-atstart=no --toggle-collect='callgrind::requests*' \
 //!     --callgrind-out-file=cg.$n "$B" jwt-es256 $n
 //! done
 //! # per request: (total of cg.11000 - total of cg.1000) / 10000
@@ -28,6 +28,10 @@
 //!   middleware that calls `jsonwebtoken::decode_header` and `jsonwebtoken::decode` with a
 //!   `DecodingKey` made once (what the load bench's floor server does), counted beside the
 //!   fresh kinds;
+//! - `raw-es256`, `raw-rs256`, `raw-eddsa`: no request at all, only
+//!   `jsonwebtoken::decode` into a JSON map with a `DecodingKey` made once (what the
+//!   criterion bench's `raw` side does), so that the layer's whole cost over `noauth` can be
+//!   set beside one bare decode;
 //! - `jwt-es256-overflow`, `jwt-es256-distinct`: 200 distinct ES256 tokens in turn, through
 //!   a cache of 100 entries (every request misses, verifies, inserts and evicts) or with
 //!   the cache off: the difference is what the cache costs when it cannot help.
@@ -82,13 +86,7 @@ fn app(kind: &str) -> (Router, Vec<String>) {
         let (app, token) = service_accounts(plain);
         return (app, vec![token]);
     }
-    let key = if kind.contains("rs256") {
-        SigningKey::rsa("bench-rsa", 0)
-    } else if kind.contains("eddsa") {
-        SigningKey::ed25519("bench-ed")
-    } else {
-        SigningKey::es256("bench-ec")
-    };
+    let key = key_of(kind);
     if kind.starts_with("floor-") {
         return (floor(plain, &key), vec![signed_token(&key)]);
     }
@@ -99,6 +97,17 @@ fn app(kind: &str) -> (Router, Vec<String>) {
     };
     let auth = jwks_auth(kind, &key);
     (plain.layer(auth.layer()), tokens)
+}
+
+/// The signing key of `kind`: RSA, Ed25519 or (by default) P-256.
+fn key_of(kind: &str) -> SigningKey {
+    if kind.contains("rs256") {
+        SigningKey::rsa("bench-rsa", 0)
+    } else if kind.contains("eddsa") {
+        SigningKey::ed25519("bench-ed")
+    } else {
+        SigningKey::es256("bench-ec")
+    }
 }
 
 /// The token every `jwt-*` and `floor-*` kind sends, signed by `key` (any algorithm).
@@ -214,19 +223,43 @@ fn ready<T, E: std::fmt::Debug>(
 /// The crypto floor ([`kit::floor`]) with `key`'s `DecodingKey`, made once, decoding the
 /// `sub` claim.
 fn floor(plain: Router, key: &SigningKey) -> Router {
-    use jsonwebtoken::{DecodingKey, Validation};
     #[derive(Clone, serde::Deserialize)]
     struct Claims {
         #[allow(dead_code)]
         sub: String,
     }
+    kit::floor::<Claims>(plain, [(key.kid.clone(), decoding(key))].into())
+}
+
+/// `key`'s `DecodingKey`, read from its JWK as the layer reads it, and the validation the
+/// layer's configuration asks for.
+fn decoding(key: &SigningKey) -> (jsonwebtoken::DecodingKey, jsonwebtoken::Validation) {
     let jwk: jsonwebtoken::jwk::Jwk =
         serde_json::from_value(jwks(&[key])["keys"][0].clone()).expect("a JWK");
-    let mut validation = Validation::new(key.alg);
+    let mut validation = jsonwebtoken::Validation::new(key.alg);
     validation.set_issuer(&[ISSUER]);
     validation.set_audience(&["catalog"]);
-    let decoding = DecodingKey::from_jwk(&jwk).expect("a key");
-    kit::floor::<Claims>(plain, [(key.kid.clone(), (decoding, validation))].into())
+    let decoding = jsonwebtoken::DecodingKey::from_jwk(&jwk).expect("a key");
+    (decoding, validation)
+}
+
+/// The `raw-*` kinds' measured part: `n` bare `jsonwebtoken::decode` calls into a JSON map.
+#[inline(never)]
+fn requests_raw(
+    token: &str,
+    key: &jsonwebtoken::DecodingKey,
+    validation: &jsonwebtoken::Validation,
+    n: usize,
+) {
+    for _ in 0..n {
+        let claims = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
+            std::hint::black_box(token),
+            key,
+            validation,
+        )
+        .expect("verifies");
+        std::hint::black_box(claims);
+    }
 }
 
 /// The measured part: `n` requests, each driven to completion, their `authorization`
@@ -263,6 +296,13 @@ where
 }
 
 fn run(rt: &tokio::runtime::Runtime, kind: &str, n: usize) {
+    if kind.starts_with("raw-") {
+        let key = key_of(kind);
+        let (decoding, validation) = decoding(&key);
+        let token = signed_token(&key);
+        requests_raw(&token, &decoding, &validation, 1);
+        return requests_raw(&token, &decoding, &validation, n);
+    }
     // Built inside the runtime (the JWKS cache needs one); the first request fetches the
     // key set and, with the cache on, fills it: not counted.
     if let Some(kind) = kind.strip_suffix("-outer") {
@@ -323,6 +363,9 @@ fn main() {
                 "floor-rs256",
                 "jwt-eddsa-fresh",
                 "floor-eddsa",
+                "raw-es256",
+                "raw-rs256",
+                "raw-eddsa",
                 "jwt-es256-overflow",
                 "jwt-es256-distinct",
             ] {

@@ -107,12 +107,12 @@ impl Known<'_> {
             _ => {}
         }
         let backstage_user = u.typ.as_deref() == Some(BACKSTAGE_USER_TYP);
-        let Some(iss) = u.iss.as_deref() else {
+        let Some(iss) = u.iss() else {
             if u.alg == jsonwebtoken::Algorithm::HS256 && self.legacy {
                 return Ok(Route::Legacy);
             }
             // Only an entry that explicitly gave up the issuer check takes issuer-less tokens.
-            if let Some(route) = self.pick(|v| v.issuers.is_none(), &u.aud) {
+            if let Some(route) = self.pick(|v| v.issuers.is_none(), u) {
                 return route;
             }
             // Issuer-less tokens are otherwise legacy-shaped: the legacy verifier names the
@@ -129,43 +129,37 @@ impl Known<'_> {
         };
         let by_issuer =
             |v: &JwksVerifier| v.has_issuer(iss) && (!backstage_user || v.is_backstage_user());
-        if let Some(route) = self.pick(by_issuer, &u.aud) {
+        if let Some(route) = self.pick(by_issuer, u) {
             return route;
         }
         if backstage_user && self.jwks.iter().any(|v| v.has_issuer(iss)) {
             // A Backstage user token from an issuer configured for other kinds of tokens.
             return Err(VerifyError::WrongType);
         }
-        self.pick(|v| v.issuers.is_none() && !backstage_user, &u.aud)
+        self.pick(|v| v.issuers.is_none() && !backstage_user, u)
             .unwrap_or(Err(VerifyError::UnknownIssuer))
     }
 
-    /// The one verifier passing `filter`, narrowed by audience when several do.
+    /// The one verifier passing `filter`, narrowed by the token's audience when several do.
     fn pick(
         &self,
         filter: impl Fn(&JwksVerifier) -> bool,
-        aud: &[String],
+        u: &Unverified,
     ) -> Option<Result<Route, VerifyError>> {
-        let candidates: Vec<usize> = (0..self.jwks.len())
-            .filter(|&i| filter(&self.jwks[i]))
-            .collect();
-        match candidates.as_slice() {
-            [] => None,
-            [one] => Some(Ok(Route::Jwks(*one))),
-            many => {
-                let narrowed: Vec<usize> = many
-                    .iter()
-                    .copied()
-                    .filter(|&i| self.jwks[i].accepts_any_audience(aud))
-                    .collect();
-                Some(match narrowed.as_slice() {
-                    [one] => Ok(Route::Jwks(*one)),
-                    // No audience matches any of them: the first will say "wrong audience".
-                    [] => Ok(Route::Jwks(many[0])),
-                    _ => Err(VerifyError::Ambiguous),
-                })
-            }
+        let mut candidates = (0..self.jwks.len()).filter(|&i| filter(&self.jwks[i]));
+        let first = candidates.next()?;
+        if candidates.next().is_none() {
+            return Some(Ok(Route::Jwks(first)));
         }
+        // Several: the ones that accept one of the token's audiences.
+        let mut narrowed = (0..self.jwks.len())
+            .filter(|&i| filter(&self.jwks[i]) && self.jwks[i].accepts_any_audience(u.aud()));
+        Some(match (narrowed.next(), narrowed.next()) {
+            (Some(one), None) => Ok(Route::Jwks(one)),
+            // No audience matches any of them: the first will say "wrong audience".
+            (None, _) => Ok(Route::Jwks(first)),
+            (Some(_), Some(_)) => Err(VerifyError::Ambiguous),
+        })
     }
 }
 

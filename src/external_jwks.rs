@@ -64,11 +64,11 @@ use std::sync::Arc;
 /// The JWT algorithms an entry may allow (`jsonwebtoken`'s, re-exported).
 pub use jsonwebtoken::Algorithm;
 use jsonwebtoken::Validation;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::error::{ConfigError, ConfigRule, RequestError, VerifyError};
 use crate::jwks::{JwksCache, OidcDiscovery, UsableKey, key_error};
-use crate::jwt::{Unverified, check_iat, exp_claim, str_claim};
+use crate::jwt::{Claims, Unverified, check_iat, exp_claim, str_claim};
 use crate::principal::{CredentialKind, Principal, PrincipalType};
 use crate::required_claims::RequiredClaims;
 use crate::restrictions::AccessRestrictions;
@@ -605,10 +605,10 @@ impl JwksVerifier {
         )
     }
 
-    pub(crate) fn accepts_any_audience(&self, aud: &[String]) -> bool {
+    pub(crate) fn accepts_any_audience<'a>(&self, mut aud: impl Iterator<Item = &'a str>) -> bool {
         match &self.audiences {
             None => true,
-            Some(list) => aud.iter().any(|a| list.contains(a)),
+            Some(list) => aud.any(|a| list.iter().any(|l| l == a)),
         }
     }
 
@@ -703,8 +703,8 @@ impl JwksVerifier {
                 namespace,
                 excluded,
             } => {
-                let value = match claims.get(claim.as_str()) {
-                    Some(Value::String(s)) if !s.is_empty() => s.as_str(),
+                let value = match claims.str(claim) {
+                    Some(s) if !s.is_empty() => s,
                     _ => return Err(VerifyError::MissingClaim("user subject")),
                 };
                 let subject = if *backstage {
@@ -775,8 +775,8 @@ impl JwksVerifier {
 }
 
 /// The `ent` claim of a Backstage token: the user and their groups (empty when absent).
-fn ownership_refs(claims: &Map<String, Value>) -> Result<Vec<String>, VerifyError> {
-    match claims.get("ent") {
+fn ownership_refs(claims: &Claims) -> Result<Vec<String>, VerifyError> {
+    match claims.get("ent").as_deref() {
         None => Ok(Vec::new()),
         Some(Value::Array(refs)) => refs
             .iter()
@@ -846,8 +846,10 @@ impl Verifier for JwksVerifier {
         {
             return Verification::Done(found.map_err(key_error).and_then(|key| {
                 let (p, exp) = self.finish(token.raw, &u, &key, shared.leeway)?;
-                let keys = vec![(url.to_owned(), u.kid.clone())];
-                shared.remember(token.raw, fingerprint, &p, exp, now, keys);
+                if shared.caches_verified() {
+                    let keys = vec![(url.to_owned(), u.kid.clone())];
+                    shared.remember(token.raw, fingerprint, &p, exp, now, keys);
+                }
                 Ok(p)
             }));
         }

@@ -59,12 +59,12 @@ pub fn inspect(token: &str) -> Result<Inspected, String> {
     crate::jwt::inspect(token)
         .map(|u| Inspected {
             alg: u.alg,
+            iss: u.iss().map(str::to_owned),
+            aud: u.aud().map(str::to_owned).collect(),
+            sub: u.sub().map(str::to_owned),
+            has_act: u.act().is_some(),
             typ: u.typ,
             kid: u.kid,
-            iss: u.iss,
-            aud: u.aud,
-            sub: u.sub,
-            has_act: u.act.is_some(),
         })
         .map_err(|e| e.to_string())
 }

@@ -329,7 +329,7 @@ impl Auth {
                     Some(list) => format!("issuer {}", list.join(", ")),
                     None => String::from("no issuer check"),
                 };
-                let why = match u.and_then(|u| u.iss.as_deref()) {
+                let why = match u.and_then(Unverified::iss) {
                     Some(_) if v.issuers.is_some() => "its `iss` is this entry's issuer",
                     _ => "the one entry that takes tokens without a matching issuer",
                 };
@@ -371,7 +371,7 @@ impl Auth {
             Route::Plugin => {
                 let mut checks = Vec::new();
                 if let (Some(plugin), Some(u)) = (&verifiers.plugin, u) {
-                    match u.sub.as_deref() {
+                    match u.sub() {
                         Some(sub) if crate::service_id::is_valid_service_id(sub) => {
                             checks.push(match plugin.discovery.base_url(sub) {
                                 Some(base) => format!(
@@ -392,7 +392,7 @@ impl Auth {
                         "iat, exp (required), with {leeway} s leeway; a lifetime of at most {} s plus leeway",
                         plugin.key_duration.as_secs()
                     ));
-                    if u.act.is_some() {
+                    if u.act().is_some() {
                         checks.push(String::from(
                             "act form (on behalf of a user): the acting service must be in s2s.trustedActors",
                         ));
@@ -568,7 +568,7 @@ fn shape_rule(u: &Unverified) -> (Verdict, Vec<String>) {
         Some(crate::obo::LIMITED_USER_TYP) => {
             return refused(VerifyError::WrongType);
         }
-        _ => match u.iss.as_deref() {
+        _ => match u.iss() {
             Some(iss) => {
                 let kind = if typ == Some(crate::external_jwks::BACKSTAGE_USER_TYP) {
                     "the Backstage user provider"

@@ -13,6 +13,7 @@
 //! So a token verifies here exactly when it verifies there (a test signs with every
 //! algorithm and checks both agree, forged signatures included).
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use aws_lc_rs::hmac;
@@ -81,7 +82,9 @@ impl VerifyingKey {
             return Err(VerifyError::KeyAlgorithmMismatch);
         }
         let slot = index(alg).ok_or(VerifyError::AlgorithmNotAllowed)?;
-        let signature = base64_decode(signature)?;
+        let mut buf = [0u8; 1024];
+        let signature = base64url(signature, &mut buf)
+            .map_err(|_| VerifyError::Malformed("signature is not base64url"))?;
         let parsed = self.parsed[slot].get_or_init(|| self.parse(alg));
         let ok = match parsed {
             Some(Parsed::Public(key)) => key.verify_sig(message, &signature).is_ok(),
@@ -153,11 +156,24 @@ fn index(alg: Algorithm) -> Option<usize> {
     })
 }
 
-fn base64_decode(signature: &str) -> Result<Vec<u8>, VerifyError> {
+/// `text` decoded from base64url without padding: into `buf` when it fits (a signature or
+/// a header, read with no allocation), else onto the heap.
+pub(crate) fn base64url<'b>(
+    text: &str,
+    buf: &'b mut [u8],
+) -> Result<Cow<'b, [u8]>, base64::DecodeError> {
+    use base64::DecodeSliceError;
     use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(signature)
-        .map_err(|_| VerifyError::Malformed("signature is not base64url"))
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    if base64::decoded_len_estimate(text.len()) <= buf.len() {
+        match engine.decode_slice(text, buf) {
+            Ok(n) => return Ok(Cow::Borrowed(&buf[..n])),
+            Err(DecodeSliceError::DecodeError(e)) => return Err(e),
+            // Not with the estimate checked; the heap will do.
+            Err(DecodeSliceError::OutputSliceTooSmall) => {}
+        }
+    }
+    engine.decode(text).map(Cow::Owned)
 }
 
 #[cfg(test)]
@@ -168,6 +184,25 @@ mod tests {
 
     fn b64(bytes: &[u8]) -> String {
         URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// Decoded on the stack when it fits, on the heap when not, the same bytes either way;
+    /// anything that is not base64url is refused whichever way it goes.
+    #[test]
+    fn base64url_in_a_buffer_or_on_the_heap() {
+        for len in [0, 1, 2, 3, 47, 48, 49, 64, 65, 200] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let text = b64(&bytes);
+            let mut buf = [0u8; 48];
+            let fits = base64::decoded_len_estimate(text.len()) <= buf.len();
+            let got = base64url(&text, &mut buf).unwrap();
+            assert_eq!(&*got, bytes.as_slice(), "{len}");
+            assert_eq!(matches!(got, Cow::Borrowed(_)), fits, "{len}");
+        }
+        for bad in ["a", "ab=", "a+b/", "ab cd", "Zm9v\n", "ZZ"] {
+            assert!(base64url(bad, &mut [0u8; 48]).is_err(), "{bad}");
+            assert!(base64url(bad, &mut [0u8; 0]).is_err(), "{bad}");
+        }
     }
 
     /// Signs a signing input.

@@ -12,8 +12,11 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, Validation};
+use std::borrow::Cow;
+
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde::de::IgnoredAny;
+use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::error::VerifyError;
@@ -32,14 +35,8 @@ pub(crate) struct Unverified {
     pub(crate) alg: Algorithm,
     pub(crate) typ: Option<String>,
     pub(crate) kid: Option<String>,
-    pub(crate) iss: Option<String>,
-    pub(crate) aud: Vec<String>,
-    /// Only for choosing a verifier and checking its shape before discovery; never trusted.
-    pub(crate) sub: Option<String>,
-    /// The RFC 8693 `act` claim of an on-behalf-of token, if any; never trusted.
-    pub(crate) act: Option<Value>,
     /// Every claim; trusted only once [`verify`] has checked the signature over them.
-    claims: Map<String, Value>,
+    claims: Claims,
     /// The token's length, and where its signing input (`header.payload`) ends: [`verify`]
     /// checks it is given the token these claims were read from.
     token_len: usize,
@@ -47,9 +44,41 @@ pub(crate) struct Unverified {
 }
 
 impl Unverified {
+    /// The `iss` claim (a string: [`inspect`] refuses any other type); never trusted.
+    pub(crate) fn iss(&self) -> Option<&str> {
+        self.claims.str("iss")
+    }
+
+    /// The `aud` claim as a list (a string, or strings: [`inspect`] refuses anything else;
+    /// empty when absent); never trusted.
+    pub(crate) fn aud(&self) -> impl Iterator<Item = &str> + Clone {
+        let (one, many) = match self.claims.find("aud") {
+            Some(Item::Str(t)) => (Some(self.claims.text(t)), &[][..]),
+            Some(Item::Composite(Value::Array(items))) => (None, items.as_slice()),
+            _ => (None, &[][..]),
+        };
+        one.into_iter().chain(many.iter().filter_map(Value::as_str))
+    }
+
+    /// The `sub` claim, if a string. Only for choosing a verifier and checking its shape
+    /// before discovery; never trusted.
+    pub(crate) fn sub(&self) -> Option<&str> {
+        self.claims.str("sub")
+    }
+
+    /// The RFC 8693 `act` claim of an on-behalf-of token, if any (not `null`); never trusted.
+    pub(crate) fn act(&self) -> Option<Cow<'_, Value>> {
+        self.claim("act").filter(|v| !v.is_null())
+    }
+
     /// An unverified claim, for choosing where the key comes from; never trusted.
-    pub(crate) fn claim(&self, name: &str) -> Option<&Value> {
+    pub(crate) fn claim(&self, name: &str) -> Option<Cow<'_, Value>> {
         self.claims.get(name)
+    }
+
+    /// An unverified string claim, for choosing where the key comes from; never trusted.
+    pub(crate) fn claim_str(&self, name: &str) -> Option<&str> {
+        self.claims.str(name)
     }
 }
 
@@ -61,23 +90,250 @@ impl std::fmt::Debug for Unverified {
             .field("alg", &self.alg)
             .field("typ", &self.typ)
             .field("kid", &self.kid)
-            .field("iss", &self.iss)
-            .field("aud", &self.aud)
-            .field("sub", &self.sub)
+            .field("iss", &self.iss())
+            .field("aud", &self.aud().collect::<Vec<_>>())
+            .field("sub", &self.sub())
             .finish_non_exhaustive()
     }
 }
 
+/// The claims of a JWT, read once into a form that costs no allocation per claim: the
+/// decoded payload, and each top-level claim's name and value, a string as a span of the
+/// payload (a copy only when it held escapes), a number or a boolean as it is, and a list or
+/// an object as a JSON value. What is accepted is exactly what `serde_json` reads into a
+/// `Map<String, Value>` (the same number rules, the same nesting limit), with one claim
+/// repeated refused.
+///
+/// Claims are looked up by name with a scan: a token carries a handful, and the few a
+/// verifier reads are found in the first ones.
+pub(crate) struct Claims {
+    /// The decoded payload, the JSON text every span points into.
+    json: String,
+    /// Each claim's name and value, in the token's order; no name twice.
+    entries: Vec<(Text, Item)>,
+}
+
+/// A piece of text of the payload: where it lies, or (when unescaping changed it, so no span
+/// holds it) its own copy.
+enum Text {
+    At(u32, u32),
+    Owned(Box<str>),
+}
+
+/// One claim's value, as read.
+enum Item {
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    Str(Text),
+    /// A list or an object.
+    Composite(Value),
+}
+
+impl std::fmt::Debug for Claims {
+    /// The claim names only: a value can be a credential (an on-behalf-of token's `obo`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.entries.iter().map(|(name, _)| self.text(name)))
+            .finish()
+    }
+}
+
+impl Claims {
+    fn text<'a>(&'a self, t: &'a Text) -> &'a str {
+        match t {
+            Text::At(start, end) => self
+                .json
+                .get(*start as usize..*end as usize)
+                .unwrap_or_default(),
+            Text::Owned(s) => s,
+        }
+    }
+
+    fn find(&self, name: &str) -> Option<&Item> {
+        self.entries
+            .iter()
+            .find(|(n, _)| self.text(n) == name)
+            .map(|(_, item)| item)
+    }
+
+    /// Whether the claim is there (`null` included).
+    pub(crate) fn contains_key(&self, name: &str) -> bool {
+        self.find(name).is_some()
+    }
+
+    /// The claim as a JSON value (borrowed for a list or an object, built for the others).
+    pub(crate) fn get(&self, name: &str) -> Option<Cow<'_, Value>> {
+        Some(match self.find(name)? {
+            Item::Null => Cow::Owned(Value::Null),
+            Item::Bool(b) => Cow::Owned(Value::Bool(*b)),
+            Item::Number(n) => Cow::Owned(Value::Number(n.clone())),
+            Item::Str(t) => Cow::Owned(Value::String(self.text(t).to_owned())),
+            Item::Composite(v) => Cow::Borrowed(v),
+        })
+    }
+
+    /// The claim, if it is a string.
+    pub(crate) fn str(&self, name: &str) -> Option<&str> {
+        match self.find(name)? {
+            Item::Str(t) => Some(self.text(t)),
+            _ => None,
+        }
+    }
+
+    /// The claim, if it is a whole number from 0 to 2^64 - 1.
+    pub(crate) fn u64(&self, name: &str) -> Option<u64> {
+        match self.find(name)? {
+            Item::Number(n) => n.as_u64(),
+            _ => None,
+        }
+    }
+
+    /// Reads a JWS payload (base64url of a JSON object).
+    fn decode(payload: &str) -> Result<Self, VerifyError> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| VerifyError::Malformed("claims are not base64url"))?;
+        // Invalid UTF-8 cannot be JSON: refused here once, not string by string.
+        let json = String::from_utf8(bytes)
+            .map_err(|_| VerifyError::Malformed("claims are not a JSON object"))?;
+        Self::from_json(json)
+    }
+
+    /// Reads claims from their JSON text.
+    pub(crate) fn from_json(json: String) -> Result<Self, VerifyError> {
+        let not_an_object = VerifyError::Malformed("claims are not a JSON object");
+        let mut de = serde_json::Deserializer::from_str(&json);
+        let entries = serde::de::DeserializeSeed::deserialize(Entries(&json), &mut de)
+            .and_then(|entries| de.end().map(|()| entries))
+            .map_err(|_| not_an_object)?;
+        let claims = Self { json, entries };
+        if claims.has_repeated_name() {
+            return Err(VerifyError::Malformed("a claim appears twice"));
+        }
+        Ok(claims)
+    }
+
+    /// RFC 7519 section 4 lets a parser take the last of two claims of one name; two readers
+    /// of one token that take different ones disagree about who it is for, so a repeated
+    /// claim is refused. Pair by pair for a handful of claims, sorted for more (an 8 KiB
+    /// token holds a thousand one-letter claims: no quadratic work for an attacker to ask).
+    fn has_repeated_name(&self) -> bool {
+        let mut names: Vec<&str> = Vec::new();
+        let n = self.entries.len();
+        if n <= 16 {
+            return (0..n).any(|i| {
+                let a = self.text(&self.entries[i].0);
+                self.entries[i + 1..].iter().any(|(b, _)| self.text(b) == a)
+            });
+        }
+        names.extend(self.entries.iter().map(|(name, _)| self.text(name)));
+        names.sort_unstable();
+        names.windows(2).any(|w| w[0] == w[1])
+    }
+}
+
+/// The span of `base` that `s` is (`serde_json` hands out borrowed strings only from its
+/// input), or a copy of `s` should it not be one.
+fn text_in(base: &str, s: &str) -> Text {
+    let start = (s.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
+    let end = start.wrapping_add(s.len());
+    match (
+        u32::try_from(start),
+        u32::try_from(end),
+        base.get(start..end),
+    ) {
+        (Ok(a), Ok(b), Some(at)) if std::ptr::eq(at, s) => Text::At(a, b),
+        _ => Text::Owned(s.into()),
+    }
+}
+
+/// Reads the top-level object of the payload `.0` into claims.
+struct Entries<'j>(&'j str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Entries<'de> {
+    type Value = Vec<(Text, Item)>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Entries<'de> {
+    type Value = Vec<(Text, Item)>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut entries = Vec::with_capacity(8);
+        while let Some(name) = map.next_key_seed(ItemSeed(self.0))? {
+            let Item::Str(name) = name else {
+                return Err(serde::de::Error::custom("a claim name is not a string"));
+            };
+            entries.push((name, map.next_value_seed(ItemSeed(self.0))?));
+        }
+        Ok(entries)
+    }
+}
+
+/// Reads one value (or name) of the payload `.0`.
+#[derive(Clone, Copy)]
+struct ItemSeed<'j>(&'j str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for ItemSeed<'de> {
+    type Value = Item;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Item, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ItemSeed<'de> {
+    type Value = Item;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Item, E> {
+        Ok(Item::Null)
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Item, E> {
+        Ok(Item::Bool(b))
+    }
+    fn visit_u64<E>(self, n: u64) -> Result<Item, E> {
+        Ok(Item::Number(n.into()))
+    }
+    fn visit_i64<E>(self, n: i64) -> Result<Item, E> {
+        Ok(Item::Number(n.into()))
+    }
+    fn visit_f64<E>(self, n: f64) -> Result<Item, E> {
+        // As `serde_json::Value` reads it (a JSON number is always finite).
+        Ok(serde_json::Number::from_f64(n).map_or(Item::Null, Item::Number))
+    }
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Item, E> {
+        Ok(Item::Str(text_in(self.0, s)))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Item, E> {
+        Ok(Item::Str(Text::Owned(s.into())))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Item, A::Error> {
+        let d = serde::de::value::SeqAccessDeserializer::new(seq);
+        Value::deserialize(d).map(Item::Composite)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Item, A::Error> {
+        let d = serde::de::value::MapAccessDeserializer::new(map);
+        Value::deserialize(d).map(Item::Composite)
+    }
+}
+
 #[derive(Deserialize)]
-struct RawHeader {
-    alg: Option<String>,
+struct RawHeader<'a> {
+    #[serde(borrow)]
+    alg: Option<Cow<'a, str>>,
     typ: Option<String>,
     kid: Option<String>,
-    jku: Option<Value>,
-    x5u: Option<Value>,
-    jwk: Option<Value>,
-    x5c: Option<Value>,
-    crit: Option<Value>,
+    jku: Option<IgnoredAny>,
+    x5u: Option<IgnoredAny>,
+    jwk: Option<IgnoredAny>,
+    x5c: Option<IgnoredAny>,
+    crit: Option<IgnoredAny>,
 }
 
 /// Reads the header and claims of a compact JWS without verifying it.
@@ -89,7 +345,11 @@ pub(crate) fn inspect(token: &str) -> Result<Unverified, VerifyError> {
         return Err(VerifyError::Malformed("not a compact JWS"));
     };
     let signing_input_end = header.len() + 1 + payload.len();
-    let header: RawHeader = decode_part(header, "header")?;
+    let mut buf = [0u8; 512];
+    let header_bytes = crate::jws::base64url(header, &mut buf)
+        .map_err(|_| VerifyError::Malformed("header is not base64url"))?;
+    let header: RawHeader<'_> = object(&header_bytes)
+        .map_err(|()| VerifyError::Malformed("header is not a JSON object"))?;
     for (present, name) in [
         (header.jku.is_some(), "jku"),
         (header.x5u.is_some(), "x5u"),
@@ -112,83 +372,38 @@ pub(crate) fn inspect(token: &str) -> Result<Unverified, VerifyError> {
             .parse::<Algorithm>()
             .map_err(|_| VerifyError::Malformed("unknown alg"))?,
     };
-    let claims = decode_claims(payload)?;
-    let iss = match claims.get("iss") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
+    let claims = Claims::decode(payload)?;
+    match claims.find("iss") {
+        None | Some(Item::Null | Item::Str(_)) => {}
         Some(_) => return Err(VerifyError::Malformed("iss is not a string")),
-    };
-    let aud = match claims.get("aud") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| match v {
-                Value::String(s) => Ok(s.clone()),
-                _ => Err(VerifyError::Malformed("aud holds a non-string")),
-            })
-            .collect::<Result<_, _>>()?,
+    }
+    match claims.find("aud") {
+        None | Some(Item::Null | Item::Str(_)) => {}
+        Some(Item::Composite(Value::Array(items))) => {
+            if !items.iter().all(Value::is_string) {
+                return Err(VerifyError::Malformed("aud holds a non-string"));
+            }
+        }
         Some(_) => return Err(VerifyError::Malformed("aud is not a string or list")),
-    };
-    let sub = match claims.get("sub") {
-        Some(Value::String(s)) => Some(s.clone()),
-        _ => None,
-    };
-    let act = claims.get("act").filter(|v| !v.is_null()).cloned();
+    }
     Ok(Unverified {
         alg,
         typ: header.typ,
         kid: header.kid,
-        iss,
-        aud,
-        sub,
-        act,
         claims,
         token_len: token.len(),
         signing_input_end,
     })
 }
 
-/// The claims of a JWS payload: a JSON object in which no claim appears twice (RFC 7519
-/// section 4 lets a parser take the last of two; two readers of one token that take
-/// different ones disagree about who it is for, so a repeated claim is refused).
-fn decode_claims(payload: &str) -> Result<Map<String, Value>, VerifyError> {
-    struct Unique(Map<String, Value>);
-    impl<'de> Deserialize<'de> for Unique {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct Visit;
-            impl<'de> serde::de::Visitor<'de> for Visit {
-                type Value = Map<String, Value>;
-                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                    f.write_str("a JSON object without repeated names")
-                }
-                fn visit_map<A: serde::de::MapAccess<'de>>(
-                    self,
-                    mut access: A,
-                ) -> Result<Self::Value, A::Error> {
-                    let mut claims = Map::new();
-                    while let Some((name, value)) = access.next_entry::<String, Value>()? {
-                        if claims.insert(name, value).is_some() {
-                            return Err(serde::de::Error::custom(REPEATED));
-                        }
-                    }
-                    Ok(claims)
-                }
-            }
-            d.deserialize_map(Visit).map(Unique)
-        }
+/// `T` read from JSON that is an object: serde also reads a struct from a JSON array
+/// (`["ES256", null, ...]` as a header); RFC 7515 and 7519 say header and claims are
+/// objects, and jsonwebtoken reads them so.
+fn object<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ()> {
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return Err(());
     }
-    const REPEATED: &str = "repeated claim";
-    let bytes = URL_SAFE_NO_PAD
-        .decode(payload)
-        .map_err(|_| VerifyError::Malformed("claims are not base64url"))?;
-    match serde_json::from_slice::<Unique>(&bytes) {
-        Ok(Unique(claims)) => Ok(claims),
-        Err(e) if e.to_string().starts_with(REPEATED) => {
-            Err(VerifyError::Malformed("a claim appears twice"))
-        }
-        Err(_) => Err(VerifyError::Malformed("claims are not a JSON object")),
-    }
+    serde_json::from_slice(bytes).map_err(|_| ())
 }
 
 pub(crate) fn decode_part<T: serde::de::DeserializeOwned>(
@@ -207,12 +422,7 @@ pub(crate) fn decode_part<T: serde::de::DeserializeOwned>(
     } else {
         "claims are not a JSON object"
     });
-    // serde also reads a struct from a JSON array (`["ES256", null, ...]` as a header); RFC
-    // 7515 and 7519 say header and claims are objects, and jsonwebtoken reads them so.
-    if bytes.trim_ascii_start().first() != Some(&b'{') {
-        return Err(not_an_object);
-    }
-    serde_json::from_slice(&bytes).map_err(|_| not_an_object)
+    object(&bytes).map_err(|()| not_an_object)
 }
 
 /// The instant an `exp` names, or [`VerifyError::ExpOutOfRange`] when it names no real date.
@@ -230,10 +440,9 @@ pub(crate) fn expiry(exp: u64) -> Result<OffsetDateTime, VerifyError> {
 
 /// The verified token's `exp` (a whole number of seconds, checked by [`verify`] already)
 /// and the instant it names ([`expiry`]).
-pub(crate) fn exp_claim(claims: &Map<String, Value>) -> Result<(u64, OffsetDateTime), VerifyError> {
+pub(crate) fn exp_claim(claims: &Claims) -> Result<(u64, OffsetDateTime), VerifyError> {
     let exp = claims
-        .get("exp")
-        .and_then(Value::as_u64)
+        .u64("exp")
         .ok_or(VerifyError::Malformed("exp is not a number"))?;
     Ok((exp, expiry(exp)?))
 }
@@ -252,7 +461,7 @@ pub(crate) fn verify<'u>(
     u: &'u Unverified,
     key: &VerifyingKey,
     validation: &Validation,
-) -> Result<&'u Map<String, Value>, VerifyError> {
+) -> Result<&'u Claims, VerifyError> {
     let end = u.signing_input_end;
     if token.len() != u.token_len || token.as_bytes().get(end) != Some(&b'.') {
         // Not the token `u` was read from: a bug in the caller, refused all the same.
@@ -287,14 +496,10 @@ enum Claim<T> {
 }
 
 impl<'a, T> Claim<T> {
-    fn read(
-        claims: &'a Map<String, Value>,
-        name: &str,
-        f: impl FnOnce(&'a Value) -> Option<T>,
-    ) -> Self {
-        match claims.get(name) {
+    fn read(claims: &'a Claims, name: &str, f: impl FnOnce(&'a Item) -> Option<T>) -> Self {
+        match claims.find(name) {
             None => Claim::Absent,
-            Some(Value::Null) => Claim::Null,
+            Some(Item::Null) => Claim::Null,
             Some(v) => f(v).map_or(Claim::Unreadable, Claim::Read),
         }
     }
@@ -306,8 +511,8 @@ impl<'a, T> Claim<T> {
 
 /// A NumericDate as `jsonwebtoken` takes it: a whole number of seconds from 0 to 2^64 - 1,
 /// or a finite, non-negative float below 2^64, rounded.
-fn seconds(v: &Value) -> Option<u64> {
-    let n = v.as_number()?;
+fn seconds(v: &Item) -> Option<u64> {
+    let Item::Number(n) = v else { return None };
     n.as_u64().or_else(|| {
         let f = n.as_f64()?;
         (n.is_f64() && f.is_finite() && f >= 0.0 && f < u64::MAX as f64).then(|| f.round() as u64)
@@ -315,10 +520,27 @@ fn seconds(v: &Value) -> Option<u64> {
 }
 
 /// A string, or a list of strings (`iss` and `aud`).
-fn strings(v: &Value) -> Option<Vec<&str>> {
+enum Names<'a> {
+    One(&'a str),
+    Many(&'a [Value]),
+}
+
+impl Names<'_> {
+    fn any(&self, accepted: impl Fn(&str) -> bool) -> bool {
+        match self {
+            Names::One(s) => accepted(s),
+            Names::Many(items) => items.iter().filter_map(Value::as_str).any(accepted),
+        }
+    }
+}
+
+/// `v` as [`Names`], if it is a string or a list of nothing but strings.
+fn names<'a>(claims: &'a Claims, v: &'a Item) -> Option<Names<'a>> {
     match v {
-        Value::String(s) => Some(vec![s.as_str()]),
-        Value::Array(items) => items.iter().map(Value::as_str).collect(),
+        Item::Str(t) => Some(Names::One(claims.text(t))),
+        Item::Composite(Value::Array(items)) if items.iter().all(Value::is_string) => {
+            Some(Names::Many(items))
+        }
         _ => None,
     }
 }
@@ -328,17 +550,17 @@ fn strings(v: &Value) -> Option<Vec<&str>> {
 /// and `aud` among the accepted values (a list of `iss` or `aud` values passes when any of
 /// them is accepted). An `exp` that is there but names no real date is
 /// [`VerifyError::ExpOutOfRange`], not a missing claim.
-fn validate(
-    claims: &Map<String, Value>,
-    validation: &Validation,
-    now: u64,
-) -> Result<(), VerifyError> {
+fn validate(claims: &Claims, validation: &Validation, now: u64) -> Result<(), VerifyError> {
     let exp = Claim::read(claims, "exp", seconds);
     let nbf = Claim::read(claims, "nbf", seconds);
-    let sub = Claim::read(claims, "sub", Value::as_str);
-    let iss = Claim::read(claims, "iss", strings);
-    let aud = Claim::read(claims, "aud", strings);
-    let required = |name: &str| validation.required_spec_claims.contains(name);
+    let sub = Claim::read(claims, "sub", |v| match v {
+        Item::Str(t) => Some(claims.text(t)),
+        _ => None,
+    });
+    let iss = Claim::read(claims, "iss", |v| names(claims, v));
+    let aud = Claim::read(claims, "aud", |v| names(claims, v));
+    // The set holds a name or three: walked, not hashed.
+    let required = |name: &str| validation.required_spec_claims.iter().any(|c| c == name);
     if required("exp") && !exp.is_read() {
         return Err(match exp {
             Claim::Unreadable => VerifyError::ExpOutOfRange,
@@ -384,7 +606,7 @@ fn validate(
         return Err(VerifyError::WrongSubject);
     }
     if let (Claim::Read(iss), Some(accepted)) = (&iss, &validation.iss)
-        && !iss.iter().any(|i| accepted.contains(*i))
+        && !iss.any(|i| accepted.contains(i))
     {
         return Err(VerifyError::WrongIssuer);
     }
@@ -393,7 +615,7 @@ fn validate(
     }
     match (&aud, &validation.aud) {
         (Claim::Read(_), None) => Err(VerifyError::WrongAudience),
-        (Claim::Read(aud), Some(accepted)) if !aud.iter().any(|a| accepted.contains(*a)) => {
+        (Claim::Read(aud), Some(accepted)) if !aud.any(|a| accepted.contains(a)) => {
             Err(VerifyError::WrongAudience)
         }
         _ => Ok(()),
@@ -402,11 +624,13 @@ fn validate(
 
 /// Refuses a token whose `iat` is later than now plus the leeway: a clock that far ahead,
 /// or a token minted to start in the future, is not trusted.
-pub(crate) fn check_iat(claims: &Map<String, Value>, leeway: u64) -> Result<(), VerifyError> {
-    if let Some(iat) = claims.get("iat") {
-        let iat = iat
-            .as_f64()
-            .ok_or(VerifyError::Malformed("iat is not a number"))?;
+pub(crate) fn check_iat(claims: &Claims, leeway: u64) -> Result<(), VerifyError> {
+    if let Some(iat) = claims.find("iat") {
+        let iat = match iat {
+            Item::Number(n) => n.as_f64(),
+            _ => None,
+        }
+        .ok_or(VerifyError::Malformed("iat is not a number"))?;
         let now = jsonwebtoken::get_current_timestamp() as f64;
         if iat > now + leeway as f64 {
             return Err(VerifyError::IssuedInFuture);
@@ -417,11 +641,11 @@ pub(crate) fn check_iat(claims: &Map<String, Value>, leeway: u64) -> Result<(), 
 
 /// A string claim.
 pub(crate) fn str_claim<'a>(
-    claims: &'a Map<String, Value>,
+    claims: &'a Claims,
     name: &'static str,
 ) -> Result<&'a str, VerifyError> {
-    match claims.get(name) {
-        Some(Value::String(s)) if !s.is_empty() => Ok(s),
+    match claims.find(name) {
+        Some(Item::Str(t)) if !claims.text(t).is_empty() => Ok(claims.text(t)),
         Some(_) => Err(VerifyError::Malformed("a claim has the wrong type")),
         None => Err(VerifyError::MissingClaim(name)),
     }
@@ -430,6 +654,7 @@ pub(crate) fn str_claim<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Map;
 
     fn b64(s: &str) -> String {
         URL_SAFE_NO_PAD.encode(s)
@@ -448,8 +673,8 @@ mod tests {
         .unwrap();
         assert_eq!(u.alg, Algorithm::ES256);
         assert_eq!(u.kid.as_deref(), Some("k1"));
-        assert_eq!(u.iss.as_deref(), Some("https://idp"));
-        assert_eq!(u.aud, vec!["a", "b"]);
+        assert_eq!(u.iss(), Some("https://idp"));
+        assert_eq!(u.aud().collect::<Vec<_>>(), vec!["a", "b"]);
     }
 
     #[test]
@@ -524,7 +749,71 @@ mod tests {
             r#"{"alg":"ES256"}"#,
             r#"{"sub":"a","act":{"sub":"b"}}"#,
         ));
-        assert_eq!(u.unwrap().sub.as_deref(), Some("a"));
+        assert_eq!(u.unwrap().sub(), Some("a"));
+    }
+
+    /// Claims are read as `serde_json` reads a map of values: escapes undone (in names too,
+    /// so an escaped repeat is a repeat), numbers and nesting under its rules, strings kept
+    /// as spans of the payload when they hold no escape.
+    #[test]
+    fn claims_read_as_serde_json_reads_them() {
+        let json = r#"{"s\u0075b":"ja\u006ee","iss":"https://idp","n":-3,"f":1.5,
+            "t":true,"z":null,"l":["a",{"b":[1]}],"o":{"k":"v"},"\u00e9":"\u00e9t\u00e9"}"#;
+        let c = Claims::from_json(json.to_owned()).unwrap();
+        let map: Map<String, Value> = serde_json::from_str(json).unwrap();
+        assert_eq!(c.entries.len(), map.len());
+        for (name, value) in &map {
+            assert_eq!(c.get(name).as_deref(), Some(value), "{name}");
+        }
+        assert_eq!(c.str("sub"), Some("jane"));
+        assert_eq!(c.str("iss"), Some("https://idp"));
+        assert!(matches!(c.find("iss"), Some(Item::Str(Text::At(..)))));
+        assert_eq!(c.str("é"), Some("été"));
+        assert_eq!(c.u64("n"), None);
+        assert!(c.contains_key("z") && !c.contains_key("y"));
+        assert_eq!(
+            format!("{c:?}"),
+            r#"["sub", "iss", "n", "f", "t", "z", "l", "o", "é"]"#
+        );
+        assert_eq!(
+            Claims::from_json(r#"{"sub":"a","s\u0075b":"b"}"#.to_owned()).unwrap_err(),
+            VerifyError::Malformed("a claim appears twice")
+        );
+        // Refused by a map of values too.
+        for refused in [
+            r#"{"n":1e400}"#,
+            r#"{"n":01}"#,
+            r#"{"s":"\ud800"}"#,
+            r#"{"a":1}x"#,
+            r#"{"a":1,}"#,
+            r#"["a"]"#,
+            "7",
+        ] {
+            assert!(Claims::from_json(refused.to_owned()).is_err(), "{refused}");
+            assert!(serde_json::from_str::<Map<String, Value>>(refused).is_err());
+        }
+        // Nested past serde_json's limit: refused, as a map of values refuses it.
+        let deep = format!(r#"{{"a":{}{}}}"#, "[".repeat(200), "]".repeat(200));
+        assert!(serde_json::from_str::<Map<String, Value>>(&deep).is_err());
+        assert!(Claims::from_json(deep).is_err());
+    }
+
+    /// A repeated claim is found among a thousand as among two, without a quadratic scan.
+    #[test]
+    fn finds_a_repeat_among_many_claims() {
+        let many = |last: &str| {
+            let mut json = String::from("{");
+            for i in 0..1_000 {
+                json.push_str(&format!(r#""c{i}":{i},"#));
+            }
+            json.push_str(&format!(r#""{last}":0}}"#));
+            json
+        };
+        assert!(Claims::from_json(many("fresh")).is_ok());
+        assert_eq!(
+            Claims::from_json(many("c500")).unwrap_err(),
+            VerifyError::Malformed("a claim appears twice")
+        );
     }
 
     /// `verify` checks the token it is given is the one the claims were read from.
@@ -540,7 +829,7 @@ mod tests {
         v.required_spec_claims.clear();
         v.validate_exp = false;
         let u = inspect(&one).unwrap();
-        assert_eq!(verify(&one, &u, &key, &v).unwrap()["sub"], "a");
+        assert_eq!(verify(&one, &u, &key, &v).unwrap().str("sub"), Some("a"));
         assert_eq!(
             verify(&other, &u, &key, &v).unwrap_err(),
             VerifyError::Malformed("token does not decode")
@@ -697,11 +986,12 @@ mod tests {
                 continue;
             }
             let theirs = jsonwebtoken_verdict(&token, &claims, &v);
-            let readable = |name: &str| match claims.get(name) {
-                None | Some(Value::Null) => false,
+            let read = Claims::from_json(claims.to_string()).unwrap();
+            let readable = |name: &str| match read.find(name) {
+                None | Some(Item::Null) => false,
                 Some(v) if name == "exp" || name == "nbf" => seconds(v).is_some(),
-                Some(v) if name == "sub" => v.is_string(),
-                Some(v) => strings(v).is_some(),
+                Some(Item::Str(_)) => true,
+                Some(v) => name != "sub" && super::names(&read, v).is_some(),
             };
             let missing = names.iter().filter(|n| !readable(n)).count();
             if missing > 1 {

@@ -159,7 +159,7 @@ impl LegacyVerifier {
         if u.alg != Algorithm::HS256 {
             return Err(VerifyError::AlgorithmNotAllowed);
         }
-        if !u.aud.is_empty() {
+        if u.aud().next().is_some() {
             return Err(VerifyError::LegacyWithAudience);
         }
         let validation = &self.validation;

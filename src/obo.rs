@@ -59,9 +59,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::error::VerifyError;
+use crate::jwt::Claims;
 use crate::principal::LimitedUserToken;
 use crate::secret::SecretString;
 
@@ -73,7 +74,7 @@ pub const LIMITED_USER_TYP: &str = "vnd.backstage.limited-user";
 pub(crate) fn limited_user_token(
     alg: Algorithm,
     kid: Option<&str>,
-    claims: &Map<String, Value>,
+    claims: &Claims,
 ) -> Option<Arc<LimitedUserToken>> {
     // Field order is the wire format: the identity provider signed exactly these bytes.
     #[derive(Serialize)]
@@ -84,12 +85,12 @@ pub(crate) fn limited_user_token(
         kid: Option<&'a str>,
     }
     #[derive(Serialize)]
-    struct Claims<'a> {
+    struct Payload<'a> {
         sub: &'a Value,
         iat: &'a Value,
         exp: &'a Value,
     }
-    let uip = claims.get("uip")?.as_str()?;
+    let uip = claims.str("uip")?;
     // A signature is base64url; anything else cannot be one, and must not smuggle a `.`.
     if uip.is_empty()
         || !uip
@@ -99,6 +100,7 @@ pub(crate) fn limited_user_token(
         return None;
     }
     let exp = claims.get("exp")?;
+    let (sub, iat) = (claims.get("sub")?, claims.get("iat")?);
     let header = serde_json::to_vec(&Header {
         typ: LIMITED_USER_TYP,
         alg,
@@ -106,10 +108,10 @@ pub(crate) fn limited_user_token(
     })
     .ok()?;
     // Receivers require `iat` in a limited token; without it there is nothing to forward.
-    let payload = serde_json::to_vec(&Claims {
-        sub: claims.get("sub")?,
-        iat: claims.get("iat")?,
-        exp,
+    let payload = serde_json::to_vec(&Payload {
+        sub: &sub,
+        iat: &iat,
+        exp: &exp,
     })
     .ok()?;
     let token = format!(
@@ -144,11 +146,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn claims(value: Value) -> Map<String, Value> {
-        match value {
-            Value::Object(map) => map,
-            _ => Map::new(),
-        }
+    fn claims(value: Value) -> Claims {
+        Claims::from_json(value.to_string()).unwrap()
     }
 
     #[test]
@@ -182,8 +181,9 @@ mod tests {
         let no_iat = json!({"sub": "user:default/jane", "exp": 2, "uip": "c2ln"});
         assert!(limited_user_token(Algorithm::ES256, None, &claims(no_iat)).is_none());
         for bad in [json!(""), json!("a.b"), json!(7), json!("sig=")] {
-            let mut c = claims(base.clone());
-            c.insert("uip".into(), bad);
+            let mut c = base.clone();
+            c["uip"] = bad;
+            let c = claims(c);
             assert!(limited_user_token(Algorithm::ES256, None, &c).is_none());
         }
     }

@@ -12,9 +12,10 @@
 //! `azp` and `client_id` are different claims (OIDC's authorized party, RFC 9068's client
 //! id): require the one your provider sets.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::error::{ConfigError, ConfigRule, VerifyError};
+use crate::jwt::Claims;
 
 /// The longest claim name accepted.
 const MAX_NAME_LEN: usize = 128;
@@ -52,9 +53,9 @@ impl RequiredClaims {
 
     /// Whether `claims` satisfy every requirement; the error names the first claim that
     /// does not.
-    pub(crate) fn check(&self, claims: &Map<String, Value>) -> Result<(), VerifyError> {
+    pub(crate) fn check(&self, claims: &Claims) -> Result<(), VerifyError> {
         for (name, accepted) in &self.0 {
-            let ok = match claims.get(name) {
+            let ok = match claims.get(name).as_deref() {
                 None | Some(Value::Null) => {
                     return Err(VerifyError::MissingRequiredClaim(name.clone()));
                 }
@@ -84,7 +85,7 @@ mod tests {
         let mut r = RequiredClaims::default();
         r.set("azp".into(), vec![json!("ci"), json!("deploy")]);
         r.set("email_verified".into(), vec![json!(true)]);
-        let claims = |v: Value| v.as_object().cloned().unwrap();
+        let claims = |v: Value| Claims::from_json(v.to_string()).unwrap();
         assert_eq!(
             r.check(&claims(json!({"azp": "ci", "email_verified": true}))),
             Ok(())

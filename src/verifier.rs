@@ -211,6 +211,12 @@ impl Shared {
         })
     }
 
+    /// Whether verified tokens are cached at all (so that a verifier need not gather what
+    /// [`remember`](Self::remember) would throw away).
+    pub(crate) fn caches_verified(&self) -> bool {
+        self.verified.is_some()
+    }
+
     /// Remembers a verified JWT until its `exp` (if that is after `now`, Unix seconds).
     /// Called right after the signature check, so the set a kid-less key is taken from is
     /// the one the cache holds now. `fingerprint`: [`TokenHashes::for_cache`].

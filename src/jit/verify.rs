@@ -75,10 +75,7 @@ impl JitVerifier {
     /// service's own keys; a trusted issuer's JWKS URL (found by discovery, https or
     /// loopback) for another's; refused, before any fetch, for any other issuer.
     fn peer_jwks(&self, u: &Unverified) -> Result<Option<String>, VerifyError> {
-        let azp = u
-            .claim("azp")
-            .and_then(Value::as_str)
-            .ok_or(VerifyError::MissingClaim("azp"))?;
+        let azp = u.claim_str("azp").ok_or(VerifyError::MissingClaim("azp"))?;
         if azp == self.jit.service_id {
             return Ok(None);
         }
@@ -134,8 +131,7 @@ impl JitVerifier {
         }
         check_iat(claims, self.leeway)?;
         let iat = claims
-            .get("iat")
-            .and_then(Value::as_u64)
+            .u64("iat")
             .ok_or(VerifyError::Malformed("iat is not a whole number"))?;
         let (exp, expiry) = exp_claim(claims)?;
         if exp.saturating_sub(iat) > self.jit.config.max_duration.as_secs() + self.leeway {
@@ -144,8 +140,8 @@ impl JitVerifier {
         // For this service by name, or `self-issued` by this service: a `self-issued` token
         // is for its issuer alone, whatever else its `aud` lists.
         let azp = str_claim(claims, "azp")?;
-        let named = u.aud.iter().any(|a| *a == self.jit.service_id);
-        let own = azp == self.jit.service_id && u.aud.iter().any(|a| a == SELF_ISSUED);
+        let named = u.aud().any(|a| a == self.jit.service_id);
+        let own = azp == self.jit.service_id && u.aud().any(|a| a == SELF_ISSUED);
         if !named && !own {
             return Err(VerifyError::WrongAudience);
         }
@@ -157,7 +153,10 @@ impl JitVerifier {
         if crate::external_jwks::entity_ref(sub)? != sub || !sub.starts_with("user:") {
             return Err(VerifyError::WrongSubject);
         }
-        let roles = match (claims.get("roles"), claims.get("encrypted_roles")) {
+        let roles = match (
+            claims.get("roles").as_deref(),
+            claims.get("encrypted_roles").as_deref(),
+        ) {
             (Some(_), Some(_)) => {
                 return Err(VerifyError::Malformed(
                     "token carries roles and encrypted_roles",

@@ -100,10 +100,11 @@ impl PluginVerifier {
         if u.alg != Algorithm::ES256 {
             return Err(VerifyError::AlgorithmNotAllowed);
         }
-        let caller = match &u.act {
+        let act = u.act();
+        let caller = match &act {
             Some(act) => self.trusted_actor(act)?,
             None => {
-                let sub = u.sub.as_deref().ok_or(VerifyError::MissingClaim("sub"))?;
+                let sub = u.sub().ok_or(VerifyError::MissingClaim("sub"))?;
                 if !crate::service_id::is_valid_service_id(sub) {
                     return Err(VerifyError::WrongSubject);
                 }
@@ -130,7 +131,7 @@ impl PluginVerifier {
         let claims = crate::jwt::verify(token, u, &key.key, &self.validation)?;
         // `iat` in the future first (a huge `iat` is that, whatever its type), then its form.
         check_iat(claims, self.leeway)?;
-        let iat = match claims.get("iat") {
+        let iat = match claims.get("iat").as_deref() {
             None => return Err(VerifyError::MissingClaim("iat")),
             Some(iat) => iat
                 .as_u64()
@@ -143,7 +144,7 @@ impl PluginVerifier {
             return Err(VerifyError::LifetimeTooLong);
         }
         let sub = str_claim(claims, "sub")?;
-        let principal = match (claims.get("obo"), claims.get("act")) {
+        let principal = match (claims.get("obo").as_deref(), claims.get("act").as_deref()) {
             (Some(_), Some(_)) => {
                 return Err(VerifyError::Malformed("token carries both obo and act"));
             }
