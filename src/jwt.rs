@@ -104,13 +104,35 @@ impl std::fmt::Debug for Unverified {
 /// `Map<String, Value>` (the same number rules, the same nesting limit), with one claim
 /// repeated refused.
 ///
-/// Claims are looked up by name with a scan: a token carries a handful, and the few a
-/// verifier reads are found in the first ones.
+/// The registered claims every verifier reads are found where the read left them
+/// ([`KNOWN`]); any other claim by a scan (a token carries a handful).
 pub(crate) struct Claims {
     /// The decoded payload, the JSON text every span points into.
     json: String,
     /// Each claim's name and value, in the token's order; no name twice.
     entries: Vec<(Text, Item)>,
+    /// Where each of the [`KNOWN`] claims is in `entries`, plus one (0: absent).
+    known: [usize; KNOWN.len()],
+}
+
+/// The claims looked up on every verification, by [`known`] slot.
+const KNOWN: [&str; 6] = ["exp", "nbf", "iat", "iss", "sub", "aud"];
+
+/// The slot of `name` in [`KNOWN`]: three bytes compared as one number, no string compare.
+#[inline]
+fn known(name: &str) -> Option<usize> {
+    let &[a, b, c] = name.as_bytes() else {
+        return None;
+    };
+    match &[a, b, c] {
+        b"exp" => Some(0),
+        b"nbf" => Some(1),
+        b"iat" => Some(2),
+        b"iss" => Some(3),
+        b"sub" => Some(4),
+        b"aud" => Some(5),
+        _ => None,
+    }
 }
 
 /// A piece of text of the payload: where it lies, or (when unescaping changed it, so no span
@@ -150,11 +172,16 @@ impl Claims {
         }
     }
 
+    #[inline]
     fn find(&self, name: &str) -> Option<&Item> {
-        self.entries
-            .iter()
-            .find(|(n, _)| self.text(n) == name)
-            .map(|(_, item)| item)
+        let at = match known(name) {
+            Some(slot) => self.known[slot].checked_sub(1)?,
+            None => self
+                .entries
+                .iter()
+                .position(|(n, _)| self.text(n) == name)?,
+        };
+        self.entries.get(at).map(|(_, item)| item)
     }
 
     /// Whether the claim is there (`null` included).
@@ -207,10 +234,21 @@ impl Claims {
         let entries = serde::de::DeserializeSeed::deserialize(Entries(&json), &mut de)
             .and_then(|entries| de.end().map(|()| entries))
             .map_err(|_| not_an_object)?;
-        let claims = Self { json, entries };
+        let mut claims = Self {
+            json,
+            entries,
+            known: [0; KNOWN.len()],
+        };
         if claims.has_repeated_name() {
             return Err(VerifyError::Malformed("a claim appears twice"));
         }
+        let mut known_at = [0; KNOWN.len()];
+        for (i, (name, _)) in claims.entries.iter().enumerate() {
+            if let Some(slot) = known(claims.text(name)) {
+                known_at[slot] = i + 1;
+            }
+        }
+        claims.known = known_at;
         Ok(claims)
     }
 
@@ -796,6 +834,16 @@ mod tests {
         let deep = format!(r#"{{"a":{}{}}}"#, "[".repeat(200), "]".repeat(200));
         assert!(serde_json::from_str::<Map<String, Value>>(&deep).is_err());
         assert!(Claims::from_json(deep).is_err());
+    }
+
+    #[test]
+    fn known_slots_are_the_known_names() {
+        for (slot, name) in KNOWN.iter().enumerate() {
+            assert_eq!(known(name), Some(slot));
+        }
+        for other in ["", "ex", "expp", "EXP", "jti", "azp", "act"] {
+            assert_eq!(known(other), None);
+        }
     }
 
     /// A repeated claim is found among a thousand as among two, without a quadratic scan.
