@@ -846,10 +846,8 @@ impl Verifier for JwksVerifier {
         {
             return Verification::Done(found.map_err(key_error).and_then(|key| {
                 let (p, exp) = self.finish(token.raw, &u, &key, shared.leeway)?;
-                if shared.caches_verified() {
-                    let keys = vec![(url.to_owned(), u.kid.clone())];
-                    shared.remember(token.raw, fingerprint, &p, exp, now, keys);
-                }
+                let keys = || vec![(url.to_owned(), u.kid.clone())];
+                shared.remember(token.raw, fingerprint, &p, exp, now, keys);
                 Ok(p)
             }));
         }
@@ -863,7 +861,7 @@ impl Verifier for JwksVerifier {
             let (p, exp) = this.finish(&raw, &u, &key, shared.leeway)?;
             // The request's `now`, even after a fetch: an entry that expired meanwhile is
             // never answered (a hit checks `exp` against its own request's clock).
-            shared.remember(&raw, fingerprint, &p, exp, now, vec![(url, u.kid)]);
+            shared.remember(&raw, fingerprint, &p, exp, now, || vec![(url, u.kid)]);
             Ok(p)
         }))
     }

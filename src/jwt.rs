@@ -52,10 +52,11 @@ impl Unverified {
     /// The `aud` claim as a list (a string, or strings: [`inspect`] refuses anything else;
     /// empty when absent); never trusted.
     pub(crate) fn aud(&self) -> impl Iterator<Item = &str> + Clone {
-        let (one, many) = match self.claims.find("aud") {
-            Some(Item::Str(t)) => (Some(self.claims.text(t)), &[][..]),
-            Some(Item::Composite(Value::Array(items))) => (None, items.as_slice()),
-            _ => (None, &[][..]),
+        let aud = self.claims.find("aud").and_then(|v| names(&self.claims, v));
+        let (one, many) = match aud {
+            Some(Names::One(s)) => (Some(s), &[][..]),
+            Some(Names::Many(items)) => (None, items),
+            None => (None, &[][..]),
         };
         one.into_iter().chain(many.iter().filter_map(Value::as_str))
     }
@@ -257,7 +258,6 @@ impl Claims {
     /// claim is refused. Pair by pair for a handful of claims, sorted for more (an 8 KiB
     /// token holds a thousand one-letter claims: no quadratic work for an attacker to ask).
     fn has_repeated_name(&self) -> bool {
-        let mut names: Vec<&str> = Vec::new();
         let n = self.entries.len();
         if n <= 16 {
             return (0..n).any(|i| {
@@ -265,7 +265,7 @@ impl Claims {
                 self.entries[i + 1..].iter().any(|(b, _)| self.text(b) == a)
             });
         }
-        names.extend(self.entries.iter().map(|(name, _)| self.text(name)));
+        let mut names: Vec<&str> = self.entries.iter().map(|(n, _)| self.text(n)).collect();
         names.sort_unstable();
         names.windows(2).any(|w| w[0] == w[1])
     }

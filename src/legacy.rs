@@ -205,7 +205,7 @@ impl Verifier for LegacyVerifier {
                 &p,
                 exp,
                 token.now.unix_secs(),
-                Vec::new(),
+                Vec::new,
             );
             p
         });

@@ -211,12 +211,6 @@ impl Shared {
         })
     }
 
-    /// Whether verified tokens are cached at all (so that a verifier need not gather what
-    /// [`remember`](Self::remember) would throw away).
-    pub(crate) fn caches_verified(&self) -> bool {
-        self.verified.is_some()
-    }
-
     /// Remembers a verified JWT until its `exp` (if that is after `now`, Unix seconds).
     /// Called right after the signature check, so the set a kid-less key is taken from is
     /// the one the cache holds now. `fingerprint`: [`TokenHashes::for_cache`].
@@ -227,11 +221,13 @@ impl Shared {
         p: &Principal,
         exp: u64,
         now: u64,
-        keys: Vec<KeyRef>,
+        keys: impl FnOnce() -> Vec<KeyRef>,
     ) {
         if let Some(verified) = &self.verified
             && exp > now
         {
+            // Gathered only for an entry that is kept (with the cache off, nothing to build).
+            let keys = keys();
             let mut cached = Vec::with_capacity(keys.len());
             for (url, kid) in keys {
                 match self.cache.witness(&url, kid) {
@@ -333,7 +329,7 @@ mod tests {
         let now = crate::clock::now();
         let p = Principal::none();
         let exp = now.unix_secs() + 60;
-        shared.remember(TOKEN, None, &p, exp, now.unix_secs(), Vec::new());
+        shared.remember(TOKEN, None, &p, exp, now.unix_secs(), Vec::new);
         let (_, fingerprint) = shared.remembered(TOKEN.as_bytes(), now, false).unwrap();
         assert_eq!(fingerprint, None, "not audited: not hashed");
         let (hit, fingerprint) = shared.remembered(TOKEN.as_bytes(), now, true).unwrap();
@@ -358,7 +354,7 @@ mod tests {
             &p,
             exp,
             now.unix_secs(),
-            Vec::new(),
+            Vec::new,
         );
         let (_, fingerprint) = shared.remembered(TOKEN.as_bytes(), now, false).unwrap();
         assert_eq!(fingerprint, Some(hashes.fingerprint()));
@@ -369,7 +365,7 @@ mod tests {
             &p,
             now.unix_secs(),
             now.unix_secs(),
-            Vec::new(),
+            Vec::new,
         );
         assert!(shared.remembered(b"other.token.x", now, true).is_none());
     }

@@ -263,7 +263,7 @@ impl Verifier for PluginVerifier {
                     (p, exp)
                 }
             };
-            shared.remember(&raw, fingerprint, &principal, exp, now, keys);
+            shared.remember(&raw, fingerprint, &principal, exp, now, || keys);
             Ok(principal)
         })
     }
