@@ -290,6 +290,7 @@ impl Fixtures {
                 (self.raw(a), "raw"),
                 (self.no_auth(a), "no_auth"),
                 (self.floor(a), "floor_request"),
+                (self.raw_then_request(a), "raw_then_request"),
                 (self.layer_fresh(a), "layer_fresh"),
                 (self.layer_fresh_crate(a), "layer_fresh_crate_fetcher"),
                 (self.layer_cached(a), "layer_cached"),
@@ -365,6 +366,16 @@ impl Fixtures {
 
     pub fn no_auth<'a>(&'a self, a: &'a PerAlg) -> Side<'a> {
         Side::Request {
+            app: &self.plain,
+            authorization: &a.authorization,
+        }
+    }
+
+    pub fn raw_then_request<'a>(&'a self, a: &'a PerAlg) -> Side<'a> {
+        Side::RawThenRequest {
+            token: &a.token,
+            key: &a.decoding,
+            validation: &a.validation,
             app: &self.plain,
             authorization: &a.authorization,
         }

@@ -42,6 +42,17 @@ pub enum Side<'a> {
         client: &'a JwksClient<WebSource>,
         token: &'a str,
     },
+    /// Raw decode, then the no-auth request, in one iteration: what the layer's request is
+    /// set against when it is compared with `jsonwebtoken::decode` (issue 11). Both run
+    /// back to back, as in the layer's request, so each pays for the caches and branch
+    /// history the other leaves, which subtracting two benches timed apart does not see.
+    RawThenRequest {
+        token: &'a str,
+        key: &'a DecodingKey,
+        validation: &'a Validation,
+        app: &'a Router,
+        authorization: &'a HeaderValue,
+    },
 }
 
 impl Side<'_> {
@@ -69,6 +80,24 @@ impl Side<'_> {
                 group.bench_function(name, |b| {
                     b.to_async(rt)
                         .iter(|| client.decode::<Claims>(black_box(token), &[AUDIENCE]));
+                });
+            }
+            Side::RawThenRequest {
+                token,
+                key,
+                validation,
+                app,
+                authorization,
+            } => {
+                group.bench_function(name, |b| {
+                    b.to_async(rt).iter(|| {
+                        let decoded =
+                            jsonwebtoken::decode::<Claims>(black_box(token), key, validation);
+                        black_box(decoded.ok());
+                        let req = request::get(ITEM_URI, authorization.clone());
+                        let app = app.clone();
+                        async move { black_box(app.oneshot(req).await.ok()) }
+                    });
                 });
             }
         }
@@ -105,6 +134,21 @@ impl Side<'_> {
                     );
                 }
             }),
+            Side::RawThenRequest {
+                token,
+                key,
+                validation,
+                app,
+                authorization,
+            } => rt.block_on(async {
+                for _ in 0..n {
+                    black_box(
+                        jsonwebtoken::decode::<Claims>(black_box(token), key, validation).ok(),
+                    );
+                    let req = request::get(ITEM_URI, authorization.clone());
+                    black_box(app.clone().oneshot(req).await.ok());
+                }
+            }),
         }
         start.elapsed().as_secs_f64() * 1e9 / f64::from(n)
     }
@@ -133,6 +177,26 @@ impl Side<'_> {
                 match rt.block_on(client.decode::<Claims>(token, &[AUDIENCE])) {
                     Ok(_) => "ok".to_owned(),
                     Err(e) => format!("error: {e}"),
+                }
+            }
+            Side::RawThenRequest {
+                token,
+                key,
+                validation,
+                app,
+                authorization,
+            } => {
+                let decoded = Side::Raw {
+                    token,
+                    key,
+                    validation,
+                }
+                .outcome(rt);
+                let request = Side::Request { app, authorization }.outcome(rt);
+                if decoded == "ok" && request == "ok" {
+                    "ok".to_owned()
+                } else {
+                    format!("decode: {decoded}; request: {request}")
                 }
             }
         }
@@ -182,7 +246,8 @@ pub const FRESH: usize = 2;
 pub const FRESH_CRATE: usize = 3;
 pub const CLIENT: usize = 4;
 pub const FLOOR: usize = 5;
-pub const CACHED: usize = 6;
+pub const RAW_THEN_REQUEST: usize = 6;
+pub const CACHED: usize = 7;
 
 pub fn per_alg_sides<'a>(f: &'a Fixtures, a: &'a PerAlg) -> Vec<(Side<'a>, u32)> {
     let mut sides = vec![
@@ -192,6 +257,7 @@ pub fn per_alg_sides<'a>(f: &'a Fixtures, a: &'a PerAlg) -> Vec<(Side<'a>, u32)>
         (f.layer_fresh_crate(a), PAIRED_BATCH_CRYPTO),
         (f.jwks_client_rs(a), PAIRED_BATCH_CRYPTO),
         (f.floor(a), PAIRED_BATCH_CRYPTO),
+        (f.raw_then_request(a), PAIRED_BATCH_CRYPTO),
     ];
     if a.alg == Alg::Es256 {
         sides.push((f.layer_cached(a), PAIRED_BATCH_CHEAP));
@@ -214,6 +280,8 @@ pub struct AlgChecks {
     pub floor_isolated: Figure,
     /// The layer's request ÷ the floor's request (what the load bench compares).
     pub fresh_over_floor: Figure,
+    /// The layer's request ÷ (raw decode then the no-auth request, one iteration).
+    pub fresh_over_raw_then_request: Figure,
     pub cached_full: Option<Figure>,
     pub cached_isolated: Option<Figure>,
     /// What a cached request costs over the no-auth request, ns.
@@ -241,6 +309,7 @@ pub fn run_checks(rt: &Runtime, f: &Fixtures) -> Vec<AlgChecks> {
                 client_over_raw: r.figure(|t| t[CLIENT] / t[RAW]),
                 floor_isolated: r.figure(|t| (t[FLOOR] - t[NO_AUTH]) / t[RAW]),
                 fresh_over_floor: r.figure(|t| t[FRESH] / t[FLOOR]),
+                fresh_over_raw_then_request: r.figure(|t| t[FRESH] / t[RAW_THEN_REQUEST]),
                 cached_full: has_cached.then(|| r.figure(|t| t[FRESH] / t[CACHED])),
                 cached_isolated: has_cached
                     .then(|| r.figure(|t| (t[FRESH] - t[NO_AUTH]) / (t[CACHED] - t[NO_AUTH]))),
