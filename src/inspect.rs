@@ -42,7 +42,7 @@ use crate::auth::Auth;
 use crate::classify::{Route, TokenClass, classify};
 use crate::error::VerifyError;
 use crate::extract::MAX_TOKEN_LEN;
-use crate::jwt::{Unverified, decode_part};
+use crate::jwt::{Part, Unverified, decode_part};
 
 /// What a token says about itself and where the layer would send it. Nothing in it is
 /// verified. See the [module docs](self).
@@ -521,9 +521,9 @@ fn jwt_shape(token: &str) -> Result<TokenShape, InspectError> {
         )));
     };
     let header: Map<String, Value> =
-        decode_part(header, "header").map_err(InspectError::Unreadable)?;
+        decode_part(header, Part::Header).map_err(InspectError::Unreadable)?;
     let mut claims: Map<String, Value> =
-        decode_part(payload, "claims").map_err(InspectError::Unreadable)?;
+        decode_part(payload, Part::Claims).map_err(InspectError::Unreadable)?;
     if let Some(obo) = claims.get_mut("obo") {
         // A limited user token: a credential of its own, never printed.
         let len = obo.as_str().map_or(0, str::len);

@@ -219,12 +219,9 @@ impl Claims {
 
     /// Reads a JWS payload (base64url of a JSON object).
     fn decode(payload: &str) -> Result<Self, VerifyError> {
-        let bytes = URL_SAFE_NO_PAD
-            .decode(payload)
-            .map_err(|_| VerifyError::Malformed("claims are not base64url"))?;
+        let bytes = Part::Claims.bytes(payload)?;
         // Invalid UTF-8 cannot be JSON: refused here once, not string by string.
-        let json = String::from_utf8(bytes)
-            .map_err(|_| VerifyError::Malformed("claims are not a JSON object"))?;
+        let json = String::from_utf8(bytes).map_err(|_| Part::Claims.not_an_object())?;
         Self::from_json(json)
     }
 
@@ -410,10 +407,9 @@ fn inspect_segments(token: &str, first: usize, last: usize) -> Result<Unverified
     let (header, payload) = (&token[..first], &token[first + 1..last]);
     let signing_input_end = last;
     let mut buf = [0u8; 512];
-    let header_bytes = crate::jws::base64url(header, &mut buf)
-        .map_err(|_| VerifyError::Malformed("header is not base64url"))?;
-    let header: RawHeader<'_> = object(&header_bytes)
-        .map_err(|()| VerifyError::Malformed("header is not a JSON object"))?;
+    let header_bytes =
+        crate::jws::base64url(header, &mut buf).map_err(|_| Part::Header.not_base64url())?;
+    let header: RawHeader<'_> = object(&header_bytes).map_err(|()| Part::Header.not_an_object())?;
     for (present, name) in [
         (header.jku.is_some(), "jku"),
         (header.x5u.is_some(), "x5u"),
@@ -470,23 +466,43 @@ fn object<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ()> {
     serde_json::from_slice(bytes).map_err(|_| ())
 }
 
-pub(crate) fn decode_part<T: serde::de::DeserializeOwned>(
-    part: &str,
-    what: &'static str,
-) -> Result<T, VerifyError> {
-    let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| {
-        VerifyError::Malformed(if what == "header" {
-            "header is not base64url"
-        } else {
-            "claims are not base64url"
+/// A segment of a compact JWS that holds JSON, for naming what is wrong with it.
+#[derive(Clone, Copy)]
+pub(crate) enum Part {
+    Header,
+    Claims,
+}
+
+impl Part {
+    /// `segment` base64url-decoded.
+    fn bytes(self, segment: &str) -> Result<Vec<u8>, VerifyError> {
+        URL_SAFE_NO_PAD
+            .decode(segment)
+            .map_err(|_| self.not_base64url())
+    }
+
+    fn not_base64url(self) -> VerifyError {
+        VerifyError::Malformed(match self {
+            Part::Header => "header is not base64url",
+            Part::Claims => "claims are not base64url",
         })
-    })?;
-    let not_an_object = VerifyError::Malformed(if what == "header" {
-        "header is not a JSON object"
-    } else {
-        "claims are not a JSON object"
-    });
-    object(&bytes).map_err(|()| not_an_object)
+    }
+
+    fn not_an_object(self) -> VerifyError {
+        VerifyError::Malformed(match self {
+            Part::Header => "header is not a JSON object",
+            Part::Claims => "claims are not a JSON object",
+        })
+    }
+}
+
+/// `segment`, a header or claims segment, read as a `T` from its JSON object.
+pub(crate) fn decode_part<T: serde::de::DeserializeOwned>(
+    segment: &str,
+    part: Part,
+) -> Result<T, VerifyError> {
+    let bytes = part.bytes(segment)?;
+    object(&bytes).map_err(|()| part.not_an_object())
 }
 
 /// The instant an `exp` names, or [`VerifyError::ExpOutOfRange`] when it names no real date.

@@ -227,6 +227,6 @@ pub(crate) fn token_times(token: &SecretString) -> Option<(u64, u64)> {
         exp: u64,
     }
     let payload = token.expose_secret().split('.').nth(1)?;
-    let times: Times = crate::jwt::decode_part(payload, "claims").ok()?;
+    let times: Times = crate::jwt::decode_part(payload, crate::jwt::Part::Claims).ok()?;
     Some((times.iat, times.exp))
 }
