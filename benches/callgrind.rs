@@ -32,6 +32,11 @@
 //!   `jsonwebtoken::decode` into a JSON map with a `DecodingKey` made once (what the
 //!   criterion bench's `raw` side does), so that the layer's whole cost over `noauth` can be
 //!   set beside one bare decode;
+//! - `raw-then-request-es256`, `-rs256`, `-eddsa`: in each iteration one bare
+//!   `jsonwebtoken::decode` and then one request through the app with no auth (what the
+//!   criterion bench's `raw_then_request` side does): the two costs the layer's fresh
+//!   request is held against, paid together, so that their caches compete as in the
+//!   layer (read it with `--cache-sim=yes`);
 //! - `jwt-es256-overflow`, `jwt-es256-distinct`: 200 distinct ES256 tokens in turn, through
 //!   a cache of 100 entries (every request misses, verifies, inserts and evicts) or with
 //!   the cache off: the difference is what the cache costs when it cannot help.
@@ -252,14 +257,21 @@ fn requests_raw(
     n: usize,
 ) {
     for _ in 0..n {
-        let claims = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
-            std::hint::black_box(token),
-            key,
-            validation,
-        )
-        .expect("verifies");
-        std::hint::black_box(claims);
+        decode_raw(token, key, validation);
     }
+}
+
+/// One bare decode. Its name does not match `callgrind::requests*`, so that calling it
+/// inside a counted function does not toggle the counting off.
+#[inline(never)]
+fn decode_raw(token: &str, key: &jsonwebtoken::DecodingKey, validation: &jsonwebtoken::Validation) {
+    let claims = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
+        std::hint::black_box(token),
+        key,
+        validation,
+    )
+    .expect("verifies");
+    std::hint::black_box(claims);
 }
 
 /// The measured part: `n` requests, each driven to completion, their `authorization`
@@ -274,7 +286,27 @@ where
             Error = std::convert::Infallible,
         >,
 {
+    requests_after(rt, app, headers, n, || {});
+}
+
+/// [`requests`] with `before` called ahead of each request, inside the counted part (the
+/// `raw-then-request-*` kinds' bare decode).
+#[inline(always)]
+fn requests_after<S>(
+    rt: &tokio::runtime::Runtime,
+    app: &mut S,
+    headers: &[String],
+    n: usize,
+    mut before: impl FnMut(),
+) where
+    S: Service<
+            Request<Body>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        >,
+{
     for header in headers.iter().cycle().take(n) {
+        before();
         let req = Request::get("/items/42")
             .header("authorization", header.as_str())
             .body(Body::empty())
@@ -295,7 +327,31 @@ where
     }
 }
 
+/// The `raw-then-request-*` kinds' measured part: `n` times a bare decode, then a request
+/// through the app with no auth.
+#[inline(never)]
+fn requests_raw_then_request(
+    rt: &tokio::runtime::Runtime,
+    app: &mut Router,
+    header: &[String],
+    raw: (&str, &jsonwebtoken::DecodingKey, &jsonwebtoken::Validation),
+    n: usize,
+) {
+    let (token, key, validation) = raw;
+    requests_after(rt, app, header, n, || decode_raw(token, key, validation));
+}
+
 fn run(rt: &tokio::runtime::Runtime, kind: &str, n: usize) {
+    if let Some(alg) = kind.strip_prefix("raw-then-request-") {
+        let key = key_of(alg);
+        let (decoding, validation) = decoding(&key);
+        let token = signed_token(&key);
+        let headers = [format!("Bearer {token}")];
+        let mut app = plain();
+        let raw = (token.as_str(), &decoding, &validation);
+        requests_raw_then_request(rt, &mut app, &headers, raw, 1);
+        return requests_raw_then_request(rt, &mut app, &headers, raw, n);
+    }
     if kind.starts_with("raw-") {
         let key = key_of(kind);
         let (decoding, validation) = decoding(&key);
@@ -366,6 +422,9 @@ fn main() {
                 "raw-es256",
                 "raw-rs256",
                 "raw-eddsa",
+                "raw-then-request-es256",
+                "raw-then-request-rs256",
+                "raw-then-request-eddsa",
                 "jwt-es256-overflow",
                 "jwt-es256-distinct",
             ] {
