@@ -104,12 +104,13 @@ impl<'a> TokenHashes<'a> {
     }
 
     /// Where the event's fingerprint comes from once the verifier is done: known if
-    /// anything hashed the token (one short hash more after a digest lookup), else computed
-    /// from the token if the event is built.
+    /// anything computed it; after a digest lookup (a static or service-account token),
+    /// the digest, so that the one short hash more is made only if the event is built;
+    /// else the token, hashed only if the event is built.
     pub(crate) fn into_fingerprint(self) -> TokenFingerprint<'a> {
         match (self.fingerprint.get(), self.digest.get()) {
             (Some(f), _) => TokenFingerprint::Known(*f),
-            (None, Some(digest)) => TokenFingerprint::Known(Fingerprint::of_digest(digest)),
+            (None, Some(digest)) => TokenFingerprint::Digest(*digest),
             (None, None) => TokenFingerprint::Later(self.raw),
         }
     }
@@ -120,6 +121,9 @@ pub(crate) enum TokenFingerprint<'a> {
     /// No token, or one refused before it was checked (not visible ASCII).
     None,
     Known(Fingerprint),
+    /// The token's SHA-256, taken by a lookup: the fingerprint is one short hash of it,
+    /// made only if the event is built.
+    Digest([u8; 32]),
     /// The token, hashed only if the event is built.
     Later(&'a [u8]),
 }
@@ -129,6 +133,7 @@ impl TokenFingerprint<'_> {
         match self {
             TokenFingerprint::None => None,
             TokenFingerprint::Known(f) => Some(*f),
+            TokenFingerprint::Digest(digest) => Some(Fingerprint::of_digest(digest)),
             TokenFingerprint::Later(raw) => Some(Fingerprint::of(raw)),
         }
     }
@@ -311,11 +316,15 @@ mod tests {
         let unhashed = TokenHashes::new(TOKEN.as_bytes(), false).into_fingerprint();
         assert!(matches!(unhashed, TokenFingerprint::Later(raw) if raw == TOKEN.as_bytes()));
         assert_eq!(unhashed.get(), Some(fingerprint));
+        // After a digest lookup the short hash is still left for the event to make.
         let looked_up = TokenHashes::new(TOKEN.as_bytes(), false);
         looked_up.digest();
+        let looked_up = looked_up.into_fingerprint();
         assert!(
-            matches!(looked_up.into_fingerprint(), TokenFingerprint::Known(f) if f == fingerprint)
+            matches!(looked_up, TokenFingerprint::Digest(d) if d == crate::secret::sha256(TOKEN.as_bytes()))
         );
+        assert_eq!(looked_up.get(), Some(fingerprint));
+        assert!(matches!(looked_up.settle(), TokenFingerprint::Known(f) if f == fingerprint));
         assert!(
             matches!(audited.into_fingerprint(), TokenFingerprint::Known(f) if f == fingerprint)
         );
