@@ -342,20 +342,17 @@ fn requests_raw_then_request(
 }
 
 fn run(rt: &tokio::runtime::Runtime, kind: &str, n: usize) {
-    if let Some(alg) = kind.strip_prefix("raw-then-request-") {
-        let key = key_of(alg);
-        let (decoding, validation) = decoding(&key);
-        let token = signed_token(&key);
-        let headers = [format!("Bearer {token}")];
-        let mut app = plain();
-        let raw = (token.as_str(), &decoding, &validation);
-        requests_raw_then_request(rt, &mut app, &headers, raw, 1);
-        return requests_raw_then_request(rt, &mut app, &headers, raw, n);
-    }
     if kind.starts_with("raw-") {
         let key = key_of(kind);
         let (decoding, validation) = decoding(&key);
         let token = signed_token(&key);
+        if kind.starts_with("raw-then-request-") {
+            let headers = [format!("Bearer {token}")];
+            let mut app = plain();
+            let raw = (token.as_str(), &decoding, &validation);
+            requests_raw_then_request(rt, &mut app, &headers, raw, 1);
+            return requests_raw_then_request(rt, &mut app, &headers, raw, n);
+        }
         requests_raw(&token, &decoding, &validation, 1);
         return requests_raw(&token, &decoding, &validation, n);
     }
